@@ -1,0 +1,228 @@
+"""Fused multi-step (P)LIF / IF kernels for the CPU (numba), forward and backward.
+
+Why fused: a time loop in eager PyTorch runs ~8 tensor operations per step, each reading and
+writing the whole ``[B, N]`` slice; the fused forward reads ``x`` once and writes the spikes once.
+The backward does not store the membrane trace: it recomputes ``h[t]`` from ``x`` for a block of
+neurons over all time steps (the block stays in L2), so its only memory traffic is ``x`` and the
+spike gradient (read) and the input gradient (written).
+
+The forward arithmetic is float32, in the same order as :func:`neuroflow.neurons.dynamics.charge`
+and ``reset``, so spikes equal the torch reference (and SpikingJelly) bit for bit. The sigmoid
+surrogate uses a vectorisable ``exp`` (:func:`_exp`) because libm's ``expf`` does not vectorise.
+
+Layout: 2-D ``[T, M]`` arrays (``M`` = batch x neurons, C-contiguous). Each kernel works on a column
+range ``lo:hi`` without the GIL; :mod:`neuroflow.neurons.functional` splits columns over threads.
+
+Performance notes (measured on the 2-core development VM): each inner loop is branch-free, with the
+variant flags (charge kind, reset, detach, surrogate) tested *outside* the loop. A flag tested
+inside kept LLVM from vectorising and cost ~10x. numba's ``parallel=True`` (OpenMP layer) measured
+~10x slower than two plain threads here, hence the explicit column split.
+
+Codes: ``kind`` 0 LIF (decay_input), 1 LIF, 2 IF, 3 PLIF (decay_input), 4 PLIF (see
+:mod:`neuroflow.neurons.dynamics`); ``sg_kind`` 0 sigmoid, 1 atan, 2 rectangular (see :mod:`surrogate`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+f32 = np.float32
+_OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+#: Elements (time steps x neurons) of the backward's recomputed block: fits the 512 KiB L2 cache.
+BLOCK_ELEMENTS = 1 << 15
+
+
+@numba.njit(**_OPTS)
+def block_columns(steps):
+    """Neurons per backward block for ``steps`` time steps (a multiple of 64, at least 64)."""
+    return max(64, (BLOCK_ELEMENTS // max(steps, 1)) // 64 * 64)
+
+
+@numba.njit(inline="always", **_OPTS)
+def _fire_reset(h, th, vr, soft):
+    """``(spike, v)`` after the charge ``h``; written as selects so that loops stay vectorised."""
+    fire = (h - th) >= f32(0.0)
+    after = (h - th) if soft else vr
+    return (f32(1.0) if fire else f32(0.0)), (after if fire else h)
+
+
+@numba.njit(**_OPTS)
+def _step_row(kind, soft, xt, v, ht, st, n, tau, q, th, vr):
+    """One time step of ``n`` neurons: charge ``ht = h[t]``, spikes ``st``, reset ``v``."""
+    if kind == 0:
+        for j in range(n):
+            h = v[j] + (xt[j] - (v[j] - vr)) / tau
+            ht[j] = h
+            st[j], v[j] = _fire_reset(h, th, vr, soft)
+    elif kind == 1:
+        for j in range(n):
+            h = v[j] - (v[j] - vr) / tau + xt[j]
+            ht[j] = h
+            st[j], v[j] = _fire_reset(h, th, vr, soft)
+    elif kind == 2:
+        for j in range(n):
+            h = v[j] + xt[j]
+            ht[j] = h
+            st[j], v[j] = _fire_reset(h, th, vr, soft)
+    elif kind == 3:
+        for j in range(n):
+            h = v[j] + (xt[j] - (v[j] - vr)) * q
+            ht[j] = h
+            st[j], v[j] = _fire_reset(h, th, vr, soft)
+    else:
+        for j in range(n):
+            h = v[j] - (v[j] - vr) * q + xt[j]
+            ht[j] = h
+            st[j], v[j] = _fire_reset(h, th, vr, soft)
+
+
+@numba.njit(**_OPTS)
+def forward(x, v0, spikes, v_out, lo, hi, kind, soft, tau, q, th, vr):
+    """Columns ``lo:hi`` of ``x [T, M]``, ``v0 [M]`` -> ``spikes [T, M]`` (0/1) and ``v_out [M]``."""
+    n = hi - lo
+    v = v_out[lo:hi]
+    v[:] = v0[lo:hi]
+    hrow = np.empty(n, dtype=np.float32)
+    for t in range(x.shape[0]):
+        _step_row(kind, soft, x[t, lo:hi], v, hrow, spikes[t, lo:hi], n, tau, q, th, vr)
+
+
+@numba.njit(inline="always", **_OPTS)
+def _exp(y):
+    """``exp(y)`` for float32 ``y`` in [-87, 87]: Cody-Waite reduction ``y = k ln2 + r``, a degree-6
+    polynomial for ``exp(r)`` and ``2^k`` written into the exponent bits. Relative error < 5e-7."""
+    k = np.floor(y * f32(1.4426950408889634) + f32(0.5))
+    r = y - k * f32(0.693359375)
+    r = r - k * f32(-2.12194440e-4)
+    p = f32(1.9875691500e-4)
+    p = p * r + f32(1.3981999507e-3)
+    p = p * r + f32(8.3334519073e-3)
+    p = p * r + f32(4.1665795894e-2)
+    p = p * r + f32(1.6666665459e-1)
+    p = p * r + f32(5.0000001201e-1)
+    p = p * r * r + r + f32(1.0)
+    return p * np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
+
+
+@numba.njit(**_OPTS)
+def _surrogate_row(sg_kind, ht, sg, n, th, alpha):
+    """``sg[j] = g(ht[j] - th)``, the surrogate derivative."""
+    if sg_kind == 0:
+        # sigmoid: s = 1 / (1 + exp(-alpha u)), g = (1 - s) s alpha
+        for j in range(n):
+            y = -(alpha * (ht[j] - th))
+            y = y if y > f32(-87.0) else f32(-87.0)
+            y = y if y < f32(87.0) else f32(87.0)
+            s = f32(1.0) / (f32(1.0) + _exp(y))
+            sg[j] = (f32(1.0) - s) * s * alpha
+    elif sg_kind == 1:
+        # atan: z = u * (pi/2 alpha), g = (alpha / 2) / (1 + z^2)
+        c = f32(np.pi / 2 * alpha)
+        half = f32(alpha / 2)
+        for j in range(n):
+            z = (ht[j] - th) * c
+            sg[j] = half / (f32(1.0) + z * z)
+    else:
+        # rectangular: 1 / width inside |u| < width / 2
+        half = f32(alpha / 2)
+        inv = f32(1.0) / alpha
+        for j in range(n):
+            sg[j] = inv if abs(ht[j] - th) < half else f32(0.0)
+
+
+@numba.njit(**_OPTS)
+def _reset_grad_row(soft, detach, ht, sg, dvdh, n, th, vr):
+    """``dvdh = dv[t]/dh[t]``: hard ``1 - s + (v_reset - h) sg``, soft ``1 - v_th sg`` (no sg if detached)."""
+    if soft and detach:
+        for j in range(n):
+            dvdh[j] = f32(1.0)
+    elif soft:
+        for j in range(n):
+            dvdh[j] = f32(1.0) - th * sg[j]
+    elif detach:
+        for j in range(n):
+            dvdh[j] = f32(0.0) if (ht[j] - th) >= f32(0.0) else f32(1.0)
+    else:
+        for j in range(n):
+            dvdh[j] = (f32(0.0) if (ht[j] - th) >= f32(0.0) else f32(1.0)) + (vr - ht[j]) * sg[j]
+
+
+@numba.njit(**_OPTS)
+def _chain_row(kind, gst, sg, dvdh, carry, gh, gxt, n, inv_tau, q):
+    """``g_h = g_s sg + g_v dv/dh``; ``g_x = g_h dh/dx``; ``carry <- g_h dh/dv`` (g_v of step t-1)."""
+    for j in range(n):
+        gh[j] = gst[j] * sg[j] + carry[j] * dvdh[j]
+    if kind == 0:
+        for j in range(n):
+            gxt[j] = gh[j] * inv_tau
+            carry[j] = gh[j] - gh[j] * inv_tau
+    elif kind == 1:
+        for j in range(n):
+            gxt[j] = gh[j]
+            carry[j] = gh[j] - gh[j] * inv_tau
+    elif kind == 2:
+        for j in range(n):
+            gxt[j] = gh[j]
+            carry[j] = gh[j]
+    elif kind == 3:
+        for j in range(n):
+            gxt[j] = gh[j] * q
+            carry[j] = gh[j] - gh[j] * q
+    else:
+        for j in range(n):
+            gxt[j] = gh[j]
+            carry[j] = gh[j] - gh[j] * q
+
+
+@numba.njit(**_OPTS)
+def _leak_grad_row(kind, xt, vprev, gh, n, vr):
+    """``sum_j g_h dh/dq`` for one step (PLIF's learnable ``q = 1/tau``), in float64."""
+    acc = 0.0
+    if kind == 3:
+        for j in range(n):
+            acc += np.float64(gh[j]) * np.float64(xt[j] - (vprev[j] - vr))
+    else:
+        for j in range(n):
+            acc -= np.float64(gh[j]) * np.float64(vprev[j] - vr)
+    return acc
+
+
+@numba.njit(**_OPTS)
+def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, hi_cols,
+             kind, soft, detach, sg_kind, tau, q, th, vr, alpha):
+    """Gradients of :func:`forward` for columns ``lo_cols:hi_cols``.
+
+    ``grad_v_last`` is dL/dv_T. Writes dL/dx into ``grad_x``, dL/dv_0 into ``grad_v0`` and, for
+    PLIF, dL/dq (``q = 1/tau``) into ``grad_q[0]``.
+    """
+    T = x.shape[0]
+    block = block_columns(T)
+    plif = kind >= 3
+    hbuf = np.empty((T, block), dtype=np.float32)
+    vprev = np.empty((T, block) if plif else (1, 1), dtype=np.float32)
+    srow = np.empty(block, dtype=np.float32)
+    v = np.empty(block, dtype=np.float32)
+    carry = np.empty(block, dtype=np.float32)
+    sg = np.empty(block, dtype=np.float32)
+    dvdh = np.empty(block, dtype=np.float32)
+    gh = np.empty(block, dtype=np.float32)
+    inv_tau = f32(1.0) / tau
+    acc = 0.0
+    for lo in range(lo_cols, hi_cols, block):
+        hi = min(lo + block, hi_cols)
+        n = hi - lo
+        v[:n] = v0[lo:hi]
+        carry[:n] = grad_v_last[lo:hi]
+        for t in range(T):  # recompute h[t] with the forward's float32 operations
+            if plif:
+                vprev[t, :n] = v[:n]
+            _step_row(kind, soft, x[t, lo:hi], v, hbuf[t], srow, n, tau, q, th, vr)
+        for t in range(T - 1, -1, -1):
+            _surrogate_row(sg_kind, hbuf[t], sg, n, th, alpha)
+            _reset_grad_row(soft, detach, hbuf[t], sg, dvdh, n, th, vr)
+            _chain_row(kind, grad_spikes[t, lo:hi], sg, dvdh, carry, gh, grad_x[t, lo:hi], n, inv_tau, q)
+            if plif:
+                acc += _leak_grad_row(kind, x[t, lo:hi], vprev[t], gh, n, vr)
+        grad_v0[lo:hi] = carry[:n]
+    grad_q[0] = acc

@@ -1,0 +1,149 @@
+"""Functional multi-step neurons: pure functions of ``(x [T, B, ...], v [B, ...])``.
+
+``multistep`` dispatches to the fused CPU kernel (float32 on the CPU) or to the pure-torch
+reference (any dtype and device); both give identical spikes and gradients within float32 rounding.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from neuroflow.errors import InvalidArgumentError
+from neuroflow.neurons import cpu_kernels
+from neuroflow.neurons.dynamics import Dynamics, initial_state, multistep_reference, validate_input
+
+BACKENDS = ("auto", "numba", "torch")
+
+
+def fused_supported(x: torch.Tensor) -> bool:
+    """Whether the fused CPU kernel can run on ``x`` (float32 on the CPU, no forward-mode AD)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32
+
+
+def resolve_backend(backend: str, x: torch.Tensor) -> str:
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+    if backend == "auto":
+        return "numba" if fused_supported(x) else "torch"
+    if backend == "numba" and not fused_supported(x):
+        raise InvalidArgumentError(
+            f"backend='numba' runs float32 tensors on the CPU; got dtype {x.dtype} on {x.device}. "
+            "Use backend='auto' or 'torch'."
+        )
+    return backend
+
+
+def multistep(
+    x: torch.Tensor,
+    state: torch.Tensor | None,
+    dyn: Dynamics,
+    w: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run a layer of neurons over time.
+
+    Args:
+        x: input current ``[T, B, ...]``.
+        state: membrane potential ``[B, ...]`` before the first step; ``None`` = fresh state.
+        dyn: the layer's constant parameters.
+        w: PLIF's learnable scalar (``1/tau = sigmoid(w)``), else ``None``.
+        backend: ``"auto"`` (fused kernel where supported), ``"numba"`` or ``"torch"``.
+
+    Returns:
+        ``(spikes [T, B, ...], v_T [B, ...])``; spikes are 0/1 in ``x.dtype``.
+    """
+    validate_input(x, state)
+    v0 = initial_state(x, dyn) if state is None else state.to(dtype=x.dtype)
+    if resolve_backend(backend, x) == "torch":
+        return multistep_reference(x, v0, dyn, w)
+    return _FusedMultistep.apply(x, v0, w, dyn)
+
+
+# Below this many elements (T x M) one thread is faster than handing work to the pool.
+_PARALLEL_MIN_ELEMENTS = 1 << 16
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _column_ranges(steps: int, m: int) -> list[tuple[int, int]]:
+    """Split ``m`` columns into one contiguous, block-aligned range per thread (``torch.get_num_threads``)."""
+    workers = max(1, torch.get_num_threads())
+    if workers == 1 or steps * m < _PARALLEL_MIN_ELEMENTS:
+        return [(0, m)]
+    block = cpu_kernels.block_columns(steps)
+    blocks = -(-m // block)
+    per = -(-blocks // workers) * block
+    return [(lo, min(lo + per, m)) for lo in range(0, m, per)]
+
+
+def _run_columns(kernel, ranges, *args) -> None:
+    """Run ``kernel(*args(lo, hi))`` on each column range; the kernels release the GIL."""
+    global _pool
+    if len(ranges) == 1:
+        kernel(*args[0](*ranges[0]))
+        return
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < len(ranges):
+            _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="neuroflow-neuron")
+        pool = _pool
+    futures = [pool.submit(kernel, *args[0](lo, hi)) for lo, hi in ranges[1:]]
+    kernel(*args[0](*ranges[0]))
+    for f in futures:
+        f.result()
+
+
+def _kernel_scalars(dyn: Dynamics, w: torch.Tensor | None):
+    """``(tau, q, v_threshold, v_reset)`` as float32, the kernels' run-time scalars."""
+    q = float(torch.sigmoid(w.detach().float())) if w is not None else 0.0
+    tau = dyn.tau if dyn.tau is not None else 1.0
+    return np.float32(tau), np.float32(q), np.float32(dyn.v_threshold), np.float32(dyn.reset_value)
+
+
+class _FusedMultistep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v0, w, dyn):
+        steps = x.shape[0]
+        x2 = x.detach().reshape(steps, -1).contiguous()
+        v2 = v0.detach().reshape(-1).contiguous()
+        spikes = torch.empty_like(x2)
+        v_last = torch.empty_like(v2)
+        scalars = _kernel_scalars(dyn, w)
+        arrays = (x2.numpy(), v2.numpy(), spikes.numpy(), v_last.numpy())
+        flags = (dyn.charge_kind, dyn.v_reset is None)
+        _run_columns(cpu_kernels.forward, _column_ranges(*x2.shape), lambda lo, hi: (*arrays, lo, hi, *flags, *scalars))
+        ctx.save_for_backward(x2, v2, w)
+        ctx.dyn = dyn
+        ctx.scalars = scalars
+        ctx.x_shape = x.shape
+        return spikes.view(x.shape), v_last.view(x.shape[1:])
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_last):
+        x2, v2, w = ctx.saved_tensors
+        dyn: Dynamics = ctx.dyn
+        steps, m = x2.shape
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(x2)
+        gs = grad_spikes.reshape(steps, m).contiguous().float()
+        gv = torch.zeros_like(v2) if grad_v_last is None else grad_v_last.reshape(m).contiguous().float()
+        grad_x = torch.empty_like(x2)
+        grad_v0 = torch.empty_like(v2)
+        ranges = _column_ranges(steps, m)
+        grad_q = np.zeros(len(ranges), dtype=np.float64)
+        arrays = (x2.numpy(), v2.numpy(), gs.numpy(), gv.numpy(), grad_x.numpy(), grad_v0.numpy())
+        flags = (dyn.charge_kind, dyn.v_reset is None, dyn.detach_reset, dyn.surrogate.kind)
+        alpha = np.float32(dyn.surrogate.alpha)
+        index = {r: i for i, r in enumerate(ranges)}
+        _run_columns(
+            cpu_kernels.backward, ranges,
+            lambda lo, hi: (*arrays, grad_q[index[(lo, hi)]:index[(lo, hi)] + 1], lo, hi, *flags, *ctx.scalars, alpha),
+        )
+        grad_w = None
+        if w is not None and ctx.needs_input_grad[2]:
+            qt = torch.sigmoid(w.detach().float())
+            grad_w = (torch.tensor(grad_q.sum(), dtype=torch.float32) * qt * (1 - qt)).to(w.dtype)
+        return grad_x.view(ctx.x_shape), grad_v0.view(ctx.x_shape[1:]), grad_w, None

@@ -1,0 +1,111 @@
+"""Multi-step spiking neuron modules: LIF, IF, PLIF (thin wrappers over :mod:`functional`).
+
+Every module takes ``x [T, B, ...]`` and starts from a fresh state at each call (no ``reset_net``).
+For streaming, pass ``state=`` (the membrane potential ``[B, ...]``) and ``return_state=True``.
+Parameter names follow SpikingJelly: ``tau``, ``v_threshold``, ``v_reset`` (``None`` = soft reset
+by subtraction), ``decay_input``, ``detach_reset``, ``surrogate``. Defaults follow SpikingJelly:
+``tau=2``, ``v_threshold=1``, hard reset to 0, ``Sigmoid(alpha=4)`` surrogate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neuroflow.errors import InvalidArgumentError
+from neuroflow.neurons.dynamics import Dynamics, validate_params
+from neuroflow.neurons.functional import BACKENDS, multistep
+from neuroflow.neurons.surrogate import Sigmoid, Surrogate, get_surrogate
+
+
+class SpikingNeuron(nn.Module):
+    """Base class of neuroflow's neurons; monitors and exporters find neurons by this type."""
+
+    def __init__(self, v_threshold: float, v_reset: float | None, detach_reset: bool,
+                 surrogate: "Surrogate | str | None", backend: str):
+        super().__init__()
+        if backend not in BACKENDS:
+            raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = Sigmoid() if surrogate is None else get_surrogate(surrogate)
+        self.backend = backend
+
+    def dynamics(self) -> Dynamics:
+        raise NotImplementedError
+
+    def _leak_parameter(self) -> torch.Tensor | None:
+        return None
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False):
+        """``x [T, B, ...]`` -> spikes ``[T, B, ...]`` (and the final potential ``[B, ...]``)."""
+        spikes, v = multistep(x, state, self.dynamics(), self._leak_parameter(), self.backend)
+        return (spikes, v) if return_state else spikes
+
+    def extra_repr(self) -> str:
+        d = self.dynamics()
+        parts = [f"tau={d.tau:g}"] if d.tau is not None else []
+        parts += [f"v_threshold={d.v_threshold:g}", f"v_reset={d.v_reset}"]
+        if d.model != "if":
+            parts.append(f"decay_input={d.decay_input}")
+        parts += [f"detach_reset={d.detach_reset}", f"surrogate={d.surrogate!r}", f"backend={self.backend!r}"]
+        return ", ".join(parts)
+
+
+class LIF(SpikingNeuron):
+    """Leaky integrate-and-fire: ``h = v + (x - (v - v_reset)) / tau`` (``decay_input=True``)."""
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                 decay_input: bool = True, detach_reset: bool = False,
+                 surrogate: "Surrogate | str | None" = None, backend: str = "auto"):
+        validate_params(tau=tau, v_threshold=v_threshold, v_reset=v_reset)
+        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend)
+        self.tau = float(tau)
+        self.decay_input = bool(decay_input)
+
+    def dynamics(self) -> Dynamics:
+        return Dynamics("lif", self.tau, self.decay_input, self.v_threshold, self.v_reset,
+                        self.detach_reset, self.surrogate)
+
+
+class IF(SpikingNeuron):
+    """Integrate-and-fire (no leak): ``h = v + x``."""
+
+    def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, detach_reset: bool = False,
+                 surrogate: "Surrogate | str | None" = None, backend: str = "auto"):
+        validate_params(v_threshold=v_threshold, v_reset=v_reset)
+        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend)
+
+    def dynamics(self) -> Dynamics:
+        return Dynamics("if", None, True, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate)
+
+
+class PLIF(SpikingNeuron):
+    """Parametric LIF (Fang et al. 2021): one learnable time constant per layer.
+
+    ``1 / tau = sigmoid(w)``, ``w`` initialised to ``-log(tau - 1)`` so that it starts at ``tau``
+    (hence ``tau > 1``).
+    """
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                 decay_input: bool = True, detach_reset: bool = False,
+                 surrogate: "Surrogate | str | None" = None, backend: str = "auto"):
+        validate_params(tau=tau, v_threshold=v_threshold, v_reset=v_reset, tau_min=1.0)
+        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend)
+        self.decay_input = bool(decay_input)
+        self.w = nn.Parameter(torch.tensor(-math.log(float(tau) - 1.0)))
+
+    @property
+    def tau(self) -> float:
+        """The current time constant ``1 / sigmoid(w)``."""
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+    def _leak_parameter(self) -> torch.Tensor:
+        return self.w
+
+    def dynamics(self) -> Dynamics:
+        return Dynamics("plif", self.tau, self.decay_input, self.v_threshold, self.v_reset,
+                        self.detach_reset, self.surrogate)
