@@ -105,74 +105,59 @@ def _exp(y):
     return p * np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
 
 
+@numba.njit(inline="always", **_OPTS)
+def _reset_grad(h, sg, th, vr, soft, detach):
+    """``dv[t]/dh[t]``: hard ``1 - s + (v_reset - h) sg``, soft ``1 - v_th sg``; no ``sg`` term if detached."""
+    fire = (h - th) >= f32(0.0)
+    hard = (f32(0.0) if fire else f32(1.0)) + (f32(0.0) if detach else (vr - h) * sg)
+    sub = f32(1.0) if detach else f32(1.0) - th * sg
+    return sub if soft else hard
+
+
 @numba.njit(**_OPTS)
-def _surrogate_row(sg_kind, ht, sg, n, th, alpha):
-    """``sg[j] = g(ht[j] - th)``, the surrogate derivative."""
+def _backward_row(sg_kind, soft, detach, ht, gst, gxt, carry, gh, n, th, vr, alpha, gx_scale, carry_scale):
+    """One reverse time step of ``n`` neurons.
+
+    ``g_h = g_s sg(h - th) + g_v dv/dh``; ``g_x = g_h dh/dx``; ``carry <- g_h dh/dv`` (``g_v`` of
+    step t-1). ``gx_scale = dh/dx`` and ``carry_scale = dh/dv`` are constants of the charge equation.
+    The variant flags are loop-invariant selects; only the surrogate chooses the loop.
+    """
     if sg_kind == 0:
         # sigmoid: s = 1 / (1 + exp(-alpha u)), g = (1 - s) s alpha
         for j in range(n):
-            y = -(alpha * (ht[j] - th))
+            h = ht[j]
+            y = -(alpha * (h - th))
             y = y if y > f32(-87.0) else f32(-87.0)
             y = y if y < f32(87.0) else f32(87.0)
             s = f32(1.0) / (f32(1.0) + _exp(y))
-            sg[j] = (f32(1.0) - s) * s * alpha
+            sg = (f32(1.0) - s) * s * alpha
+            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, detach)
+            gh[j] = g
+            gxt[j] = g * gx_scale
+            carry[j] = g * carry_scale
     elif sg_kind == 1:
         # atan: z = u * (pi/2 alpha), g = (alpha / 2) / (1 + z^2)
         c = f32(np.pi / 2 * alpha)
         half = f32(alpha / 2)
         for j in range(n):
-            z = (ht[j] - th) * c
-            sg[j] = half / (f32(1.0) + z * z)
+            h = ht[j]
+            z = (h - th) * c
+            sg = half / (f32(1.0) + z * z)
+            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, detach)
+            gh[j] = g
+            gxt[j] = g * gx_scale
+            carry[j] = g * carry_scale
     else:
         # rectangular: 1 / width inside |u| < width / 2
         half = f32(alpha / 2)
         inv = f32(1.0) / alpha
         for j in range(n):
-            sg[j] = inv if abs(ht[j] - th) < half else f32(0.0)
-
-
-@numba.njit(**_OPTS)
-def _reset_grad_row(soft, detach, ht, sg, dvdh, n, th, vr):
-    """``dvdh = dv[t]/dh[t]``: hard ``1 - s + (v_reset - h) sg``, soft ``1 - v_th sg`` (no sg if detached)."""
-    if soft and detach:
-        for j in range(n):
-            dvdh[j] = f32(1.0)
-    elif soft:
-        for j in range(n):
-            dvdh[j] = f32(1.0) - th * sg[j]
-    elif detach:
-        for j in range(n):
-            dvdh[j] = f32(0.0) if (ht[j] - th) >= f32(0.0) else f32(1.0)
-    else:
-        for j in range(n):
-            dvdh[j] = (f32(0.0) if (ht[j] - th) >= f32(0.0) else f32(1.0)) + (vr - ht[j]) * sg[j]
-
-
-@numba.njit(**_OPTS)
-def _chain_row(kind, gst, sg, dvdh, carry, gh, gxt, n, inv_tau, q):
-    """``g_h = g_s sg + g_v dv/dh``; ``g_x = g_h dh/dx``; ``carry <- g_h dh/dv`` (g_v of step t-1)."""
-    for j in range(n):
-        gh[j] = gst[j] * sg[j] + carry[j] * dvdh[j]
-    if kind == 0:
-        for j in range(n):
-            gxt[j] = gh[j] * inv_tau
-            carry[j] = gh[j] - gh[j] * inv_tau
-    elif kind == 1:
-        for j in range(n):
-            gxt[j] = gh[j]
-            carry[j] = gh[j] - gh[j] * inv_tau
-    elif kind == 2:
-        for j in range(n):
-            gxt[j] = gh[j]
-            carry[j] = gh[j]
-    elif kind == 3:
-        for j in range(n):
-            gxt[j] = gh[j] * q
-            carry[j] = gh[j] - gh[j] * q
-    else:
-        for j in range(n):
-            gxt[j] = gh[j]
-            carry[j] = gh[j] - gh[j] * q
+            h = ht[j]
+            sg = inv if abs(h - th) < half else f32(0.0)
+            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, detach)
+            gh[j] = g
+            gxt[j] = g * gx_scale
+            carry[j] = g * carry_scale
 
 
 @numba.njit(**_OPTS)
@@ -193,6 +178,8 @@ def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, 
              kind, soft, detach, sg_kind, tau, q, th, vr, alpha):
     """Gradients of :func:`forward` for columns ``lo_cols:hi_cols``.
 
+    ``grad_spikes`` is ``[T, M]``, or ``[T, 1]`` when the spike gradient is the same for every
+    neuron (e.g. the loss is ``spikes.sum()``), which saves materialising a broadcast.
     ``grad_v_last`` is dL/dv_T. Writes dL/dx into ``grad_x``, dL/dv_0 into ``grad_v0`` and, for
     PLIF, dL/dq (``q = 1/tau``) into ``grad_q[0]``.
     """
@@ -204,10 +191,13 @@ def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, 
     srow = np.empty(block, dtype=np.float32)
     v = np.empty(block, dtype=np.float32)
     carry = np.empty(block, dtype=np.float32)
-    sg = np.empty(block, dtype=np.float32)
-    dvdh = np.empty(block, dtype=np.float32)
     gh = np.empty(block, dtype=np.float32)
-    inv_tau = f32(1.0) / tau
+    broadcast = grad_spikes.shape[1] == 1
+    gs_row = np.empty(block, dtype=np.float32)
+    # dh/dx and dh/dv of the charge equation (see _step_row)
+    leak = f32(1.0) / tau if kind <= 1 else q
+    gx_scale = leak if kind == 0 or kind == 3 else f32(1.0)
+    carry_scale = f32(1.0) if kind == 2 else f32(1.0) - leak
     acc = 0.0
     for lo in range(lo_cols, hi_cols, block):
         hi = min(lo + block, hi_cols)
@@ -219,9 +209,11 @@ def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, 
                 vprev[t, :n] = v[:n]
             _step_row(kind, soft, x[t, lo:hi], v, hbuf[t], srow, n, tau, q, th, vr)
         for t in range(T - 1, -1, -1):
-            _surrogate_row(sg_kind, hbuf[t], sg, n, th, alpha)
-            _reset_grad_row(soft, detach, hbuf[t], sg, dvdh, n, th, vr)
-            _chain_row(kind, grad_spikes[t, lo:hi], sg, dvdh, carry, gh, grad_x[t, lo:hi], n, inv_tau, q)
+            if broadcast:
+                gs_row[:n] = grad_spikes[t, 0]
+            gst = gs_row[:n] if broadcast else grad_spikes[t, lo:hi]
+            _backward_row(sg_kind, soft, detach, hbuf[t], gst, grad_x[t, lo:hi], carry, gh,
+                          n, th, vr, alpha, gx_scale, carry_scale)
             if plif:
                 acc += _leak_grad_row(kind, x[t, lo:hi], vprev[t], gh, n, vr)
         grad_v0[lo:hi] = carry[:n]

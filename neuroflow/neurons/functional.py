@@ -128,7 +128,9 @@ class _FusedMultistep(torch.autograd.Function):
         steps, m = x2.shape
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(x2)
-        gs = grad_spikes.reshape(steps, m).contiguous().float()
+        gs = grad_spikes.reshape(steps, m)
+        # a gradient broadcast over neurons (loss = spikes.sum()) stays [T, 1]
+        gs = (gs[:, :1] if gs.stride(1) == 0 else gs).contiguous().float()
         gv = torch.zeros_like(v2) if grad_v_last is None else grad_v_last.reshape(m).contiguous().float()
         grad_x = torch.empty_like(x2)
         grad_v0 = torch.empty_like(v2)

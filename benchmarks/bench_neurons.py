@@ -1,0 +1,150 @@
+"""Multi-step LIF forward + backward: neuroflow against SpikingJelly, snnTorch and Norse.
+
+Every implementation runs a layer of LIF neurons over a float32 input ``[T, B, N]`` and back-
+propagates ``spikes.sum()``, in the same process, interleaved round by round (this machine is
+noisy); the table shows medians and ratios to neuroflow's fused kernel. The floor is the memory
+traffic the fused kernel cannot avoid (forward: read x, write spikes; backward: read the spike
+gradient and x, write the input gradient = 5 T B N x 4 bytes) divided by the copy bandwidth that
+this script measures on the same machine with a tensor of the same size.
+
+    python benchmarks/bench_neurons.py [--repeat 15] [--json results.json] [--only T16_B32_N4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from neuroflow.neurons import LIF
+
+SIZES = {"T16_B32_N4096": (16, 32, 4096), "T64_B16_N65536": (64, 16, 65536)}
+
+
+def neuroflow_step(backend):
+    node = LIF(tau=2.0, backend=backend)
+    return lambda x: node(x)
+
+
+def spikingjelly_step():
+    from spikingjelly.activation_based import neuron
+
+    node = neuron.LIFNode(tau=2.0, step_mode="m")
+
+    def run(x):
+        node.reset()
+        return node(x)
+
+    return run
+
+
+def snntorch_step():
+    import snntorch
+
+    node = snntorch.Leaky(beta=0.5, threshold=1.0)  # beta = 1 - 1/tau
+
+    def run(x):
+        mem = node.init_leaky()
+        spikes = []
+        for x_t in x:
+            spk, mem = node(x_t, mem)
+            spikes.append(spk)
+        return torch.stack(spikes)
+
+    return run
+
+
+def norse_step():
+    from norse.torch import LIF as NorseLIF
+
+    node = NorseLIF()
+    return lambda x: node(x)[0]
+
+
+PEERS = {
+    "neuroflow": lambda: neuroflow_step("auto"),
+    "torch_ref": lambda: neuroflow_step("torch"),
+    "spikingjelly": spikingjelly_step,
+    "snntorch": snntorch_step,
+    "norse": norse_step,
+}
+
+
+def copy_bandwidth(numel: int, repeat: int) -> float:
+    """Bytes per second of ``dst.copy_(src)`` (read + write) for float32 tensors of ``numel``."""
+    src = torch.randn(numel)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(repeat + 2):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - t0)
+    return 2 * numel * 4 / statistics.median(times[2:])
+
+
+def time_once(step, x0: torch.Tensor) -> float:
+    x = x0.detach().clone().requires_grad_(True)
+    t0 = time.perf_counter()
+    step(x).sum().backward()
+    return time.perf_counter() - t0
+
+
+def bench_size(name: str, shape, repeat: int, peers) -> dict:
+    x0 = torch.randn(shape) * 1.5 + 0.5
+    steps = {}
+    for peer in peers:
+        try:
+            steps[peer] = PEERS[peer]()
+        except ImportError as e:
+            print(f"  {peer}: not installed ({e.name}); skipped")
+    times = {peer: [] for peer in steps}
+    for peer, step in steps.items():  # warm-up: compilation, allocator
+        for _ in range(2):
+            time_once(step, x0)
+    for _ in range(repeat):
+        for peer, step in steps.items():
+            times[peer].append(time_once(step, x0))
+    numel = x0.numel()
+    bandwidth = copy_bandwidth(numel, repeat)
+    result = {f"{peer}_ms": statistics.median(t) * 1e3 for peer, t in times.items()}
+    result["floor_ms"] = 5 * numel * 4 / bandwidth * 1e3
+    result["copy_bandwidth_GBps"] = bandwidth / 1e9
+    return result
+
+
+def print_table(name: str, result: dict) -> None:
+    base = result.get("neuroflow_ms")
+    print(f"\n{name}  (median ms; ratio = time / neuroflow fused; torch threads = {torch.get_num_threads()})")
+    for key, value in result.items():
+        if key.endswith("_ms"):
+            ratio = f"{value / base:6.2f}x" if base else ""
+            print(f"  {key[:-3]:<14} {value:9.2f} ms  {ratio}")
+    print(f"  copy bandwidth {result['copy_bandwidth_GBps']:9.1f} GB/s")
+    if base:
+        print(f"  fused / floor  {base / result['floor_ms']:9.2f}x")
+        if "spikingjelly_ms" in result:
+            print(f"  spikingjelly / fused {result['spikingjelly_ms'] / base:5.2f}x")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=15, help="timed rounds per implementation (median)")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--only", choices=sorted(SIZES), action="append", help="run only these sizes")
+    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.only or SIZES:
+        repeat = args.repeat if SIZES[name][2] < 10000 else max(3, args.repeat // 3)
+        results[name] = bench_size(name, SIZES[name], repeat, args.peers)
+        print_table(name, results[name])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
