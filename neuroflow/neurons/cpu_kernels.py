@@ -29,6 +29,9 @@ import numpy as np
 
 f32 = np.float32
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+# Gradients need 1e-5, not bit-exactness: let LLVM fuse multiply-adds and reorder the backward's
+# arithmetic (measured 1.6x faster for the sigmoid surrogate). NaN/inf semantics are kept.
+_GRAD_OPTS = dict(_OPTS, fastmath={"contract", "afn", "reassoc", "nsz", "arcp"})
 #: Elements (time steps x neurons) of the backward's recomputed block: fits the 512 KiB L2 cache.
 BLOCK_ELEMENTS = 1 << 15
 
@@ -114,7 +117,7 @@ def _reset_grad(h, sg, th, vr, soft, detach):
     return sub if soft else hard
 
 
-@numba.njit(**_OPTS)
+@numba.njit(**_GRAD_OPTS)
 def _backward_row(sg_kind, soft, detach, ht, gst, gxt, carry, gh, n, th, vr, alpha, gx_scale, carry_scale):
     """One reverse time step of ``n`` neurons.
 
