@@ -1,0 +1,212 @@
+"""The ``neuroflow`` command (also ``python -m neuroflow``).
+
+    neuroflow train CONFIG [--set KEY=VALUE ...] [--resume]
+    neuroflow eval CONFIG --checkpoint CKPT [--split test] [--json] [--set KEY=VALUE ...]
+    neuroflow data prepare NAME [--root DIR] [--seed N]
+    neuroflow config show CONFIG [--set KEY=VALUE ...]
+
+Distributed: ``torchrun --nproc-per-node N -m neuroflow train CONFIG``.
+
+Any :class:`~neuroflow.errors.NeuroflowError` (bad config, missing data, bad checkpoint...) is
+printed as one line ``error: ...`` on stderr with exit status 2, without a traceback; argparse
+usage errors also exit with 2. Each subcommand is a pair ``_add_<name>(subparsers)`` /
+``_cmd_<name>(args)``, so new commands plug in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Sequence
+
+from neuroflow.errors import NeuroflowError
+
+EXIT_ERROR = 2
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="override a config key, e.g. --set optimizer.lr=0.01 loop.epochs=3 "
+        "(VALUE is read as a YAML scalar or list, never evaluated)",
+    )
+
+
+def _load(args):
+    from neuroflow.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description="Train a model from a YAML experiment config. Writes checkpoints (last.pt, "
+        "best.pt), metrics.jsonl/.csv and summary.json under the config's output_dir "
+        "(default runs/<config name>). Run under `torchrun --nproc-per-node N -m neuroflow "
+        "train ...` for data-parallel training; data.batch_size is the global batch.",
+    )
+    p.add_argument("config", help="experiment YAML file, e.g. configs/quickstart.yaml")
+    _add_set(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue exactly from <output_dir>/last.pt")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from neuroflow.train import train
+
+    train(_load(args), resume=args.resume)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- eval
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint",
+        description="Evaluate a checkpoint on one split of the config's data: accuracy, loss "
+        "and firing rates.",
+    )
+    p.add_argument("config", help="experiment YAML file (defines the data and the model)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file (.pt)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="which split to evaluate (default: test)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_set(p)
+    p.set_defaults(func=_cmd_eval)
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    return obj
+
+
+def _cmd_eval(args) -> int:
+    from neuroflow.train import evaluate_checkpoint
+
+    cfg = _load(args)
+    result = evaluate_checkpoint(cfg, args.checkpoint, args.split, progress=not args.json)
+    if args.json:
+        print(json.dumps(_json_safe(result)))
+    else:
+        print(f"{args.split} accuracy: {result['accuracy']:.2%} ({result['num_samples']} samples)")
+        print(f"{args.split} loss: {result['loss']:.4f}")
+        rates = ", ".join(f"{k} {v:.4f}" for k, v in result["firing_rates"].items())
+        print(f"firing rates: {rates} (mean {result['mean_firing_rate']:.4f})")
+        print(f"checkpoint: {result['checkpoint']} (epoch {result['epoch']})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="dataset utilities", description="Dataset utilities.")
+    dsub = p.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    prep = dsub.add_parser(
+        "prepare",
+        help="prepare a dataset (generate synthetic data, or check a downloaded one)",
+        description="Prepare dataset NAME under --root (default datasets/NAME): synthetic "
+        "datasets are generated; real ones are checked and told how to obtain when missing.",
+    )
+    prep.add_argument("name", help="dataset name, e.g. synthetic-nmnist or nmnist")
+    prep.add_argument("--root", default=None, help="target folder (default: datasets/NAME)")
+    prep.add_argument("--seed", type=int, default=0, help="seed of synthetic generators")
+    prep.set_defaults(func=_cmd_data_prepare)
+
+
+def _cmd_data_prepare(args) -> int:
+    from neuroflow.data import prepare_dataset
+
+    root = args.root if args.root is not None else os.path.join("datasets", args.name)
+    path = prepare_dataset(args.name, root, seed=args.seed)
+    print(f"{args.name} ready in {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- config
+
+
+def _add_config(sub) -> None:
+    p = sub.add_parser("config", help="inspect configs", description="Inspect configs.")
+    csub = p.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    show = csub.add_parser(
+        "show",
+        help="print the resolved config (defaults and overrides applied) as YAML",
+        description="Validate CONFIG, apply --set overrides and defaults, print it as YAML.",
+    )
+    show.add_argument("config", help="experiment YAML file")
+    _add_set(show)
+    show.set_defaults(func=_cmd_config_show)
+
+
+def _cmd_config_show(args) -> int:
+    from neuroflow.config import dump_config
+
+    sys.stdout.write(dump_config(_load(args)))
+    return 0
+
+
+# ------------------------------------------------------------------------------------- main
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("neuroflow")
+    except Exception:  # a source tree that is not installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuroflow",
+        description="Spiking neural networks on PyTorch: train, evaluate, prepare data.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuroflow {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_train, _add_eval, _add_data, _add_config):
+        add(sub)
+    return parser
+
+
+def _rank_prefix() -> str:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f"[rank {os.environ.get('RANK', '0')}] " if world > 1 else ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NeuroflowError as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"error: {_rank_prefix()}{message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

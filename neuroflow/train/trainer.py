@@ -1,0 +1,463 @@
+"""The training loop behind ``neuroflow train`` and the evaluation behind ``neuroflow eval``.
+
+One epoch: train on the train split (progress bar with loss, accuracy, samples/s), evaluate on the
+validation split every ``loop.eval_every`` epochs, append a metrics record, then write
+``last.pt`` (and ``best.pt`` when validation accuracy improved). At the end the best checkpoint is
+evaluated on the test split with firing-rate hooks and ``summary.json`` is written.
+
+Determinism: the config seed seeds Python, NumPy and torch before the model is built; the sampler
+is a ``DistributedSampler`` (also in a single process) whose permutation depends only on
+``(seed, epoch)``, and the DataLoader's own generator is re-seeded every epoch. A checkpoint stores
+the generator states at the end of its epoch, so ``--resume`` continues bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from neuroflow.config.loader import to_dict
+from neuroflow.config.schema import ExperimentConfig
+from neuroflow.errors import CheckpointError, ConfigError, NeuroflowError
+from neuroflow.models import build_model
+from neuroflow.train.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
+from neuroflow.train.distributed import (
+    DistContext,
+    ShardSampler,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    per_rank_batch,
+    select_device,
+    shutdown,
+    unwrap,
+    wrap_model,
+)
+from neuroflow.train.firing_rates import FiringRateMonitor
+from neuroflow.train.losses import build_loss, mean_ce
+from neuroflow.train.metrics_log import MetricsLogger
+from neuroflow.train.optim import LRSchedule, build_optimizer
+from neuroflow.train.seeding import capture_rng, restore_rng, seed_everything
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint must carry besides model and optimiser."""
+
+    epoch: int = 0  # completed epochs
+    global_step: int = 0  # optimiser steps taken
+    best_val_accuracy: float = -1.0
+    best_val_loss: float = float("inf")  # breaks ties in accuracy (small validation sets)
+    best_epoch: int = 0
+    wall_time_s: float = 0.0  # training time summed over all (resumed) segments
+
+
+# ---------------------------------------------------------------------------------------------
+# building blocks
+
+
+def _main_first(fn: Callable[[], Any], ctx: DistContext, what: str) -> Any:
+    """Run ``fn`` on rank 0, then on the other ranks (rank 0 may create files they read).
+
+    A failure on rank 0 is re-raised there and reported on the others instead of leaving them
+    waiting at a barrier.
+    """
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = fn()
+        except Exception as exc:  # re-raised below, after telling the other ranks
+            error = exc
+    if ctx.is_distributed:
+        failed = all_reduce_sum([1.0 if error is not None else 0.0], ctx)[0].item()
+        if failed and not ctx.is_main:
+            raise NeuroflowError(f"rank 0 failed while {what}; see its error")
+    if error is not None:
+        raise error
+    return result if ctx.is_main else fn()
+
+
+def load_datasets(cfg: ExperimentConfig, ctx: DistContext) -> dict:
+    """``{"train", "val", "test"}`` datasets for the config (rank 0 prepares data first)."""
+    from neuroflow.data import build_datasets
+
+    datasets = _main_first(lambda: build_datasets(cfg.data, cfg.seed), ctx, "loading the data")
+    if len(datasets["train"]) == 0:
+        raise ConfigError(f"the training split of {cfg.data.root} is empty")
+    return datasets
+
+
+def sample_shape(dataset) -> tuple[int, ...]:
+    """One frame's shape ``(C, H, W)``: the dataset's ``input_shape`` without a time axis."""
+    shape = tuple(int(s) for s in dataset.input_shape)
+    return shape[-3:] if len(shape) == 4 else shape
+
+
+def make_model(cfg: ExperimentConfig, dataset) -> nn.Module:
+    """Build the configured model for ``dataset`` from a fresh seed, so that its initial weights
+    depend on the seed only (not on how much randomness the data pipeline consumed)."""
+    seed_everything(cfg.seed)
+    return build_model(
+        cfg.model.name,
+        cfg.model.params,
+        num_classes=int(dataset.num_classes),
+        input_shape=sample_shape(dataset),
+    )
+
+
+def make_loader(dataset, batch_size: int, sampler, cfg: ExperimentConfig, ctx: DistContext,
+                generator: torch.Generator | None = None) -> DataLoader:
+    from neuroflow.data import collate_time_first
+
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_time_first,
+        num_workers=cfg.data.num_workers,
+        pin_memory=ctx.device.type == "cuda",
+        generator=generator,
+        drop_last=False,
+    )
+
+
+def _bar(iterable, total: int, desc: str, enabled: bool):
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=not enabled,
+                dynamic_ncols=True, unit="batch", file=sys.stderr)
+
+
+def _say(ctx: DistContext, text: str) -> None:
+    if ctx.is_main:
+        tqdm.write(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# one epoch / one evaluation
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    loss_fn: Callable,
+    state: TrainState,
+    cfg: ExperimentConfig,
+    ctx: DistContext,
+) -> dict[str, float]:
+    """Train for one pass over ``loader``; returns epoch means summed over all ranks."""
+    model.train()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n (this rank)
+    start = time.perf_counter()
+    show = cfg.loop.progress and ctx.is_main
+    bar = _bar(loader, len(loader), f"epoch {state.epoch + 1}/{cfg.loop.epochs} train", show)
+    lr = schedule.lr(state.global_step)
+    for i, (x, y) in enumerate(bar):
+        x = x.to(ctx.device, non_blocking=True)
+        y = y.to(ctx.device, non_blocking=True)
+        logits = model(x)  # [T, B, classes]
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.loop.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.loop.clip_grad)
+        lr = schedule.apply(optimizer, state.global_step)
+        optimizer.step()
+        state.global_step += 1
+        n = y.shape[0]
+        correct = (logits.detach().mean(0).argmax(1) == y).sum().item()
+        totals += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
+        if show and (i % cfg.loop.log_every == 0 or i == len(loader) - 1):
+            seen = totals[2].item() * ctx.world_size
+            bar.set_postfix({"loss": f"{totals[0].item() / totals[2].item():.3f}",
+                             "acc": f"{totals[1].item() / totals[2].item():.1%}",
+                             "samples/s": f"{seen / (time.perf_counter() - start):.0f}"})
+    bar.close()
+    totals = all_reduce_sum(totals, ctx)
+    seconds = time.perf_counter() - start
+    n = max(totals[2].item(), 1.0)
+    return {
+        "train_loss": totals[0].item() / n,
+        "train_accuracy": totals[1].item() / n,
+        "lr": lr,
+        "train_samples": int(totals[2].item()),
+        "epoch_time_s": seconds,
+        "samples_per_s": totals[2].item() / seconds if seconds > 0 else 0.0,
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, desc: str = "eval",
+             progress: bool = False) -> dict[str, Any]:
+    """Loss (cross-entropy of the time-mean logits), accuracy and firing rates over ``loader``,
+    summed over all ranks (each rank sees its own shard)."""
+    model = unwrap(model)  # evaluation needs no gradient synchronisation
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)
+    with FiringRateMonitor(model) as monitor:
+        for x, y in _bar(loader, len(loader), desc, progress and ctx.is_main):
+            x = x.to(ctx.device, non_blocking=True)
+            y = y.to(ctx.device, non_blocking=True)
+            logits = model(x)
+            n = y.shape[0]
+            totals += torch.tensor(
+                [mean_ce(logits, y).item() * n, (logits.mean(0).argmax(1) == y).sum().item(), n],
+                dtype=torch.float64,
+            )
+    summed = all_reduce_sum(torch.cat([totals, torch.tensor(monitor.totals(), dtype=torch.float64)]), ctx)
+    monitor.load_totals(summed[3:].tolist())
+    n = summed[2].item()
+    return {
+        "loss": summed[0].item() / n if n else float("nan"),
+        "accuracy": summed[1].item() / n if n else float("nan"),
+        "num_samples": int(n),
+        "mean_firing_rate": monitor.mean_rate(),
+        "firing_rates": monitor.rates(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints of a run
+
+
+def _payload(model, optimizer, state: TrainState, cfg: ExperimentConfig) -> dict:
+    return {
+        "epoch": state.epoch,
+        "global_step": state.global_step,
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {"name": cfg.scheduler.name, "step": state.global_step},
+        "rng": capture_rng(),
+        "best_val_accuracy": state.best_val_accuracy,
+        "best_val_loss": state.best_val_loss,
+        "best_epoch": state.best_epoch,
+        "wall_time_s": state.wall_time_s,
+        "config": to_dict(cfg),
+    }
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(a) + [k for k in b if k not in a]
+        return [p for k in keys for p in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _resume(path: Path, model, optimizer, cfg: ExperimentConfig, ctx: DistContext) -> TrainState:
+    """Restore model, optimiser, progress and generator states from ``path``."""
+    ckpt = load_checkpoint(path)
+    saved = ckpt.get("config", {})
+    current = to_dict(cfg)
+    changed = _diff_keys(saved, current)
+    model_changes = [k for k in changed if k.startswith("model")]
+    if model_changes:
+        raise CheckpointError(
+            f"{path}: cannot resume, the model config changed ({', '.join(model_changes)})"
+        )
+    if changed:
+        _say(ctx, f"note: config differs from the checkpoint's in {', '.join(changed)}")
+    load_model_state(unwrap(model), ckpt["model"], path)
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: optimizer state does not match ({exc})") from None
+    restore_rng(ckpt["rng"])
+    return TrainState(
+        epoch=int(ckpt["epoch"]),
+        global_step=int(ckpt["global_step"]),
+        best_val_accuracy=float(ckpt["best_val_accuracy"]),
+        best_val_loss=float(ckpt.get("best_val_loss", float("inf"))),
+        best_epoch=int(ckpt["best_epoch"]),
+        wall_time_s=float(ckpt["wall_time_s"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# entry points
+
+
+def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    """Train as configured (one process, or one rank under torchrun); returns the summary."""
+    ctx = init_distributed(cfg)
+    try:
+        return _train(cfg, resume, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, Any]:
+    out = Path(cfg.output_dir)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and not last_path.is_file():
+        raise CheckpointError(f"nothing to resume: {last_path} does not exist")
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = False  # autotuning picks kernels non-deterministically
+    seed_everything(cfg.seed)
+    batch = per_rank_batch(cfg.data.batch_size, ctx)
+    datasets = load_datasets(cfg, ctx)
+    model = make_model(cfg, datasets["train"]).to(ctx.device)
+    num_params = sum(p.numel() for p in model.parameters())
+
+    train_sampler = DistributedSampler(
+        datasets["train"], num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+        seed=cfg.seed, drop_last=False,
+    )
+    loader_gen = torch.Generator()
+    train_loader = make_loader(datasets["train"], batch, train_sampler, cfg, ctx, loader_gen)
+    eval_loaders = {
+        split: make_loader(datasets[split], batch, ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+        for split in ("val", "test")
+        if datasets.get(split) is not None and len(datasets[split]) > 0
+    }
+    optimizer = build_optimizer(model, cfg.optimizer)
+    schedule = LRSchedule(cfg.scheduler, cfg.optimizer.lr, len(train_loader), cfg.loop.epochs)
+    loss_fn = build_loss(cfg.loss)
+
+    state = TrainState()
+    if resume:
+        state = _resume(last_path, model, optimizer, cfg, ctx)
+        _say(ctx, f"resumed from {last_path} after epoch {state.epoch}")
+    model = wrap_model(model, cfg, ctx)
+
+    logger = None
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.tmp-*"):  # left by a run killed while writing a file
+            stale.unlink(missing_ok=True)
+        logger = MetricsLogger(out, resume_epoch=state.epoch if resume else None,
+                               tensorboard=cfg.loop.tensorboard)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items() if v is not None)
+        _say(ctx, f"{cfg.name}: model {cfg.model.name} ({num_params:,} parameters), data "
+                  f"{cfg.data.name} ({sizes}), {ctx.world_size} process(es) on {ctx.device}, "
+                  f"output {out}")
+
+    segment_start = time.perf_counter()
+    wall_before = state.wall_time_s
+    try:
+        while state.epoch < cfg.loop.epochs:
+            epoch = state.epoch
+            train_sampler.set_epoch(epoch)
+            loader_gen.manual_seed(cfg.seed + epoch)  # worker seeds depend on (seed, epoch) only
+            record: dict[str, Any] = {"epoch": epoch + 1}
+            record.update(train_one_epoch(model, train_loader, optimizer, schedule, loss_fn,
+                                          state, cfg, ctx))
+            last_epoch = epoch + 1 == cfg.loop.epochs
+            if "val" in eval_loaders and ((epoch + 1) % cfg.loop.eval_every == 0 or last_epoch):
+                val = evaluate(model, eval_loaders["val"], ctx, "validate", cfg.loop.progress)
+                record.update(val_loss=val["loss"], val_accuracy=val["accuracy"],
+                              val_firing_rate=val["mean_firing_rate"])
+            state.epoch = epoch + 1
+            state.wall_time_s = wall_before + time.perf_counter() - segment_start
+            if "val" in eval_loaders:
+                # best = highest validation accuracy, ties broken by lower validation loss
+                score = record.get("val_accuracy")  # None in epochs without validation
+                improved = score is not None and (
+                    (score, -record["val_loss"]) > (state.best_val_accuracy, -state.best_val_loss)
+                )
+            else:
+                score, improved = None, True  # no validation split: the latest epoch is the best
+            if improved:
+                state.best_epoch = state.epoch
+                if score is not None:
+                    state.best_val_accuracy, state.best_val_loss = score, record["val_loss"]
+            if ctx.is_main:
+                # metrics before the checkpoint: a resume drops records newer than last.pt
+                logger.log(record)
+                payload = _payload(model, optimizer, state, cfg)
+                # best before last: whenever last.pt says "epoch e", best.pt covers epochs <= e
+                if improved:
+                    save_checkpoint(best_path, payload)
+                save_checkpoint(last_path, payload)
+                _say(ctx, _epoch_line(record, cfg))
+            barrier(ctx)
+    finally:
+        if logger is not None:
+            logger.close()
+
+    return _finish(cfg, ctx, model, eval_loaders, state, best_path, num_params)
+
+
+def _epoch_line(r: dict, cfg: ExperimentConfig) -> str:
+    line = (f"epoch {r['epoch']}/{cfg.loop.epochs}  train loss {r['train_loss']:.4f} "
+            f"acc {r['train_accuracy']:.2%}")
+    if "val_accuracy" in r:
+        line += f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.2%}"
+    return line + f"  lr {r['lr']:.2e}  {r['epoch_time_s']:.1f} s ({r['samples_per_s']:.0f} samples/s)"
+
+
+def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, num_params: int):
+    """Evaluate the best checkpoint on the test split and write ``summary.json``."""
+    barrier(ctx)  # best.pt is complete on every rank's view
+    load_model_state(unwrap(model), load_checkpoint(best_path)["model"], best_path)
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "test_accuracy": None,
+        "test_loss": None,
+        "test_samples": 0,
+        "mean_firing_rate": None,
+        "firing_rates": {},
+        "checkpoint": str(best_path),
+        "last_checkpoint": str(best_path.with_name("last.pt")),
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_val_accuracy": state.best_val_accuracy if "val" in eval_loaders else None,
+        "wall_time_s": state.wall_time_s,
+        "num_parameters": num_params,
+        "world_size": ctx.world_size,
+        "seed": cfg.seed,
+    }
+    if "test" in eval_loaders:
+        test = evaluate(model, eval_loaders["test"], ctx, "test", cfg.loop.progress)
+        summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"],
+                       test_samples=test["num_samples"], mean_firing_rate=test["mean_firing_rate"],
+                       firing_rates=test["firing_rates"])
+    if ctx.is_main:
+        path = Path(cfg.output_dir) / "summary.json"
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+        if summary["test_accuracy"] is not None:
+            _say(ctx, f"test accuracy: {summary['test_accuracy']:.2%} "
+                      f"({summary['test_samples']} samples, best epoch {state.best_epoch})")
+            rates = ", ".join(f"{k} {v:.4f}" for k, v in summary["firing_rates"].items())
+            _say(ctx, f"firing rates: {rates} (mean {summary['mean_firing_rate']:.4f})")
+        else:
+            _say(ctx, "no test split: test accuracy not measured")
+        _say(ctx, f"checkpoint: {best_path}")
+        _say(ctx, f"summary: {path}")
+    return summary
+
+
+def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test",
+                        progress: bool = False) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on one split of the config's data, in this process."""
+    ctx = DistContext(device=select_device(cfg, 0))
+    ckpt = load_checkpoint(checkpoint)
+    datasets = load_datasets(cfg, ctx)
+    if datasets.get(split) is None or len(datasets[split]) == 0:
+        raise ConfigError(f"the {split!r} split of {cfg.data.root} is empty")
+    model = make_model(cfg, datasets["train"])
+    changed = [k for k in _diff_keys(ckpt.get("config", {}).get("model"), to_dict(cfg)["model"], "model.")]
+    hint = f"the checkpoint's config differs in {', '.join(changed)}" if changed else ""
+    load_model_state(model, ckpt["model"], checkpoint, hint)
+    model.to(ctx.device)
+    loader = make_loader(datasets[split], cfg.data.batch_size,
+                         ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+    result = evaluate(model, loader, ctx, split, progress)
+    return {"split": split, "checkpoint": str(checkpoint), "epoch": int(ckpt.get("epoch", 0)),
+            **result}
+
+
+__all__ = ["TrainState", "evaluate", "evaluate_checkpoint", "train", "train_one_epoch"]

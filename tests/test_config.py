@@ -1,0 +1,166 @@
+"""Config schema, YAML loading, --set overrides and validation messages."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from neuroflow.config import (
+    ExperimentConfig,
+    config_from_dict,
+    dump_config,
+    load_config,
+    parse_override,
+    to_dict,
+)
+from neuroflow.errors import ConfigError, NeuroflowError
+
+
+def write(tmp_path, text: str, name: str = "exp.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_name_from_file(tmp_path):
+    cfg = load_config(write(tmp_path, "seed: 3\n", "my_exp.yaml"))
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.seed == 3
+    assert cfg.name == "my_exp"
+    assert cfg.output_dir == "runs/my_exp"
+    assert cfg.model.name == "scnn"
+    # the model section is resolved against the builder's signature, defaults included
+    assert cfg.model.params["tau"] == 2.0 and cfg.model.params["channels"] == [16, 32]
+
+
+def test_unknown_key_names_path_and_nearest_key(tmp_path):
+    path = write(tmp_path, "optimizer:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "unknown key 'optimizer.lrr'; did you mean 'optimizer.lr'?" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_misplaced_key_suggests_its_section():
+    with pytest.raises(ConfigError, match=r"unknown key 'lr'; did you mean 'optimizer.lr'\?"):
+        config_from_dict({"lr": 0.1})
+
+
+def test_unknown_model_parameter_checked_against_builder_signature():
+    with pytest.raises(ConfigError, match=r"unknown key 'model.chanels'; did you mean 'model.channels'\?"):
+        config_from_dict({"model": {"name": "scnn", "chanels": [8, 16]}})
+    with pytest.raises(ConfigError, match=r"'model.tau'.*expected float.*'fast' \(str\)"):
+        config_from_dict({"model": {"name": "scnn", "tau": "fast"}})
+    with pytest.raises(ConfigError, match=r"model.name.*did you mean 'scnn'"):
+        config_from_dict({"model": {"name": "scn"}})
+    with pytest.raises(ConfigError, match=r"'model.surrogate'.*'sigmoidd'.*did you mean 'sigmoid'"):
+        config_from_dict({"model": {"surrogate": "sigmoidd"}})
+
+
+def test_wrong_type_names_path_value_and_expected_type():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"data": {"batch_size": "sixty-four"}})
+    msg = str(info.value)
+    assert "'data.batch_size'" in msg and "'sixty-four'" in msg and "expected int" in msg
+    with pytest.raises(ConfigError, match=r"'loop.clip_grad'.*expected float or null.*\[1\]"):
+        config_from_dict({"loop": {"clip_grad": [1]}})
+    # a bool is not an int, even though Python says isinstance(True, int)
+    with pytest.raises(ConfigError, match=r"'seed'.*expected int.*True"):
+        config_from_dict({"seed": True})
+    with pytest.raises(ConfigError, match=r"'optimizer'.*expected a mapping"):
+        config_from_dict({"optimizer": 0.1})
+
+
+def test_choices_and_ranges():
+    with pytest.raises(ConfigError, match=r"'optimizer.name': 'sgdd' is not one of 'sgd', 'adamw'; did you mean 'sgd'"):
+        config_from_dict({"optimizer": {"name": "sgdd"}})
+    with pytest.raises(ConfigError, match=r"'loop.epochs': must be >= 1, got 0"):
+        config_from_dict({"loop": {"epochs": 0}})
+    with pytest.raises(ConfigError, match=r"'loss.label_smoothing'"):
+        config_from_dict({"loss": {"label_smoothing": 1.5}})
+
+
+def test_ints_widen_to_float_and_empty_sections_mean_defaults():
+    cfg = config_from_dict({"optimizer": {"lr": 1}, "loop": None})
+    assert cfg.optimizer.lr == 1.0 and isinstance(cfg.optimizer.lr, float)
+    assert cfg.loop.epochs == 10
+
+
+def test_parse_override_reads_yaml_scalars():
+    assert parse_override("optimizer.lr=1e-3") == (["optimizer", "lr"], 1e-3)  # not the str "1e-3"
+    assert parse_override("model.channels=[8, 16]") == (["model", "channels"], [8, 16])
+    assert parse_override("loop.clip_grad=null") == (["loop", "clip_grad"], None)
+    assert parse_override("optimizer.nesterov=true") == (["optimizer", "nesterov"], True)
+    assert parse_override("name=a=b") == (["name"], "a=b")  # split at the first '=' only
+    for bad in ("optimizer.lr", "=3", "a..b=1"):
+        with pytest.raises(ConfigError, match="bad override"):
+            parse_override(bad)
+
+
+def test_overrides_apply_and_are_validated(tmp_path):
+    path = write(tmp_path, "optimizer:\n  name: sgd\n  lr: 0.1\n")
+    cfg = load_config(path, ["optimizer.lr=0.05", "model.channels=[4, 8]", "loop.epochs=2"])
+    assert cfg.optimizer.lr == 0.05 and cfg.optimizer.name == "sgd"
+    assert cfg.model.params["channels"] == [4, 8]
+    assert cfg.loop.epochs == 2
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["optimizer.lrr=3"])
+    assert str(info.value) == (
+        "--set optimizer.lrr=3: unknown key 'optimizer.lrr'; did you mean 'optimizer.lr'?"
+    )
+    with pytest.raises(ConfigError, match=r"'data.time_steps'.*expected int.*'ten'"):
+        load_config(path, ["data.time_steps=ten"])
+    with pytest.raises(ConfigError, match=r"--set seed.x=1: config key 'seed': expected int"):
+        load_config(path, ["seed.x=1"])
+    with pytest.raises(ConfigError, match=r"'optimizer.lr' is a value, not a section"):
+        load_config(path, ["optimizer.lr.x=1"])
+
+
+def test_values_are_never_evaluated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "pwned"
+    # a python tag is refused by the safe loader; nothing runs
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        parse_override(f"name=!!python/object/apply:os.system ['touch {marker}']")
+    file_attack = write(tmp_path, f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(file_attack)
+    # text that looks like code stays text
+    cfg = load_config(write(tmp_path, "seed: 1\n"), ["name=__import__('os').system('touch pwned')"])
+    assert cfg.name.startswith("__import__")
+    assert not marker.exists()
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    path = write(tmp_path, "seed: 1\noptimizer:\n  lr: [0.1\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml \(line \d+, column \d+\): invalid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(write(tmp_path, "- 1\n- 2\n", "list.yaml"))
+
+
+def test_config_error_is_a_neuroflow_error():
+    with pytest.raises(NeuroflowError):
+        config_from_dict({"nope": 1})
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = load_config(write(tmp_path, "model:\n  channels: [4, 8]\n"), ["optimizer.lr=0.02"])
+    text = dump_config(cfg)
+    assert "channels: [4, 8]" in text  # model parameters stay flat in the YAML
+    again = config_from_dict(yaml.safe_load(text))
+    assert again == cfg
+    assert to_dict(again) == to_dict(cfg)
+
+
+def test_shipped_configs_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    quick = load_config(root / "quickstart.yaml")
+    assert quick.data.name == "synthetic-nmnist" and quick.model.name == "scnn"
+    real = load_config(root / "nmnist_scnn.yaml")
+    assert real.data.name == "nmnist" and real.data.root == "datasets/nmnist"
+    assert real.output_dir == "runs/nmnist_scnn"

@@ -1,0 +1,179 @@
+"""The trainer: a tiny run's outputs, determinism, losses, schedules, checkpoints, firing rates."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neuroflow.config import config_from_dict
+from neuroflow.config.schema import LossConfig, OptimizerConfig, SchedulerConfig
+from neuroflow.errors import CheckpointError
+from neuroflow.neurons import LIF
+from neuroflow.train import (
+    FiringRateMonitor,
+    LRSchedule,
+    build_loss,
+    build_optimizer,
+    evaluate_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+
+TIME_KEYS = {"epoch_time_s", "samples_per_s"}
+
+
+def _without_times(records):
+    return [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in records]
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_one_epoch_writes_summary_metrics_and_checkpoints(tiny_config, capsys):
+    raw, _ = tiny_config()
+    cfg = config_from_dict(raw)
+    summary = train(cfg)
+    out = Path(cfg.output_dir)
+    for name in ("summary.json", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp-*"))  # atomic writes leave no temporary files
+
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert 0.0 <= on_disk["test_accuracy"] <= 1.0 and on_disk["test_samples"] > 0
+    assert set(on_disk["firing_rates"]) == {"lif1", "lif2"}
+    assert 0.0 <= on_disk["mean_firing_rate"] <= 1.0
+    assert on_disk["checkpoint"] == str(out / "best.pt") and on_disk["epochs"] == 1
+    assert on_disk["wall_time_s"] > 0
+
+    records = _records(out)
+    assert len(records) == 1 and records[0]["epoch"] == 1
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"} <= set(records[0])
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "epoch" and "val_accuracy" in header
+
+    ckpt = torch.load(out / "last.pt", weights_only=True)  # tensors and plain containers only
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] > 0
+    assert ckpt["config"]["model"]["channels"] == [4, 8]
+    assert {"python", "numpy", "torch"} <= set(ckpt["rng"])
+    assert ckpt["versions"]["torch"] == str(torch.__version__)
+    assert {"model", "optimizer", "scheduler"} <= set(ckpt)
+
+    printed = capsys.readouterr().out
+    assert "test accuracy:" in printed and "firing rates:" in printed
+    assert f"checkpoint: {out / 'best.pt'}" in printed
+
+
+def test_same_seed_same_result_other_seed_differs(tiny_config):
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        raw, _ = tiny_config(name=name, seed=seed)
+        cfg = config_from_dict(raw)
+        summary = train(cfg)
+        out = Path(cfg.output_dir)
+        runs[name] = (summary, _records(out), torch.load(out / "last.pt", weights_only=True)["model"])
+    (sa, ra, ma), (sb, rb, mb), (_, rc, mc) = runs["a"], runs["b"], runs["c"]
+    assert _without_times(ra) == _without_times(rb)
+    assert sa["test_accuracy"] == sb["test_accuracy"] and sa["firing_rates"] == sb["firing_rates"]
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    assert not all(torch.equal(ma[k], mc[k]) for k in ma)
+
+
+def test_eval_checkpoint_matches_training_summary(tiny_config):
+    raw, _ = tiny_config()
+    cfg = config_from_dict(raw)
+    summary = train(cfg)
+    result = evaluate_checkpoint(cfg, summary["checkpoint"], "test")
+    assert result["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert result["mean_firing_rate"] == pytest.approx(summary["mean_firing_rate"])
+    assert result["num_samples"] == summary["test_samples"]
+
+
+def test_losses():
+    torch.manual_seed(0)
+    logits, target = torch.randn(5, 4, 10), torch.tensor([1, 2, 3, 4])
+    ce = build_loss(LossConfig(name="ce"))
+    assert torch.allclose(ce(logits, target), F.cross_entropy(logits.mean(0), target))
+    smooth = build_loss(LossConfig(name="ce", label_smoothing=0.2))
+    assert torch.allclose(smooth(logits, target),
+                          F.cross_entropy(logits.mean(0), target, label_smoothing=0.2))
+    tet = build_loss(LossConfig(name="tet"))
+    per_step = torch.stack([F.cross_entropy(logits[t], target) for t in range(5)]).mean()
+    assert torch.allclose(tet(logits, target), per_step)
+    tet_mse = build_loss(LossConfig(name="tet", tet_lambda=0.25, tet_phi=1.0))
+    expected = 0.75 * per_step + 0.25 * ((logits - 1.0) ** 2).mean()
+    assert torch.allclose(tet_mse(logits, target), expected)
+
+
+def test_lr_schedules():
+    cos = LRSchedule(SchedulerConfig(name="cosine", warmup_epochs=1, min_lr=0.01), 0.1, 10, 5)
+    assert cos.lr(0) == pytest.approx(0.01) and cos.lr(9) == pytest.approx(0.1)  # linear warm-up
+    assert cos.lr(10) == pytest.approx(0.1) and cos.lr(49) == pytest.approx(0.01)
+    assert cos.lr(30) < cos.lr(20) < cos.lr(10)
+    step = LRSchedule(SchedulerConfig(name="step", milestones=[2, 4], gamma=0.1), 1.0, 10, 5)
+    assert [step.lr(s) for s in (0, 19, 20, 39, 40)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    const = LRSchedule(SchedulerConfig(name="constant"), 0.3, 7, 2)
+    assert const.lr(0) == const.lr(13) == 0.3
+
+
+def test_optimizers():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    sgd = build_optimizer(model, OptimizerConfig(name="sgd", lr=0.1, momentum=0.9,
+                                                  nesterov=True, weight_decay=1e-3))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
+    decays = sorted(g["weight_decay"] for g in sgd.param_groups)
+    assert decays == [0.0, 1e-3]  # no decay on biases / BN parameters
+    assert len(sgd.param_groups[0]["params"]) == 1  # only the Linear weight is decayed
+    adamw = build_optimizer(model, OptimizerConfig(name="adamw", lr=1e-3, betas=[0.8, 0.9]))
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["betas"] == (0.8, 0.9)
+
+
+def test_checkpoint_errors(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"epoch": 3, "model": {"w": torch.ones(2)}})
+    assert load_checkpoint(path)["epoch"] == 3
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="torn.pt: not a readable checkpoint"):
+        load_checkpoint(torn)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"w": torch.ones(1)}, foreign)
+    with pytest.raises(CheckpointError, match="not a neuroflow checkpoint"):
+        load_checkpoint(foreign)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "neuroflow-checkpoint", "x": Evil()}, evil)
+    with pytest.raises(CheckpointError, match="evil.pt"):  # weights_only refuses objects
+        load_checkpoint(evil)
+
+
+def test_resume_without_checkpoint_is_an_error(tiny_config):
+    raw, _ = tiny_config()
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(config_from_dict(raw), resume=True)
+
+
+def test_firing_rate_monitor_counts_spikes():
+    net = torch.nn.Sequential(LIF(tau=2.0), torch.nn.Identity(), LIF(tau=2.0))
+    x = torch.zeros(4, 2, 10)
+    x[:, 0, :5] = 10.0  # strong input: these 5 neurons of sample 0 fire at every step
+    with FiringRateMonitor(net) as monitor:
+        net(x)
+    rates = monitor.rates()
+    assert set(rates) == {"0", "2"}
+    assert rates["0"] == pytest.approx(5 * 4 / (4 * 2 * 10))
+    assert math.isclose(monitor.mean_rate(), (rates["0"] + rates["2"]) / 2)
+    assert not net[0]._forward_hooks  # hooks are removed on exit
