@@ -272,3 +272,16 @@ def test_concurrent_cache_writers_agree(root):
         again = frame_cache.CachedFrames(path)
     assert len(again) == 90
     np.testing.assert_array_equal(again.get(5), maker(refs[5].read()))
+
+
+def test_read_only_root_is_not_written(tmp_path):
+    root = make_root(tmp_path / "ro", train_per_class=3, test_per_class=1)
+    root.chmod(0o555)  # as a shared, read-only copy would be (even when running as root)
+    try:
+        with pytest.warns(UserWarning, match="read-only"):
+            d = build_datasets(cfg(root), seed=0)
+        assert not (root / ".cache").exists()
+        assert (len(d["train"]), len(d["val"])) == (30, 0)  # 10% of 3 per class rounds to 0
+        assert d["test"][0][0].shape == (10, 2, 34, 34)
+    finally:
+        root.chmod(0o755)

@@ -21,6 +21,7 @@ random translation (``translate``, train only) is applied to the cached frames o
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Mapping
@@ -227,8 +228,8 @@ def interleave(indices: np.ndarray, labels: np.ndarray, rng: np.random.Generator
 def _not_found(name: str, root: Path, what: str) -> DatasetNotFoundError:
     if name == "synthetic-nmnist":
         how = (
-            f"prepare the synthetic default with `neuroflow data prepare synthetic-nmnist --root {root}` "
-            "(or set data.prepare: true to generate it on first use)"
+            "prepare the synthetic default with `neuroflow data prepare synthetic-nmnist` "
+            "(about 30 s), or set data.prepare: true to generate it on first use"
         )
     else:
         how = (
@@ -262,19 +263,37 @@ def _frame_source(
         params = {**maker.params(), "on_bad_file": options.on_bad_file}
         key = cache_key(params, refs)
         path = cache_path(root, split, key)
-        try:
-            build_frame_cache(
-                path, refs, maker, maker.frame_shape, key, params, options.on_bad_file,
-                desc=f"caching {split} frames",
-            )
-            return CachedFrames(path)
-        except PermissionError as exc:
-            warnings.warn(
-                f"cannot write the frame cache in {path.parent} ({exc.strerror}); computing frames "
-                "from the event files on every access instead (set data.cache: false to silence)",
-                stacklevel=3,
-            )
+        problem = None if _looks_writable(path.parent) else "the folder is read-only"
+        if problem is None:
+            try:
+                build_frame_cache(
+                    path, refs, maker, maker.frame_shape, key, params, options.on_bad_file,
+                    desc=f"caching {split} frames",
+                )
+                return CachedFrames(path)
+            except PermissionError as exc:
+                problem = exc.strerror
+            except OSError as exc:
+                if exc.errno != errno.EROFS:
+                    raise
+                problem = exc.strerror
+        warnings.warn(
+            f"cannot write the frame cache in {path.parent} ({problem}); computing frames from the "
+            "event files on every access instead (set data.cache: false to silence this)",
+            stacklevel=3,
+        )
     return EventFileFrames(_valid_refs(refs, options.on_bad_file), maker)
+
+
+def _looks_writable(cache_dir: Path) -> bool:
+    """False for a cache folder (or, before it exists, a dataset root) without write permission.
+    Checks the mode bits too: a process running as root may write anywhere, but a dataset folder
+    marked read-only (e.g. a shared copy) should not grow a cache behind its owner's back."""
+    target = cache_dir if cache_dir.exists() else cache_dir.parent
+    try:
+        return bool(target.stat().st_mode & 0o222) and os.access(target, os.W_OK)
+    except OSError:
+        return False
 
 
 def _valid_refs(refs: list[SampleRef], on_bad_file: str) -> list[SampleRef]:

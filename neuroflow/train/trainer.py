@@ -449,7 +449,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: st
     if datasets.get(split) is None or len(datasets[split]) == 0:
         raise ConfigError(f"the {split!r} split of {cfg.data.root} is empty")
     model = make_model(cfg, datasets["train"])
-    changed = [k for k in _diff_keys(ckpt.get("config", {}).get("model"), to_dict(cfg)["model"], "model.")]
+    changed = _diff_keys(ckpt.get("config", {}).get("model"), to_dict(cfg)["model"], "model.")
     hint = f"the checkpoint's config differs in {', '.join(changed)}" if changed else ""
     load_model_state(model, ckpt["model"], checkpoint, hint)
     model.to(ctx.device)
