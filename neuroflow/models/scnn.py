@@ -29,16 +29,10 @@ from neuroflow.models.registry import MODELS
 from neuroflow.neurons import LIF, surrogate as surrogates
 
 
-def make_surrogate(name: str, alpha: float, width: float):
-    """The surrogate-gradient object for a config name (``alpha`` for sigmoid/atan, ``width``
-    for the rectangular window)."""
-    if name == "sigmoid":
-        return surrogates.Sigmoid(alpha=alpha)
-    if name == "atan":
-        return surrogates.ATan(alpha=alpha)
-    if name == "rectangular":
-        return surrogates.Rectangular(width=width)
-    raise InvalidArgumentError(f"unknown surrogate {name!r} (expected sigmoid, atan or rectangular)")
+def make_surrogate(name: str, alpha: float, width: float) -> surrogates.Surrogate:
+    """The surrogate for a config name: ``alpha`` for sigmoid/atan, ``width`` for rectangular."""
+    kwargs = {"width": width} if name == "rectangular" else {"alpha": alpha}
+    return surrogates.get_surrogate(name, **kwargs)
 
 
 class SCNN(nn.Sequential):
