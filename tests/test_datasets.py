@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import types
@@ -238,6 +239,12 @@ def test_synthetic_prepared_on_first_use(tmp_path):
     assert prepare_dataset("synthetic-nmnist", tmp_path / "syn") == tmp_path / "syn"  # reused
     options.synthetic_train_per_class = 11
     with pytest.raises(InvalidArgumentError, match="synthetic_train_per_class"):
+        build_datasets(options, seed=0)
+    options.synthetic_train_per_class = None  # "whatever is there"
+    meta_file = tmp_path / "syn" / "synthetic-nmnist.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "generator_version": -1}))
+    with pytest.warns(UserWarning, match="another version of the synthetic N-MNIST generator"):
         build_datasets(options, seed=0)
 
 

@@ -357,6 +357,13 @@ def build_synthetic_nmnist(options: DataOptions, seed: int) -> dict[str, FrameDa
     test_pc = options.synthetic_test_per_class or synth.DEFAULT_TEST_PER_CLASS
     if synth.is_prepared(root):
         meta = synth.read_meta(root)
+        if meta.get("generator_version") != synth.GENERATOR_VERSION:
+            warnings.warn(
+                f"{root} was made by another version of the synthetic N-MNIST generator "
+                f"({meta.get('generator_version')}, current {synth.GENERATOR_VERSION}); delete it to "
+                "regenerate the current data",
+                stacklevel=3,
+            )
         for key, wanted in (("train_per_class", options.synthetic_train_per_class),
                             ("test_per_class", options.synthetic_test_per_class)):
             if wanted is not None and meta.get(key) != wanted:
