@@ -80,18 +80,18 @@ def _column_ranges(steps: int, m: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + per, m)) for lo in range(0, m, per)]
 
 
-def _run_columns(kernel, ranges, *args) -> None:
-    """Run ``kernel(*args(lo, hi))`` on each column range; the kernels release the GIL."""
+def _run_columns(kernel, ranges, make_args) -> None:
+    """Run ``kernel(*make_args(i, lo, hi))`` for each column range ``i``; the kernels release the GIL."""
     global _pool
     if len(ranges) == 1:
-        kernel(*args[0](*ranges[0]))
+        kernel(*make_args(0, *ranges[0]))
         return
     with _pool_lock:
         if _pool is None or _pool._max_workers < len(ranges):
             _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="neuroflow-neuron")
         pool = _pool
-    futures = [pool.submit(kernel, *args[0](lo, hi)) for lo, hi in ranges[1:]]
-    kernel(*args[0](*ranges[0]))
+    futures = [pool.submit(kernel, *make_args(i, lo, hi)) for i, (lo, hi) in enumerate(ranges) if i > 0]
+    kernel(*make_args(0, *ranges[0]))
     for f in futures:
         f.result()
 
@@ -114,7 +114,7 @@ class _FusedMultistep(torch.autograd.Function):
         scalars = _kernel_scalars(dyn, w)
         arrays = (x2.numpy(), v2.numpy(), spikes.numpy(), v_last.numpy())
         flags = (dyn.charge_kind, dyn.v_reset is None)
-        _run_columns(cpu_kernels.forward, _column_ranges(*x2.shape), lambda lo, hi: (*arrays, lo, hi, *flags, *scalars))
+        _run_columns(cpu_kernels.forward, _column_ranges(*x2.shape), lambda i, lo, hi: (*arrays, lo, hi, *flags, *scalars))
         ctx.save_for_backward(x2, v2, w)
         ctx.dyn = dyn
         ctx.scalars = scalars
@@ -139,10 +139,9 @@ class _FusedMultistep(torch.autograd.Function):
         arrays = (x2.numpy(), v2.numpy(), gs.numpy(), gv.numpy(), grad_x.numpy(), grad_v0.numpy())
         flags = (dyn.charge_kind, dyn.v_reset is None, dyn.detach_reset, dyn.surrogate.kind)
         alpha = np.float32(dyn.surrogate.alpha)
-        index = {r: i for i, r in enumerate(ranges)}
         _run_columns(
             cpu_kernels.backward, ranges,
-            lambda lo, hi: (*arrays, grad_q[index[(lo, hi)]:index[(lo, hi)] + 1], lo, hi, *flags, *ctx.scalars, alpha),
+            lambda i, lo, hi: (*arrays, grad_q[i:i + 1], lo, hi, *flags, *ctx.scalars, alpha),
         )
         grad_w = None
         if w is not None and ctx.needs_input_grad[2]:

@@ -7,8 +7,6 @@ spikes over ``D`` virtual time steps, so operation counting counts ``k`` operati
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
