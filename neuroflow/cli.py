@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Sequence
 
+from neuroflow.allocator import retain_freed_memory
 from neuroflow.errors import NeuroflowError
 
 EXIT_ERROR = 2
@@ -197,6 +198,8 @@ def _rank_prefix() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
+    # a training process reuses its freed tensors' memory instead of page-faulting it back in
+    retain_freed_memory()
     try:
         return int(args.func(args) or 0)
     except NeuroflowError as exc:
