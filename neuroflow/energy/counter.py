@@ -30,7 +30,17 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from neuroflow.energy.ops import OpCounts, conv_synaptic_ops, linear_synaptic_ops, matmul_ops, neuron_ops, pool_ops
+from neuroflow.energy.ops import (
+    OpCounts,
+    clear_marked_spikes,
+    conv_synaptic_ops,
+    linear_synaptic_ops,
+    mark_spikes,
+    matmul_ops,
+    neuron_ops,
+    neuron_output_is_binary,
+    pool_ops,
+)
 from neuroflow.errors import InvalidArgumentError
 from neuroflow.neurons import SpikingNeuron
 
@@ -109,7 +119,11 @@ def _pool(m: nn.Module, inputs, output) -> OpCounts:
 
 @register_op_counter(SpikingNeuron, kind="neuron")
 def _neuron(m: nn.Module, inputs, output) -> OpCounts:
-    return neuron_ops(_first_tensor(output))
+    spikes = _first_tensor(output)
+    counts = neuron_ops(spikes)
+    if not getattr(m, "normalize", False):  # MultiSpike(normalize=True) emits k / D, not integers
+        mark_spikes(spikes, binary=neuron_output_is_binary(counts))
+    return counts
 
 
 _MATMULS = {torch.matmul, torch.mm, torch.bmm, torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.bmm,
@@ -182,12 +196,14 @@ class OpCounter:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        clear_marked_spikes()
         self._active = None
         self._names.clear()
         self._product_index.clear()
 
     # ------------------------------------------------------------------- hooks
     def _root_pre_hook(self, module, inputs) -> None:
+        clear_marked_spikes()
         self._names.clear()
         self._product_index.clear()
         self._active = None

@@ -28,13 +28,16 @@ All counts are per call; shapes follow PyTorch: conv input ``[N, C, *spatial]``,
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, fields
+import math
 from functools import lru_cache
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from neuroflow.energy.cpu_stats import all_integer, column_stats, fast_path
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 
 
@@ -75,25 +78,81 @@ class OpCounts:
         return asdict(self)
 
 
+#: data_ptr -> (weak reference, binary) of tensors known to hold spikes (outputs of spiking
+#: neurons, marked by the counter), so that their consumers skip the integer test (and, for 0/1
+#: spikes, the range test); a dead reference is ignored
+_MARKED_SPIKES: dict[int, tuple[weakref.ref, bool]] = {}
+
+
+def mark_spikes(t: torch.Tensor, binary: bool = False) -> None:
+    """Record that ``t`` (and views sharing its data) holds integer spikes (0/1 if ``binary``)."""
+    _MARKED_SPIKES[t.data_ptr()] = (weakref.ref(t), binary)
+
+
+def _marked(x: torch.Tensor) -> bool | None:
+    """None if ``x`` is not marked, else whether it was marked binary."""
+    entry = _MARKED_SPIKES.get(x.data_ptr())
+    return None if entry is None or entry[0]() is None else entry[1]
+
+
+def clear_marked_spikes() -> None:
+    _MARKED_SPIKES.clear()
+
+
 def is_spike_tensor(x: torch.Tensor) -> bool:
     """True when every element of ``x`` is an integer (binary, ternary or multi-spike)."""
-    return not x.is_floating_point() or bool(torch.equal(x, torch.round(x)))
+    if not x.is_floating_point():
+        return True
+    if _marked(x) is not None:
+        return True
+    if fast_path(x):
+        return all_integer(x)
+    return bool(torch.equal(x, torch.round(x)))
 
 
-def _activity(x: torch.Tensor) -> tuple[torch.Tensor, bool, OpCounts]:
-    """``(per-element event weight, spiking, input statistics)`` of a layer input.
+def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
+    """``(spiking, statistics, events)`` of a layer input: events summed over ``dims`` (float64),
+    ``sum |x|`` for spikes (an integer ``k`` is ``k`` events), the number of non-zeros for real
+    values (one MAC each, as NeuroBench).
 
-    The weight is ``|x|`` for spikes (``k`` events for an integer ``k``) and ``x != 0`` for
-    real values (one MAC per non-zero, as NeuroBench).
+    Few passes over ``x``, as this runs on every layer: sums run in float32 (float64 reductions
+    are several times slower on CPU; exact while a reduced entry holds fewer than 2**24 events)
+    and binary spikes take their non-zero count from the sum.
     """
     x = x.detach()
     if not x.is_floating_point():
         x = x.to(torch.float32)
-    spiking = is_spike_tensor(x)
-    weight = x.abs() if spiking else (x != 0).to(x.dtype)
-    stats = OpCounts(activity_sum=float(weight.sum(dtype=torch.float64)),
-                     activity_nonzero=float(torch.count_nonzero(x)), activity_elements=float(x.numel()))
-    return weight, spiking, stats
+    kept = [n for d, n in enumerate(x.shape) if d not in dims]
+    numel = x.numel()
+    leading = tuple(range(len(dims)))
+    if fast_path(x) and tuple(dims) == leading:
+        abs_sum, nonzero_per, integer = column_stats(x, x.dim() - len(dims))
+        if spiking is None:
+            spiking = integer or _marked(x) is not None
+        events = abs_sum if spiking else nonzero_per
+        stats = OpCounts(activity_sum=float(events.sum()), activity_nonzero=float(nonzero_per.sum()),
+                         activity_elements=float(numel))
+        return spiking, stats, events
+    spiking = is_spike_tensor(x) if spiking is None else spiking
+    if numel == 0:
+        return spiking, OpCounts(), torch.zeros(kept, dtype=torch.float64)
+    if spiking:
+        binary = _marked(x)
+        if not binary:
+            lo, hi = torch.aminmax(x)
+            binary = bool(lo >= 0) and bool(hi <= 1)
+        w = x if binary or bool(lo >= 0) else x.abs()
+        events = w.sum(dim=dims, dtype=torch.float32).to(torch.float64)
+        total = float(events.sum())
+        nonzero = total if binary else float(torch.count_nonzero(x))
+    else:
+        nonzero = float(torch.count_nonzero(x))
+        if nonzero == numel:  # dense real input (the usual encoding layer): no per-element pass
+            events = torch.full(kept, float(numel // max(1, math.prod(kept))), dtype=torch.float64)
+        else:
+            events = torch.count_nonzero(x, dim=dims).to(torch.float64)
+        total = nonzero
+    return spiking, OpCounts(activity_sum=total, activity_nonzero=nonzero, activity_elements=float(numel)), events
 
 
 def _charge(stats: OpCounts, effective: float, dense: float, spiking: bool) -> OpCounts:
@@ -106,11 +165,13 @@ def _charge(stats: OpCounts, effective: float, dense: float, spiking: bool) -> O
     return stats
 
 
-def linear_synaptic_ops(x: torch.Tensor, out_features: int) -> OpCounts:
-    """A dense layer ``[..., in] -> [..., out]``: each input event reaches ``out_features`` synapses."""
-    weight, spiking, stats = _activity(x)
-    effective = float(weight.sum(dtype=torch.float64)) * out_features
-    return _charge(stats, effective, float(x.numel()) * out_features, spiking)
+def linear_synaptic_ops(x: torch.Tensor, out_features: int, spiking: bool | None = None) -> OpCounts:
+    """A dense layer ``[..., in] -> [..., out]``: each input event reaches ``out_features`` synapses.
+
+    ``spiking``: whether ``x`` holds spikes, when the caller knows (else it is tested).
+    """
+    spiking, stats, _ = _input_events(x, spiking, tuple(range(x.dim())))
+    return _charge(stats, stats.activity_sum * out_features, float(x.numel()) * out_features, spiking)
 
 
 @lru_cache(maxsize=256)
@@ -135,39 +196,55 @@ def _fanout_map(spatial: tuple[int, ...], kernel: tuple[int, ...], stride: tuple
 
 
 def _window_ops(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
-                dilation: Sequence[int]) -> tuple[torch.Tensor, bool, OpCounts, float, float]:
-    """Events of ``x [N, C, *spatial]`` weighted by their window count, summed over N and C."""
+                dilation: Sequence[int], spiking: bool | None):
+    """``(spiking, stats, events, effective, dense)`` of a sliding-window layer on ``x [N, C, *spatial]``:
+    events per position weighted by the number of windows covering it, summed."""
     dims = len(kernel)
     if x.dim() != dims + 2:
         raise InputShapeError(f"expected a [N, C, {dims} spatial] input, got {list(x.shape)}")
-    weight, spiking, stats = _activity(x)
+    spiking, stats, events = _input_events(x, spiking, (0, 1))  # events per position [*spatial]
     fanout = _fanout_map(tuple(x.shape[2:]), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
-    per_position = weight.sum(dim=(0, 1), dtype=torch.float64)
-    effective = float((per_position * fanout.to(per_position.device)).sum())
+    effective = float((events * fanout.to(events.device)).sum())
     dense = float(fanout.sum()) * x.shape[0] * x.shape[1]
-    return weight, spiking, stats, effective, dense
+    return spiking, stats, effective, dense
 
 
 def conv_synaptic_ops(x: torch.Tensor, out_channels: int, kernel_size: Sequence[int],
                       stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
-                      groups: int = 1) -> OpCounts:
+                      groups: int = 1, spiking: bool | None = None) -> OpCounts:
     """A zero-padded Conv1d/2d/3d on ``x [N, C_in, *spatial]``.
 
     Each input event feeds ``out_channels / groups`` channels at every output position whose
     window covers it: ``ops = (C_out / groups) x sum_positions(events x windows covering it)``.
     """
-    _, spiking, stats, effective, dense = _window_ops(x, kernel_size, stride, padding, dilation)
+    spiking, stats, effective, dense = _window_ops(x, kernel_size, stride, padding, dilation, spiking)
     per_group = out_channels / groups
     return _charge(stats, effective * per_group, dense * per_group, spiking)
 
 
 def pool_ops(x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int],
-             padding: Sequence[int], dilation: Sequence[int] | None = None) -> OpCounts:
+             padding: Sequence[int], dilation: Sequence[int] | None = None,
+             spiking: bool | None = None) -> OpCounts:
     """Sum/average or max pooling on ``x [N, C, *spatial]``: one accumulate (or comparison) per
-    input event and window containing it; the ANN equivalent adds every element (``dense_acs``)."""
+    input event and window containing it; the ANN equivalent adds every element (``dense_acs``).
+
+    Zero-skipping is a property of spikes: a real-valued input (e.g. a BatchNorm output) is
+    pooled densely, every element counting as an event, which also spares a pass over it.
+    """
     dilation = dilation if dilation is not None else (1,) * len(kernel_size)
-    _, _, stats, effective, dense = _window_ops(x, kernel_size, stride, padding, dilation)
-    stats.acs, stats.dense_acs, stats.calls = effective, dense, 1
+    if x.dim() != len(kernel_size) + 2:
+        raise InputShapeError(f"expected a [N, C, {len(kernel_size)} spatial] input, got {list(x.shape)}")
+    if spiking is None:
+        spiking = is_spike_tensor(x.detach())
+    if spiking:
+        _, stats, effective, dense = _window_ops(x, kernel_size, stride, padding, dilation, True)
+    else:
+        fanout = _fanout_map(tuple(x.shape[2:]), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation))
+        effective = dense = float(fanout.sum()) * x.shape[0] * x.shape[1]
+        stats = OpCounts(activity_sum=float(x.numel()), activity_nonzero=float(x.numel()),
+                         activity_elements=float(x.numel()))
+    stats = _charge(stats, effective, 0.0, True)
+    stats.dense_acs = dense
     return stats
 
 
@@ -199,33 +276,34 @@ def matmul_ops(a: torch.Tensor, b: torch.Tensor) -> OpCounts:
     batch = 1
     for s in batch_shape:
         batch *= s
-    wa, a_spiking, a_stats = _activity(a2)
-    wb, b_spiking, b_stats = _activity(b2)
-    col_a = wa.sum(dim=-2, dtype=torch.float64)  # events per k, [..., k]
+    dense = float(batch * n * k * m)
+    b_spiking = is_spike_tensor(b2)
+    a_spiking, a_stats, col_a = _input_events(a2, None, (a2.dim() - 2,))  # events per k, [..., k]
+    if b_spiking and not a_spiking:  # each event of b accumulates a column of a (n entries)
+        _, b_stats, row_b = _input_events(b2, True, (b2.dim() - 1,))  # [..., k]
+        return _charge(b_stats, float((row_b * n).expand(*batch_shape, k).sum()), dense, True)
     if a_spiking and b_spiking:
         per_k = col_a * (b2 != 0).sum(dim=-1, dtype=torch.float64)
-    elif b_spiking:
-        per_k = wb.sum(dim=-1, dtype=torch.float64) * n
     else:  # a spikes against a dense b, or a real-valued product
         per_k = col_a * m
-    effective = float(per_k.expand(*batch_shape, k).sum())
-    spiking = a_spiking or b_spiking
-    stats = b_stats if b_spiking and not a_spiking else a_stats
-    return _charge(stats, effective, float(batch * n * k * m), spiking)
+    return _charge(a_stats, float(per_k.expand(*batch_shape, k).sum()), dense, a_spiking)
 
 
 def neuron_ops(spikes: torch.Tensor) -> OpCounts:
     """A spiking neuron layer's output ``[T, B, ...]``: one state update per element, and its
     spikes (an integer spike counts its value)."""
-    spikes = spikes.detach()
-    events = float(spikes.abs().sum(dtype=torch.float64))
-    return OpCounts(neuron_updates=float(spikes.numel()), spikes=events, activity_sum=events,
-                    activity_nonzero=float(torch.count_nonzero(spikes)),
-                    activity_elements=float(spikes.numel()), calls=1)
+    _, stats, _ = _input_events(spikes, True, tuple(range(spikes.dim())))
+    stats.neuron_updates, stats.spikes, stats.calls = float(spikes.numel()), stats.activity_sum, 1
+    return stats
+
+
+def neuron_output_is_binary(stats: OpCounts) -> bool:
+    """Whether the output counted by :func:`neuron_ops` held only 0/1 (spikes == non-zeros)."""
+    return stats.spikes == stats.activity_nonzero
 
 
 def sparse_conv_synaptic_ops(features: torch.Tensor, kernel_map: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                             out_channels: int) -> OpCounts:
+                             out_channels: int, spiking: bool | None = None) -> OpCounts:
     """A sparse (submanifold or strided) convolution from its kernel map.
 
     Args:
@@ -241,8 +319,7 @@ def sparse_conv_synaptic_ops(features: torch.Tensor, kernel_map: Sequence[tuple[
     """
     if features.dim() != 2:
         raise InputShapeError(f"sparse conv features must be [N, C], got {list(features.shape)}")
-    weight, spiking, stats = _activity(features)
-    per_site = weight.sum(dim=1, dtype=torch.float64)  # events per active input site
+    spiking, stats, per_site = _input_events(features, spiking, (1,))  # events per active input site
     effective, pairs = 0.0, 0
     for offset, (in_idx, out_idx) in enumerate(kernel_map):
         if in_idx.shape != out_idx.shape:
