@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuroflow.energy import OpCounter, conv_synaptic_ops, matmul_ops, register_op_counter, sparse_conv_synaptic_ops
+from neuroflow.energy import (
+    OpCounter,
+    conv_synaptic_ops,
+    linear_synaptic_ops,
+    matmul_ops,
+    register_op_counter,
+    sparse_conv_synaptic_ops,
+)
 from neuroflow.layers import TimeDistributed
 from neuroflow.neurons import LIF
 
@@ -239,3 +246,18 @@ def test_sparse_conv_counts_equal_dense_count_at_active_sites(kind):
     assert got.acs == pytest.approx(c_out * float(per_out[out_mask].sum()))
     assert got.dense_macs == pytest.approx(c_in * c_out * float(taps[out_mask].sum()))
     assert got.macs == 0
+
+
+@pytest.mark.parametrize("values", ["binary", "counts", "signed", "real", "sparse_real"])
+def test_numba_and_torch_paths_agree(values):
+    # float32 contiguous CPU tensors take the one-pass numba kernel, float64 the torch path
+    torch.manual_seed(4)
+    x = torch.rand(6, 3, 9, 9)
+    x = {"binary": (x < 0.3).float(), "counts": torch.poisson(x), "signed": torch.randint(-2, 3, x.shape).float(),
+         "real": x, "sparse_real": x * (x < 0.2)}[values]
+    for fn in (lambda t: conv_synaptic_ops(t, 4, (3, 3), (2, 2), (1, 1), (1, 1)),
+               lambda t: linear_synaptic_ops(t.reshape(6, -1), 7)):
+        fast, slow = fn(x), fn(x.double())
+        assert fast.as_dict() == pytest.approx(slow.as_dict())
+    assert fast.activity_nonzero == float((x != 0).sum())
+    assert (fast.acs > 0) == (values not in ("real", "sparse_real"))

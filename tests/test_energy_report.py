@@ -168,3 +168,13 @@ def test_sdt_v1_energy_formula_on_the_published_figures():
             assert implied == pytest.approx(0.1394, abs=1e-3)
     predicted_8 = (SDT_V1_MJ[(6, 512)] + SDT_V1_MJ[(10, 512)]) / 2
     assert predicted_8 == pytest.approx(SDT_V1_MJ[(8, 512)], rel=0.02)
+
+
+def test_energy_notebook_runs(tmp_path):
+    from notebook_runner import execute_notebook
+
+    nb = execute_notebook("energy.ipynb", tmp_path)
+    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "energy per sample on cmos45nm" in outputs and "rram_macro" in outputs
+    assert "field 'spike.value' must be >= 0" in outputs
+    assert (tmp_path / "energy.png").is_file()
