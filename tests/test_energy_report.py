@@ -178,3 +178,17 @@ def test_energy_notebook_runs(tmp_path):
     assert "energy per sample on cmos45nm" in outputs and "rram_macro" in outputs
     assert "field 'spike.value' must be >= 0" in outputs
     assert (tmp_path / "energy.png").is_file()
+
+
+def test_a_failing_energy_estimate_does_not_stop_training(tiny_config, monkeypatch):
+    import neuroflow.energy
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("counter exploded")
+
+    monkeypatch.setattr(neuroflow.energy, "estimate_energy", broken)
+    raw, path = tiny_config("broken_energy")
+    with pytest.warns(RuntimeWarning, match="energy estimate skipped: RuntimeError: counter exploded"):
+        assert main(["train", str(path)]) == 0
+    summary = json.loads((Path(raw["output_dir"]) / "summary.json").read_text())
+    assert summary["energy"] is None and summary["test_accuracy"] is not None

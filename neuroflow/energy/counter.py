@@ -38,7 +38,6 @@ from neuroflow.energy.ops import (
     mark_spikes,
     matmul_ops,
     neuron_ops,
-    neuron_output_is_binary,
     pool_ops,
 )
 from neuroflow.errors import InvalidArgumentError
@@ -120,10 +119,9 @@ def _pool(m: nn.Module, inputs, output) -> OpCounts:
 @register_op_counter(SpikingNeuron, kind="neuron")
 def _neuron(m: nn.Module, inputs, output) -> OpCounts:
     spikes = _first_tensor(output)
-    counts = neuron_ops(spikes)
     if not getattr(m, "normalize", False):  # MultiSpike(normalize=True) emits k / D, not integers
-        mark_spikes(spikes, binary=neuron_output_is_binary(counts))
-    return counts
+        mark_spikes(spikes)
+    return neuron_ops(spikes)
 
 
 _MATMULS = {torch.matmul, torch.mm, torch.bmm, torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.bmm,

@@ -12,7 +12,7 @@ from torch import nn
 from neuroflow.energy.counter import OpCounter
 from neuroflow.energy.hardware import load_hardware
 from neuroflow.energy.report import EnergyReport, energy_report
-from neuroflow.errors import ConfigError, InvalidArgumentError
+from neuroflow.errors import InvalidArgumentError
 
 
 @torch.no_grad()
@@ -45,18 +45,8 @@ def estimate_energy(model: nn.Module, batches: Iterable, hardware: str = "cmos45
 def estimate_checkpoint(cfg, checkpoint: str | Path, hardware: str = "cmos45nm", precision: str | None = None,
                         split: str = "test", max_samples: int | None = None) -> EnergyReport:
     """Energy of ``checkpoint`` (a model of experiment config ``cfg``) on one split of its data."""
-    from neuroflow.train.checkpoint import load_checkpoint, load_model_state
-    from neuroflow.train.distributed import DistContext, ShardSampler, select_device
-    from neuroflow.train.trainer import load_datasets, make_loader, make_model
+    from neuroflow.train.trainer import load_for_evaluation
 
     load_hardware(hardware, precision)  # a bad profile name fails before the data are loaded
-    ctx = DistContext(device=select_device(cfg, 0))
-    ckpt = load_checkpoint(checkpoint)
-    datasets = load_datasets(cfg, ctx)
-    if datasets.get(split) is None or len(datasets[split]) == 0:
-        raise ConfigError(f"the {split!r} split of {cfg.data.root} is empty")
-    model = make_model(cfg, datasets["train"])
-    load_model_state(model, ckpt["model"], checkpoint)
-    model.to(ctx.device)
-    loader = make_loader(datasets[split], cfg.data.batch_size, ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+    ctx, _, model, loader = load_for_evaluation(cfg, checkpoint, split)
     return estimate_energy(model, loader, hardware, precision, max_samples, ctx.device)

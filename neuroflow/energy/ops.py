@@ -13,8 +13,11 @@ Conventions (DESIGN section 6; SDT V1-V3, E-3DSNN, NeuroBench):
   as NeuroBench's ``Dense``. It differs from thop-style FLOPs only at zero-padded borders.
 - Biases, BatchNorm (folded into the weights at inference) and element-wise ops are not counted;
   weights are assumed dense (a zero weight still counts, unlike NeuroBench's binarised weights).
-- Pooling counts one accumulate (sum pooling) or comparison (max pooling) per input element and
-  window containing it: ACs for the SNN and dense adds for the ANN.
+- Pooling counts one accumulate (sum pooling) or comparison (max pooling) per input event and
+  window containing it: ACs for the SNN and dense adds for the ANN. A real-valued pooling input
+  (e.g. a BatchNorm output) is pooled densely: every element is an event.
+- ``MultiSpike(normalize=True)`` emits ``k / D``, which is not integer: its consumers count as
+  MAC layers. Count such models with ``normalize=False`` (the ``1 / D`` folds into the weights).
 
 Event-count input (N-MNIST frames hold the number of events per pixel and bin) is integer-valued,
 so it counts as spikes with ``k`` events -> ``k`` ACs: each event is one synaptic event on
@@ -28,14 +31,13 @@ All counts are per call; shapes follow PyTorch: conv input ``[N, C, *spatial]``,
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import asdict, dataclass, fields
-import math
 from functools import lru_cache
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from neuroflow.energy.cpu_stats import all_integer, column_stats, fast_path
 from neuroflow.errors import InputShapeError, InvalidArgumentError
@@ -78,21 +80,19 @@ class OpCounts:
         return asdict(self)
 
 
-#: data_ptr -> (weak reference, binary) of tensors known to hold spikes (outputs of spiking
-#: neurons, marked by the counter), so that their consumers skip the integer test (and, for 0/1
-#: spikes, the range test); a dead reference is ignored
-_MARKED_SPIKES: dict[int, tuple[weakref.ref, bool]] = {}
+#: data_ptr -> weak reference of tensors known to hold spikes (outputs of spiking neurons, marked
+#: by the counter), so that their consumers skip the integer test; a dead reference is ignored
+_MARKED_SPIKES: dict[int, weakref.ref] = {}
 
 
-def mark_spikes(t: torch.Tensor, binary: bool = False) -> None:
-    """Record that ``t`` (and views sharing its data) holds integer spikes (0/1 if ``binary``)."""
-    _MARKED_SPIKES[t.data_ptr()] = (weakref.ref(t), binary)
+def mark_spikes(t: torch.Tensor) -> None:
+    """Record that ``t`` (and views sharing its data) holds integer spikes."""
+    _MARKED_SPIKES[t.data_ptr()] = weakref.ref(t)
 
 
-def _marked(x: torch.Tensor) -> bool | None:
-    """None if ``x`` is not marked, else whether it was marked binary."""
-    entry = _MARKED_SPIKES.get(x.data_ptr())
-    return None if entry is None or entry[0]() is None else entry[1]
+def _marked(x: torch.Tensor) -> bool:
+    ref = _MARKED_SPIKES.get(x.data_ptr())
+    return ref is not None and ref() is not None
 
 
 def clear_marked_spikes() -> None:
@@ -103,7 +103,7 @@ def is_spike_tensor(x: torch.Tensor) -> bool:
     """True when every element of ``x`` is an integer (binary, ternary or multi-spike)."""
     if not x.is_floating_point():
         return True
-    if _marked(x) is not None:
+    if _marked(x):
         return True
     if fast_path(x):
         return all_integer(x)
@@ -115,9 +115,10 @@ def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
     ``sum |x|`` for spikes (an integer ``k`` is ``k`` events), the number of non-zeros for real
     values (one MAC each, as NeuroBench).
 
-    Few passes over ``x``, as this runs on every layer: sums run in float32 (float64 reductions
-    are several times slower on CPU; exact while a reduced entry holds fewer than 2**24 events)
-    and binary spikes take their non-zero count from the sum.
+    This runs on every layer, so it reads ``x`` as few times as it can: once with the numba
+    kernel (float32 CPU tensors reduced over leading dimensions), otherwise with torch, where sums
+    run in float32 (float64 reductions are several times slower; exact while a reduced entry holds
+    fewer than 2**24 events) and binary spikes take their non-zero count from the sum.
     """
     x = x.detach()
     if not x.is_floating_point():
@@ -128,7 +129,7 @@ def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
     if fast_path(x) and tuple(dims) == leading:
         abs_sum, nonzero_per, integer = column_stats(x, x.dim() - len(dims))
         if spiking is None:
-            spiking = integer or _marked(x) is not None
+            spiking = integer or _marked(x)
         events = abs_sum if spiking else nonzero_per
         stats = OpCounts(activity_sum=float(events.sum()), activity_nonzero=float(nonzero_per.sum()),
                          activity_elements=float(numel))
@@ -137,11 +138,9 @@ def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
     if numel == 0:
         return spiking, OpCounts(), torch.zeros(kept, dtype=torch.float64)
     if spiking:
-        binary = _marked(x)
-        if not binary:
-            lo, hi = torch.aminmax(x)
-            binary = bool(lo >= 0) and bool(hi <= 1)
-        w = x if binary or bool(lo >= 0) else x.abs()
+        lo, hi = torch.aminmax(x)
+        binary = bool(lo >= 0) and bool(hi <= 1)
+        w = x if bool(lo >= 0) else x.abs()
         events = w.sum(dim=dims, dtype=torch.float32).to(torch.float64)
         total = float(events.sum())
         nonzero = total if binary else float(torch.count_nonzero(x))
@@ -295,11 +294,6 @@ def neuron_ops(spikes: torch.Tensor) -> OpCounts:
     _, stats, _ = _input_events(spikes, True, tuple(range(spikes.dim())))
     stats.neuron_updates, stats.spikes, stats.calls = float(spikes.numel()), stats.activity_sum, 1
     return stats
-
-
-def neuron_output_is_binary(stats: OpCounts) -> bool:
-    """Whether the output counted by :func:`neuron_ops` held only 0/1 (spikes == non-zeros)."""
-    return stats.spikes == stats.activity_nonzero
 
 
 def sparse_conv_synaptic_ops(features: torch.Tensor, kernel_map: Sequence[tuple[torch.Tensor, torch.Tensor]],

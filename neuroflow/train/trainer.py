@@ -465,9 +465,9 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
     return summary
 
 
-def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test",
-                        progress: bool = False) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on one split of the config's data, in this process."""
+def load_for_evaluation(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test"):
+    """``(context, checkpoint dict, model with its weights, loader of split)`` to run
+    ``checkpoint`` on one split of the config's data in this process."""
     ctx = DistContext(device=select_device(cfg, 0))
     ckpt = load_checkpoint(checkpoint)
     datasets = load_datasets(cfg, ctx)
@@ -480,9 +480,16 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: st
     model.to(ctx.device)
     loader = make_loader(datasets[split], cfg.data.batch_size,
                          ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+    return ctx, ckpt, model, loader
+
+
+def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test",
+                        progress: bool = False) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on one split of the config's data, in this process."""
+    ctx, ckpt, model, loader = load_for_evaluation(cfg, checkpoint, split)
     result = evaluate(model, loader, ctx, split, progress)
     return {"split": split, "checkpoint": str(checkpoint), "epoch": int(ckpt.get("epoch", 0)),
             **result}
 
 
-__all__ = ["TrainState", "evaluate", "evaluate_checkpoint", "train", "train_one_epoch"]
+__all__ = ["TrainState", "evaluate", "evaluate_checkpoint", "load_for_evaluation", "train", "train_one_epoch"]
