@@ -192,3 +192,12 @@ def test_a_failing_energy_estimate_does_not_stop_training(tiny_config, monkeypat
         assert main(["train", str(path)]) == 0
     summary = json.loads((Path(raw["output_dir"]) / "summary.json").read_text())
     assert summary["energy"] is None and summary["test_accuracy"] is not None
+
+
+def test_energy_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["energy", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--checkpoint", "--hardware", "--precision", "--json", "--png", "--split", "--max-samples"):
+        assert option in text
