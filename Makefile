@@ -40,6 +40,7 @@ test-slow: setup-dev
 
 bench: setup-dev
 	$(VPY) benchmarks/bench_neurons.py
+	$(VPY) benchmarks/bench_energy_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,6 +2,8 @@
 
     neuroflow train CONFIG [--set KEY=VALUE ...] [--resume]
     neuroflow eval CONFIG --checkpoint CKPT [--split test] [--json] [--set KEY=VALUE ...]
+    neuroflow energy CONFIG --checkpoint CKPT [--hardware NAME] [--precision P] [--json FILE]
+                     [--png FILE] [--split test] [--max-samples N] [--set KEY=VALUE ...]
     neuroflow data prepare NAME [--root DIR] [--seed N]
     neuroflow config show CONFIG [--set KEY=VALUE ...]
 
@@ -116,6 +118,50 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- energy
+
+
+def _add_energy(sub) -> None:
+    p = sub.add_parser(
+        "energy",
+        help="estimate a checkpoint's energy per sample on a hardware profile",
+        description="Count the checkpoint's operations on one split of the config's data "
+        "(MACs, ACs, neuron updates, spikes per layer), price them on a hardware profile and "
+        "print a per-layer table with the SNN and ANN-equivalent energy per sample.",
+    )
+    p.add_argument("config", help="experiment YAML file (defines the data and the model)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file (.pt)")
+    p.add_argument("--hardware", default="cmos45nm", metavar="NAME",
+                   help="profile name in hardware/ (cmos45nm, loihi, truenorth, rram_macro) "
+                   "or a profile YAML file (default: cmos45nm)")
+    p.add_argument("--precision", default=None,
+                   help="arithmetic precision of the profile, e.g. fp32, fp16, int8 for cmos45nm "
+                   "(default: the profile's)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="which split to run (default: test)")
+    p.add_argument("--max-samples", type=int, default=None, metavar="N",
+                   help="count on at most N samples (default: the whole split)")
+    p.add_argument("--json", dest="json_path", default=None, metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--png", default=None, metavar="FILE", help="also write a bar chart of energy per layer")
+    _add_set(p)
+    p.set_defaults(func=_cmd_energy)
+
+
+def _cmd_energy(args) -> int:
+    from neuroflow.energy import estimate_checkpoint
+
+    report = estimate_checkpoint(_load(args), args.checkpoint, args.hardware, args.precision,
+                                 args.split, args.max_samples)
+    print(report.table())
+    if args.json_path:
+        report.save_json(args.json_path)
+        print(f"json: {args.json_path}")
+    if args.png:
+        report.plot(args.png)
+        print(f"chart: {args.png}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------- data
 
 
@@ -181,11 +227,11 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuroflow",
-        description="Spiking neural networks on PyTorch: train, evaluate, prepare data.",
+        description="Spiking neural networks on PyTorch: train, evaluate, estimate energy, prepare data.",
     )
     parser.add_argument("--version", action="version", version=f"neuroflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_eval, _add_data, _add_config):
+    for add in (_add_train, _add_eval, _add_energy, _add_data, _add_config):
         add(sub)
     return parser
 

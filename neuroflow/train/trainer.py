@@ -3,7 +3,8 @@
 One epoch: train on the train split (progress bar with loss, accuracy, samples/s), evaluate on the
 validation split every ``loop.eval_every`` epochs, append a metrics record, then write
 ``last.pt`` (and ``best.pt`` when validation accuracy improved). At the end the best checkpoint is
-evaluated on the test split with firing-rate hooks and ``summary.json`` is written.
+evaluated on the test split with firing-rate hooks, its energy per sample is estimated on a few
+test samples (45 nm CMOS, fp32) and ``summary.json`` is written.
 
 Determinism: the config seed seeds Python, NumPy and torch before the model is built; the sampler
 is a ``DistributedSampler`` (also in a single process) whose permutation depends only on
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -399,6 +401,26 @@ def _epoch_line(r: dict, cfg: ExperimentConfig) -> str:
     return line + f"  lr {r['lr']:.2e}  {r['epoch_time_s']:.1f} s ({r['samples_per_s']:.0f} samples/s)"
 
 
+#: test samples the end-of-training energy summary counts on (cheap next to the test pass)
+ENERGY_SUMMARY_SAMPLES = 64
+
+
+def _energy_summary(model: nn.Module, loader: DataLoader, ctx: DistContext) -> dict[str, Any] | None:
+    """Energy per sample on ``cmos45nm`` over the first test samples, or None with a warning:
+    a failing estimate must never cost a finished training run."""
+    from neuroflow.energy import estimate_energy
+
+    try:
+        report = estimate_energy(unwrap(model), loader, "cmos45nm", max_samples=ENERGY_SUMMARY_SAMPLES,
+                                 device=ctx.device)
+    except Exception as exc:  # any failure: report it and keep the run's results
+        warnings.warn(f"energy estimate skipped: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+        return None
+    _say(ctx, report.summary())
+    keys = ("hardware", "precision", "samples", "total_energy_pj", "ann_energy_pj", "snn_to_ann_ratio")
+    return {k: v for k, v in report.to_dict().items() if k in keys}
+
+
 def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, num_params: int):
     """Evaluate the best checkpoint on the test split and write ``summary.json``."""
     barrier(ctx)  # best.pt is complete on every rank's view
@@ -419,12 +441,15 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
         "num_parameters": num_params,
         "world_size": ctx.world_size,
         "seed": cfg.seed,
+        "energy": None,
     }
     if "test" in eval_loaders:
         test = evaluate(model, eval_loaders["test"], ctx, "test", cfg.loop.progress)
         summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"],
                        test_samples=test["num_samples"], mean_firing_rate=test["mean_firing_rate"],
                        firing_rates=test["firing_rates"])
+        if ctx.is_main:
+            summary["energy"] = _energy_summary(model, eval_loaders["test"], ctx)
     if ctx.is_main:
         path = Path(cfg.output_dir) / "summary.json"
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
@@ -440,9 +465,9 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
     return summary
 
 
-def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test",
-                        progress: bool = False) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` on one split of the config's data, in this process."""
+def load_for_evaluation(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test"):
+    """``(context, checkpoint dict, model with its weights, loader of split)`` to run
+    ``checkpoint`` on one split of the config's data in this process."""
     ctx = DistContext(device=select_device(cfg, 0))
     ckpt = load_checkpoint(checkpoint)
     datasets = load_datasets(cfg, ctx)
@@ -455,9 +480,16 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: st
     model.to(ctx.device)
     loader = make_loader(datasets[split], cfg.data.batch_size,
                          ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+    return ctx, ckpt, model, loader
+
+
+def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test",
+                        progress: bool = False) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on one split of the config's data, in this process."""
+    ctx, ckpt, model, loader = load_for_evaluation(cfg, checkpoint, split)
     result = evaluate(model, loader, ctx, split, progress)
     return {"split": split, "checkpoint": str(checkpoint), "epoch": int(ckpt.get("epoch", 0)),
             **result}
 
 
-__all__ = ["TrainState", "evaluate", "evaluate_checkpoint", "train", "train_one_epoch"]
+__all__ = ["TrainState", "evaluate", "evaluate_checkpoint", "load_for_evaluation", "train", "train_one_epoch"]

@@ -1,0 +1,31 @@
+"""Energy estimation (DESIGN section 6): count operations with hooks, price them on a hardware
+profile, report per layer.
+
+Public names: :class:`OpCounter`, :func:`register_op_counter` (plug a layer type in),
+:class:`OpCounts` and the pure counting functions (:func:`conv_synaptic_ops`,
+:func:`linear_synaptic_ops`, :func:`matmul_ops`, :func:`pool_ops`, :func:`neuron_ops`,
+:func:`sparse_conv_synaptic_ops`), :func:`load_hardware` / :func:`hardware_names` /
+:class:`HardwareProfile`, :class:`EnergyReport` / :func:`energy_report`, and
+:func:`estimate_energy` / :func:`estimate_checkpoint` over a dataset.
+"""
+
+from neuroflow.energy.counter import OpCounter, register_op_counter
+from neuroflow.energy.estimate import estimate_checkpoint, estimate_energy
+from neuroflow.energy.hardware import HardwareProfile, hardware_names, load_hardware
+from neuroflow.energy.ops import (
+    OpCounts,
+    conv_synaptic_ops,
+    linear_synaptic_ops,
+    matmul_ops,
+    neuron_ops,
+    pool_ops,
+    sparse_conv_synaptic_ops,
+)
+from neuroflow.energy.report import EnergyReport, energy_report
+
+__all__ = [
+    "OpCounter", "register_op_counter", "OpCounts", "conv_synaptic_ops", "linear_synaptic_ops",
+    "matmul_ops", "neuron_ops", "pool_ops", "sparse_conv_synaptic_ops", "HardwareProfile",
+    "hardware_names", "load_hardware", "EnergyReport", "energy_report", "estimate_checkpoint",
+    "estimate_energy",
+]

@@ -1,0 +1,52 @@
+"""Energy of a model over a dataset: run inference under an :class:`OpCounter`, price it on a
+hardware profile. Behind ``neuroflow energy`` and the trainer's end-of-run summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from neuroflow.energy.counter import OpCounter
+from neuroflow.energy.hardware import load_hardware
+from neuroflow.energy.report import EnergyReport, energy_report
+from neuroflow.errors import InvalidArgumentError
+
+
+@torch.no_grad()
+def estimate_energy(model: nn.Module, batches: Iterable, hardware: str = "cmos45nm",
+                    precision: str | None = None, max_samples: int | None = None,
+                    device: torch.device | str = "cpu") -> EnergyReport:
+    """Count ``model``'s operations on ``batches`` of time-first inputs ``[T, B, ...]`` (or
+    ``(inputs, labels)`` pairs) and price them on profile ``hardware``.
+
+    ``max_samples`` stops after that many samples (the last batch is cut to fit). The model is put
+    in eval mode; counts are per sample.
+    """
+    if max_samples is not None and max_samples < 1:
+        raise InvalidArgumentError(f"max_samples must be >= 1, got {max_samples}")
+    profile = load_hardware(hardware, precision)  # fail on a bad name before running anything
+    model.eval()
+    seen = 0
+    with OpCounter(model) as counter:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if max_samples is not None:
+                x = x[:, : max_samples - seen]
+            model(x.to(device))
+            seen += x.shape[1]
+            if max_samples is not None and seen >= max_samples:
+                break
+    return energy_report(counter, profile)
+
+
+def estimate_checkpoint(cfg, checkpoint: str | Path, hardware: str = "cmos45nm", precision: str | None = None,
+                        split: str = "test", max_samples: int | None = None) -> EnergyReport:
+    """Energy of ``checkpoint`` (a model of experiment config ``cfg``) on one split of its data."""
+    from neuroflow.train.trainer import load_for_evaluation
+
+    load_hardware(hardware, precision)  # a bad profile name fails before the data are loaded
+    ctx, _, model, loader = load_for_evaluation(cfg, checkpoint, split)
+    return estimate_energy(model, loader, hardware, precision, max_samples, ctx.device)
