@@ -8,3 +8,6 @@ from neuroflow.models.registry import DATA_ARGUMENTS, MODELS, build_model, build
 from neuroflow.models.scnn import SCNN, scnn
 
 __all__ = ["DATA_ARGUMENTS", "MODELS", "SCNN", "build_model", "builder_parameters", "scnn"]
+from neuroflow.models.spikeformer import MetaSpikeFormer
+
+__all__ += ["MetaSpikeFormer"]
