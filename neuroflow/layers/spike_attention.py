@@ -54,7 +54,8 @@ def sdsa_v2(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> 
     The product is ordered so that ``K^T V`` (``[..., d, d]``) is formed first: ``O(N d^2)`` time
     and ``O(N d + d^2)`` memory instead of the ``O(N^2 d)`` / ``O(N^2)`` of ``(Q K^T) V``.
     """
-    return (q @ (k.transpose(-2, -1) @ v)) * scale
+    # scaling in place saves one [..., N, d] temporary; bmm keeps its inputs, not its output, for backward
+    return (q @ (k.transpose(-2, -1) @ v)).mul_(scale)
 
 
 def sdsa_v1_mask(k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ def sdsa_v1_mask(k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (k * v).sum(dim=-2, keepdim=True)
 
 
-def conv_bn(dim: int) -> TimeDistributed:
+def repconv_bn(dim: int) -> TimeDistributed:
     """RepConv + BatchNorm on every time step (the Q/K/V and output projections of SDSA)."""
     return TimeDistributed(RepConv(dim, dim), nn.BatchNorm2d(dim))
 
@@ -90,10 +91,10 @@ class SpikeDrivenSelfAttention(nn.Module):
             raise InvalidArgumentError(f"SpikeDrivenSelfAttention: version must be 1 or 2, got {version!r}")
         self.dim, self.num_heads, self.version, self.scale = dim, num_heads, version, float(scale)
         self.head_lif = neuron()
-        self.q_conv, self.k_conv, self.v_conv = conv_bn(dim), conv_bn(dim), conv_bn(dim)
+        self.q_conv, self.k_conv, self.v_conv = repconv_bn(dim), repconv_bn(dim), repconv_bn(dim)
         self.q_lif, self.k_lif, self.v_lif = neuron(), neuron(), neuron()
         self.attn_lif = neuron(v_threshold=attention_threshold)
-        self.proj_conv = conv_bn(dim)
+        self.proj_conv = repconv_bn(dim)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The spiking attention output ``[T, B, C, H, W]`` (spikes) before the projection."""

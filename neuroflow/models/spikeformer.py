@@ -1,17 +1,18 @@
 """Meta-SpikeFormer (Spike-driven Transformer V2; Yao et al., ICLR 2024) and its registered variants.
 
-Structure, on ``[T, B, C_in, H, W]`` (strides ``s1..s5``; ImageNet: 2, 2, 2, 2, 1)::
+Structure, on ``[T, B, C_in, H, W]`` (``strides`` = (s1, ..., s5); ImageNet: 2, 2, 2, 2, 1)::
 
-    stage 1  downsample1_1  k7/s1 conv -> C0/2 (the stem: real input, no LIF)   + conv_depths[0] ConvBlocks
-             downsample1_2  LIF, k3/s2 conv -> C0                               + conv_depths[1] ConvBlocks
-    stage 2  downsample2    LIF, k3/s3 conv -> C1                               + conv_depths[2] ConvBlocks
-    stage 3  downsample3    LIF, k3/s4 conv -> C2                               + transformer_depths[0] blocks
-    stage 4  downsample4    LIF, k3/s5 conv -> C3                               + transformer_depths[1] blocks
+    stage 1  downsample1_1  7x7 conv, stride s1 -> C0/2 (the stem: real input, no LIF)  + conv_depths[0] ConvBlocks
+             downsample1_2  LIF, 3x3 conv, stride s2 -> C0                              + conv_depths[1] ConvBlocks
+    stage 2  downsample2    LIF, 3x3 conv, stride s3 -> C1                              + conv_depths[2] ConvBlocks
+    stage 3  downsample3    LIF, 3x3 conv, stride s4 -> C2                              + transformer_depths[0] blocks
+    stage 4  downsample4    LIF, 3x3 conv, stride s5 -> C3                              + transformer_depths[1] blocks
     head     mean over H, W -> LIF -> Linear(C3 -> classes)                     [T, B, classes]
              (or, head_pool="flatten": LIF -> Linear(C3 * H' * W' -> classes))
 
-Every convolution pads ``k // 2``, so a stride ``s`` stage maps a side ``n`` to ``n / s`` exactly
-when ``s`` divides ``n``; the builder rejects input sizes that some stride does not divide. The
+Every convolution pads ``k // 2`` (the stem: ``stem_padding``), so a stride ``s`` stage maps a
+side ``n`` to ``n / s`` exactly when ``s`` divides ``n``; the builder rejects input sizes that some
+stride does not divide (see :func:`check_strides`). The
 output is logits per time step (the reference averages them over T; neuroflow's losses do that).
 
 Registered builders (parameter counts at 1000 classes, from the architecture; the reference
@@ -23,7 +24,7 @@ name                     dims C0/C1/C2/C3       parameters      paper
 metaspikeformer_15m      64/128/256/360         15,112,208      15.11M
 metaspikeformer_31m      96/192/384/480         31,333,864      31.33M
 metaspikeformer_55m      128/256/512/640        55,350,248      55.35M
-metaspikeformer_event    small, 34x34 event frames (unpadded stem -> 16x16, strides 2,2,1,1,1)
+metaspikeformer_event    small, 34x34 event frames: unpadded 3x3 stem, 8x8 tokens, flatten head
 metaspikeformer_cifar    small, 32x32 images (strides 1,2,2,1,1)
 =======================  =====================  ==============  ===============
 """
@@ -81,7 +82,7 @@ class MetaSpikeFormer(nn.Module):
 
     Args:
         num_classes: logits per time step.
-        input_shape: one frame ``(C, H, W)``; H and W must be divisible by the product of ``strides``.
+        input_shape: one frame ``(C, H, W)``; every stride must divide the side it receives.
         dims: ``(C0, C1, C2, C3)``; stage 1 runs at ``C0/2`` then ``C0`` (C0 even).
         conv_depths: ConvBlocks after downsampling 1_1, 1_2 and 2 (reference: 1, 1, 2).
         transformer_depths: transformer blocks in stages 3 and 4 (reference: 6, 2).
@@ -93,7 +94,7 @@ class MetaSpikeFormer(nn.Module):
         mlp_ratio: hidden width factor of the ConvBlock and MLP.
         attention_version: 2 (``LIF(Q K^T V)``) or 1 (``Q * LIF(sum K*V)``).
         attention_scale: the V2 scale (0.125 in the reference). Few tokens and narrow heads give
-            small ``Q K^T V`` sums, so small variants need a larger scale to reach the 0.5 threshold.
+            small ``Q K^T V`` sums: a larger scale lets a small model's attention neuron fire sooner.
         head_pool: ``"mean"`` over tokens before the head (reference) or ``"flatten"`` (the head sees
             every token: ``Linear(C3 * H' * W')``; small event variant, where the mean-pooled
             features of a shallow network learn far slower on N-MNIST).
@@ -151,7 +152,8 @@ class MetaSpikeFormer(nn.Module):
             return nn.Sequential(*(ConvBlock(dim, neuron, mlp_ratio) for _ in range(n)))
 
         def blocks(dim: int, n: int) -> nn.Sequential:
-            return nn.Sequential(*(TransformerBlock(dim, num_heads, neuron, mlp_ratio, attention_version, attention_scale) for _ in range(n)))
+            return nn.Sequential(*(TransformerBlock(dim, num_heads, neuron, mlp_ratio, attention_version,
+                                                attention_scale) for _ in range(n)))
 
         self.downsample1_1 = Downsampling(self.input_shape[0], c0 // 2, stem_kernel, strides[0], neuron=None,
                                           padding=stem_padding)
