@@ -26,7 +26,7 @@ class SparseTensor:
     Args:
         coords: ``[N, 4]`` int32/int64, rows ``(batch, x, y, z)`` with ``0 <= batch < batch_size``
             and ``0 <= x < spatial_shape[0]`` etc. Rows should be unique (not checked: it would
-            cost a sort on every construction; :func:`neuroflow.layers.sparse_conv.build_kernel_map`
+            cost a sort on every construction; :func:`neuroflow.layers.kernel_map.build_kernel_map`
             assumes it).
         features: ``[N, C]`` floating point, one row per coordinate row.
         spatial_shape: ``(X, Y, Z)`` grid size in voxels.
