@@ -15,7 +15,8 @@ Backends:
   call costs ~10 tensor operations whatever the kernel size. Fully fused numba
   gather-matmul-scatter kernels (one axpy per pair and input channel) measured 2-5x slower here
   than the BLAS matmuls at 32 channels, so only the scatter is a numba kernel.
-* ``"torch"``: the reference, one gather / matmul / ``index_add`` per offset, autograd backward.
+* ``"torch"``: the reference, one gather / matmul / ``index_add`` per offset, autograd backward
+  (it skips silent rows only when the features need no gradient).
 
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
@@ -69,9 +70,13 @@ def sparse_conv(
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
-    """Per offset: gather the input rows, one matmul, index_add into the output rows."""
+    """Per offset: gather the input rows, one matmul, index_add into the output rows.
+
+    Event-driven skipping only when ``x`` needs no gradient: autograd would give skipped (silent)
+    rows a zero gradient, not their true one.
+    """
     y = x.new_zeros((kmap.num_out, w.shape[2]))
-    active = x.detach().ne(0).any(1) if event_driven else None
+    active = x.detach().ne(0).any(1) if event_driven and not x.requires_grad else None
     for o in range(kmap.kernel_volume):
         in_idx, out_idx = kmap.pairs(o)
         if active is not None:
