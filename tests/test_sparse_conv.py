@@ -38,11 +38,11 @@ def random_coords(batch: int, shape: tuple[int, int, int], n: int, seed: int) ->
     return torch.stack([keys // (X * Y * Z), keys // (Y * Z) % X, keys // Z % Y, keys % Z], 1)
 
 
-def spikes_with_silent_rows(n: int, channels: int, seed: int, dtype=torch.float64) -> torch.Tensor:
-    """Integer spikes 0..4 with about a third of the rows all zero."""
+def spikes_with_silent_rows(n: int, channels: int, seed: int, dtype=torch.float64, silent: float = 0.33) -> torch.Tensor:
+    """Integer spikes 0..4 with about a fraction ``silent`` of the rows all zero."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 5, (n, channels), generator=gen).to(dtype)
-    return x * (torch.rand(n, 1, generator=gen) > 0.33).to(dtype)
+    return x * (torch.rand(n, 1, generator=gen) >= silent).to(dtype)
 
 
 def dense_reference(x: SparseTensor, weight: torch.Tensor, kmap, stride: int, submanifold: bool) -> torch.Tensor:
@@ -97,15 +97,28 @@ def test_sparse_conv_equals_dense_conv3d(kernel, stride, submanifold, shape, bac
         torch.set_num_threads(previous)
 
 
-def test_float32_matches_dense_and_event_driven_matches_plain():
+@pytest.mark.parametrize("silent", [0.0, 0.5, 0.9])  # the event-driven path's three regimes
+def test_float32_matches_dense_and_event_driven_matches_plain(silent):
     coords = random_coords(2, (9, 9, 9), 300, seed=3)
-    x = spikes_with_silent_rows(300, 16, seed=4, dtype=torch.float32)
-    w = torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(5)) * 0.1
+    x = spikes_with_silent_rows(300, 16, seed=4, dtype=torch.float32, silent=silent).requires_grad_()
+    w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(5)) * 0.1).requires_grad_()
+    g = torch.randn(300, 8, generator=torch.Generator().manual_seed(6))
     kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
     plain = sparse_conv(x, w, kmap)
-    torch.testing.assert_close(sparse_conv(x, w, kmap, event_driven=True), plain, rtol=1e-6, atol=1e-6)
-    reference, _ = dense_reference(SparseTensor(coords, x, (9, 9, 9), 2), w, kmap, 1, True)
-    torch.testing.assert_close(plain, reference, rtol=1e-5, atol=1e-5)
+    skipping = sparse_conv(x, w, kmap, event_driven=True)
+    torch.testing.assert_close(skipping, plain, rtol=1e-6, atol=1e-6)
+    for a, b in zip(torch.autograd.grad(skipping, (x, w), g), torch.autograd.grad(plain, (x, w), g)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    reference, _ = dense_reference(SparseTensor(coords, x.detach(), (9, 9, 9), 2), w.detach(), kmap, 1, True)
+    torch.testing.assert_close(plain.detach(), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_nonzero_rows_counts_negative_zero_as_zero():
+    from neuroflow.layers.sparse_cpu_kernels import nonzero_rows
+
+    for dtype in (torch.float32, torch.float64):
+        x = torch.tensor([[0.0, -0.0], [0.0, 1e-30], [-2.0, 0.0], [-0.0, -0.0]], dtype=dtype)
+        assert nonzero_rows(x).tolist() == [False, True, True, False] == x.ne(0).any(1).tolist()
 
 
 def test_strided_output_sites_are_the_occupied_cells():

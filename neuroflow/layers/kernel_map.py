@@ -29,6 +29,7 @@ from functools import cached_property
 import torch
 
 from neuroflow.errors import InvalidArgumentError
+from neuroflow.layers.sparse_cpu_kernels import padded_layout
 
 #: largest B*X*Y*Z for which neighbours are looked up in a dense int32 index volume (16 MiB)
 DENSE_LOOKUP_MAX_CELLS = 1 << 22
@@ -105,24 +106,9 @@ class GroupedPairs:
 def group_pairs(kmap: "KernelMap", active: torch.Tensor | None) -> GroupedPairs:
     """Padded per-offset layout of the pairs, without the centre offset, keeping only the pairs
     whose input row is ``active`` (``[N]`` bool; ``None`` = all)."""
-    K, device = kmap.kernel_volume, kmap.in_idx.device
-    offset = torch.repeat_interleave(torch.arange(K, device=device), kmap.offset_ptr.diff())
-    keep = offset != kmap.center
-    if active is not None:
-        keep &= active[kmap.in_idx]
-    offset, in_idx, out_idx = offset[keep], kmap.in_idx[keep], kmap.out_idx[keep]
-    counts = torch.bincount(offset, minlength=K)
-    offsets = torch.nonzero(counts, as_tuple=True)[0]
-    row = torch.cumsum(counts > 0, 0)[offset] - 1  # offset -> row of the layout
-    counts = counts[offsets]
-    width = int(counts.max()) if counts.numel() else 0
-    start = torch.cumsum(counts, 0) - counts
-    flat = row * width + torch.arange(in_idx.numel(), device=device) - start[row]
-    padded_in = torch.zeros(offsets.numel() * width, dtype=torch.int64, device=device)
-    padded_out = torch.full_like(padded_in, kmap.num_out)
-    padded_in.scatter_(0, flat, in_idx)
-    padded_out.scatter_(0, flat, out_idx)
-    return GroupedPairs(offsets, padded_in, padded_out, width)
+    if active is None:
+        active = torch.ones(kmap.num_in, dtype=torch.bool, device=kmap.in_idx.device)
+    return GroupedPairs(*padded_layout(kmap.offset_ptr, kmap.in_idx, kmap.out_idx, active, kmap.center, kmap.num_out))
 
 
 def triple(value: int | tuple[int, int, int], name: str) -> tuple[int, int, int]:

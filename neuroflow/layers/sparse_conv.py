@@ -10,11 +10,11 @@ Backends:
 * ``"batched"`` (default via ``"auto"``): the centre offset of a submanifold map (every voxel
   paired with itself) is one dense ``x @ W[c]``; all other offsets are one gather into a padded
   ``[G, P, Cin]`` block (:class:`~neuroflow.layers.kernel_map.GroupedPairs`), one batched matmul
-  and one scatter-add (:func:`~neuroflow.layers.scatter.scatter_add_rows`, a numba loop on the CPU). Forward and backward are hand-written (the backward reuses the
-  layout: ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a
+  and one scatter-add (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
+  Forward and backward are hand-written (the backward reuses the layout and the gathered inputs: ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a
   call costs ~10 tensor operations whatever the kernel size. Fully fused numba
   gather-matmul-scatter kernels (one axpy per pair and input channel) measured 2-5x slower here
-  than the BLAS matmuls at 32 channels, so only the scatter is a numba kernel.
+  than the BLAS matmuls at 32 channels, so only the scatter and the layout are numba loops.
 * ``"torch"``: the reference, one gather / matmul / ``index_add`` per offset, autograd backward
   (it skips silent rows only when the features need no gradient).
 
@@ -27,11 +27,16 @@ the non-skipping path.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable
+
 import torch
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
-from neuroflow.layers.scatter import scatter_add_rows
+from neuroflow.layers.sparse_cpu_kernels import nonzero_rows, scatter_add_rows
 
 BACKENDS = ("auto", "batched", "torch")
 
@@ -92,51 +97,106 @@ def _gather(rows: torch.Tensor, index: torch.Tensor, pairs: GroupedPairs) -> tor
     return rows.index_select(0, index).view(pairs.offsets.numel(), pairs.width, rows.shape[1])
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@contextmanager
+def _plain_threads():
+    """Run the enclosed tensor operations single-threaded, yielding the caller's thread count.
+
+    Why: at these sizes (thousands of voxels x tens of channels) every intra-op parallel region
+    costs more than it saves, and on a loaded machine far more (measured on the shared 2-core VM:
+    each op took >= 8 ms at 2 threads against 0.05-0.5 ms at 1). Parallelism comes instead from
+    running independent parts on plain threads (:func:`_both`), as the neuron kernels do.
+    torch's thread count is process-wide, so other threads briefly see 1 too.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None], threads: int) -> None:
+    """Run two independent parts, on two threads when ``threads > 1`` (tensor ops release the GIL)."""
+    global _pool
+    if threads == 1:
+        first()
+        second()
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neuroflow-sparse-conv")
+    future = _pool.submit(second)
+    first()
+    future.result()
+
+
 class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, event_driven: bool):
-        active = x.ne(0).any(1) if event_driven else None
-        pairs = kmap.grouped if active is None else group_pairs(kmap, active)
-        c = kmap.center
-        # one spare output row takes the padding entries' products
-        y = x.new_zeros((kmap.num_out + 1, w.shape[2]))
-        if c >= 0:
-            if active is None:
-                torch.mm(x, w[c], out=y[:-1])
-            else:
-                rows = torch.nonzero(active, as_tuple=True)[0]
-                y[rows] = x[rows] @ w[c]
-        if pairs.width:
-            products = torch.bmm(_gather(x, pairs.in_idx, pairs), w[pairs.offsets])
-            scatter_add_rows(y, pairs.out_idx, products.view(-1, w.shape[2]))
-        ctx.save_for_backward(x, w, active)
+        with _plain_threads() as threads:
+            active = nonzero_rows(x) if event_driven else None
+            n_active = int(active.sum()) if event_driven else x.shape[0]
+            # every voxel spiked: nothing to skip; the centre offset is worth gathering only
+            # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)
+            pairs = kmap.grouped if n_active == x.shape[0] else group_pairs(kmap, active)
+            centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
+            c = kmap.center
+            # one spare output row takes the padding entries' products (never read, so not zeroed)
+            dense_centre = c >= 0 and centre_rows is None
+            y = (x.new_empty if dense_centre else x.new_zeros)((kmap.num_out + 1, w.shape[2]))
+            parts = {}
+
+            def centre():
+                if dense_centre:
+                    torch.mm(x, w[c], out=y[:-1])
+                elif c >= 0:
+                    scatter_add_rows(y, centre_rows, x[centre_rows] @ w[c])
+
+            def others():
+                parts["gathered"] = _gather(x, pairs.in_idx, pairs)
+                parts["products"] = torch.bmm(parts["gathered"], w[pairs.offsets]).view(-1, w.shape[2])
+
+            _both(centre, others, threads)
+            scatter_add_rows(y, pairs.out_idx, parts["products"])
+        ctx.save_for_backward(x, w, centre_rows, parts["gathered"])
         ctx.kmap, ctx.pairs = kmap, pairs
         return y[:-1]
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, w, active = ctx.saved_tensors
+        x, w, centre_rows, gathered = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         c = kmap.center
-        # a zero row at index num_out: what the padding entries gather
-        g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            pairs = kmap.grouped  # every pair: silent inputs get gradients too
-            grad_x = grad_y @ w[c].t() if c >= 0 else x.new_zeros(x.shape)
-            if pairs.width:
-                products = torch.bmm(_gather(g, pairs.out_idx, pairs), w[pairs.offsets].transpose(1, 2))
-                scatter_add_rows(grad_x, pairs.in_idx, products.view(-1, x.shape[1]))
-        if ctx.needs_input_grad[1]:
-            pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
-            grad_w = w.new_zeros(w.shape)
-            if pairs.width:
-                grad_w[pairs.offsets] = torch.bmm(_gather(x, pairs.in_idx, pairs).transpose(1, 2),
-                                                  _gather(g, pairs.out_idx, pairs))
-            if c >= 0:
-                rows = torch.nonzero(active, as_tuple=True)[0] if active is not None else None
-                grad_w[c] = x.t() @ grad_y if rows is None else x[rows].t() @ grad_y[rows]
-        return grad_x, grad_w, None, None
+        out = {"x": None, "w": None}
+        with _plain_threads() as threads:
+            # a zero row at index num_out: what the padding entries gather
+            g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
+
+            def input_grad():
+                full = kmap.grouped  # every pair: silent inputs get gradients too
+                grad_x = grad_y @ w[c].t() if c >= 0 else x.new_zeros(x.shape)
+                products = torch.bmm(_gather(g, full.out_idx, full), w[full.offsets].transpose(1, 2))
+                out["x"] = scatter_add_rows(grad_x, full.in_idx, products.view(-1, x.shape[1]))
+
+            def weight_grad():
+                pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
+                grad_w = w.new_zeros(w.shape)
+                grad_w[pairs.offsets] = torch.bmm(gathered.transpose(1, 2), _gather(g, pairs.out_idx, pairs))
+                if c >= 0:
+                    rows = centre_rows
+                    grad_w[c] = x.t() @ grad_y if rows is None else x[rows].t() @ grad_y[rows]
+                out["w"] = grad_w
+
+            _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
+                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads)
+        return out["x"], out["w"], None, None
 
 
 # --- per-sample pooling ------------------------------------------------------------------------------
