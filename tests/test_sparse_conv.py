@@ -38,7 +38,7 @@ def random_coords(batch: int, shape: tuple[int, int, int], n: int, seed: int) ->
     return torch.stack([keys // (X * Y * Z), keys // (Y * Z) % X, keys // Z % Y, keys % Z], 1)
 
 
-def spikes_with_silent_rows(n: int, channels: int, seed: int, dtype=torch.float64, silent: float = 0.33) -> torch.Tensor:
+def spikes_with_silent_rows(n: int, channels: int, seed: int, dtype=torch.float64, silent: float = 0.33):
     """Integer spikes 0..4 with about a fraction ``silent`` of the rows all zero."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 5, (n, channels), generator=gen).to(dtype)

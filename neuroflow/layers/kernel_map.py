@@ -206,7 +206,8 @@ def build_kernel_map(
         rel = coords[None, :, 1:] - positions[:, None, :]  # [K, N, 3]
         step = torch.tensor(s, device=device)
         q = torch.div(rel, step, rounding_mode="floor")
-        valid = ((rel - q * step) == 0).all(-1) & (q >= 0).all(-1) & (q < torch.tensor(out_shape, device=device)).all(-1)
+        inside = (q >= 0).all(-1) & (q < torch.tensor(out_shape, device=device)).all(-1)
+        valid = ((rel - q * step) == 0).all(-1) & inside
         offset, in_idx = torch.nonzero(valid, as_tuple=True)
         q = torch.cat([coords[in_idx, :1], q[offset, in_idx]], 1)
         out_keys, out_idx = torch.unique(linear_keys(q, out_shape), sorted=True, return_inverse=True)

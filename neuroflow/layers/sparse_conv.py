@@ -11,8 +11,11 @@ Backends:
   paired with itself) is one dense ``x @ W[c]``; all other offsets are one gather into a padded
   ``[G, P, Cin]`` block (:class:`~neuroflow.layers.kernel_map.GroupedPairs`), one batched matmul
   and one scatter-add (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
-  Forward and backward are hand-written (the backward reuses the layout and the gathered inputs: ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a
-  call costs ~10 tensor operations whatever the kernel size. Fully fused numba
+  Forward and backward are hand-written (the backward reuses the layout and the gathered inputs:
+  ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a call
+  costs ~10 tensor operations whatever the kernel size. The operations run single-threaded, the
+  two independent halves of each pass (centre / other offsets; ``grad_x`` / ``grad_W``) on two
+  plain threads when torch has more than one (see :func:`_plain_threads`). Fully fused numba
   gather-matmul-scatter kernels (one axpy per pair and input channel) measured 2-5x slower here
   than the BLAS matmuls at 32 channels, so only the scatter and the layout are numba loops.
 * ``"torch"``: the reference, one gather / matmul / ``index_add`` per offset, autograd backward
@@ -97,6 +100,8 @@ def _gather(rows: torch.Tensor, index: torch.Tensor, pairs: GroupedPairs) -> tor
     return rows.index_select(0, index).view(pairs.offsets.numel(), pairs.width, rows.shape[1])
 
 
+# Below this many multiply-adds the hand-off to a second thread costs more than it saves.
+_PARALLEL_MIN_MACS = 1 << 22
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -163,7 +168,8 @@ class _BatchedSparseConv(torch.autograd.Function):
                 parts["gathered"] = _gather(x, pairs.in_idx, pairs)
                 parts["products"] = torch.bmm(parts["gathered"], w[pairs.offsets]).view(-1, w.shape[2])
 
-            _both(centre, others, threads)
+            macs = (pairs.in_idx.numel() + n_active) * w.shape[1] * w.shape[2]
+            _both(centre, others, threads if macs >= _PARALLEL_MIN_MACS else 1)
             scatter_add_rows(y, pairs.out_idx, parts["products"])
         ctx.save_for_backward(x, w, centre_rows, parts["gathered"])
         ctx.kmap, ctx.pairs = kmap, pairs

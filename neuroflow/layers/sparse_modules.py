@@ -55,7 +55,8 @@ class _SparseConvNd(nn.Module):
         self.submanifold = submanifold
         if submanifold and (self.stride != (1, 1, 1) or any(k % 2 == 0 for k in self.kernel_size)):
             raise InvalidArgumentError(
-                f"SubMConv3d needs an odd kernel_size and stride 1, got kernel_size={self.kernel_size}, stride={self.stride}"
+                f"SubMConv3d needs an odd kernel_size and stride 1, "
+                f"got kernel_size={self.kernel_size}, stride={self.stride}"
             )
         self.indice_key = indice_key
         self.backend = resolve_backend(backend)
