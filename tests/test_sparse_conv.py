@@ -24,7 +24,6 @@ from neuroflow.layers import (
     global_mean_pool,
     sparse_conv,
 )
-from neuroflow.layers import kernel_map as kernel_map_module
 
 
 def random_coords(batch: int, shape: tuple[int, int, int], n: int, seed: int) -> torch.Tensor:
@@ -63,6 +62,7 @@ CASES = [  # (kernel, stride, submanifold, grid)
     (3, 1, True, (7, 5, 6)),
     (1, 1, True, (4, 4, 4)),
     (2, 2, False, (7, 6, 5)),  # odd sizes: the last cell is half outside
+    (3, 2, False, (6, 7, 5)),  # overlapping receptive fields
 ]
 
 
@@ -130,13 +130,17 @@ def test_strided_output_sites_are_the_occupied_cells():
     assert kmap.num_pairs == coords.shape[0]  # k = s = 2: each input feeds exactly one output
 
 
-def test_hashed_lookup_equals_dense_index_volume(monkeypatch):
+def test_hashed_neighbours_equal_brute_force():
+    """Every (offset, out, in) triple of the hashed map, against all-pairs coordinate differences."""
     coords = random_coords(2, (10, 10, 10), 400, seed=7)
-    dense = build_kernel_map(coords, (10, 10, 10), 2, 3)
-    monkeypatch.setattr(kernel_map_module, "DENSE_LOOKUP_MAX_CELLS", 0)
-    hashed = build_kernel_map(coords, (10, 10, 10), 2, 3)
-    for a, b in ((dense.in_idx, hashed.in_idx), (dense.out_idx, hashed.out_idx), (dense.offset_ptr, hashed.offset_ptr)):
-        assert torch.equal(a, b)
+    kmap = build_kernel_map(coords, (10, 10, 10), 2, 3)
+    delta = coords[None, :, 1:] - coords[:, None, 1:]  # [out, in, 3]: in - out
+    same_batch = coords[:, None, 0] == coords[None, :, 0]
+    out_idx, in_idx = torch.nonzero(same_batch & (delta.abs().amax(-1) <= 1), as_tuple=True)
+    offset = ((delta[out_idx, in_idx] + 1) * torch.tensor([9, 3, 1])).sum(-1)
+    expected = sorted(zip(offset.tolist(), out_idx.tolist(), in_idx.tolist()))
+    got = [(o, int(j), int(i)) for o in range(27) for i, j in zip(*kmap.pairs(o))]
+    assert got == expected  # also checks the order: by offset, then output
 
 
 def test_huge_grid_with_few_points_builds_a_small_map():

@@ -15,9 +15,10 @@ for kernel position ``(a, b, c)`` along ``(x, y, z)``:
   its 2x2x2 cell). The output grid has ``ceil((X - dilation (k - 1) - 1) / s) + 1`` cells per axis,
   i.e. conv3d over the input zero-padded at the high end so that no input voxel is dropped.
 
-Coordinates are hashed to linear keys ``((b X + x) Y + y) Z + z``. A neighbour is found by binary
-search in the sorted keys (memory O(N), any grid size), or, where the whole index grid has at most
-:data:`DENSE_LOOKUP_MAX_CELLS` cells, by a dense ``int32`` index volume (faster; bounded memory).
+Coordinates are hashed to linear keys ``((b X + x) Y + y) Z + z``: submanifold neighbours are
+found in an open-addressing hash table of the N voxels (a numba loop, memory O(N) whatever the
+grid size: no dense index or feature grid is allocated); strided output cells are collected in
+a hash table the same way.
 """
 
 from __future__ import annotations
@@ -29,21 +30,16 @@ from functools import cached_property
 import torch
 
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse_cpu_kernels import padded_layout
-
-#: largest B*X*Y*Z for which neighbours are looked up in a dense int32 index volume (16 MiB)
-DENSE_LOOKUP_MAX_CELLS = 1 << 22
-
+from neuroflow.layers.sparse_cpu_kernels import padded_layout, strided_found, submanifold_found
 
 @dataclass(frozen=True)
 class KernelMap:
     """Input -> output voxel pairs of one convolution geometry.
 
     Attributes:
-        in_idx, out_idx: ``[P]`` int64 pair lists, sorted by (offset, out_idx).
+        in_idx, out_idx: ``[P]`` int64 pair lists grouped by offset (submanifold: sorted by
+            (offset, out_idx); strided: by (offset, in_idx)).
         offset_ptr: ``[K + 1]`` int64; the pairs of offset ``o`` are ``offset_ptr[o]:offset_ptr[o + 1]``.
-        t_in_idx, t_out_idx: the same pairs sorted by (offset, in_idx), same ``offset_ptr``
-            (the transposed map, used by the backward pass to accumulate input gradients per input).
         out_coords: ``[M, 4]`` int64 output coordinates (the input coordinates if submanifold).
         out_spatial_shape: output grid size.
         num_in: number of input voxels ``N``.
@@ -54,8 +50,6 @@ class KernelMap:
     in_idx: torch.Tensor
     out_idx: torch.Tensor
     offset_ptr: torch.Tensor
-    t_in_idx: torch.Tensor
-    t_out_idx: torch.Tensor
     out_coords: torch.Tensor
     out_spatial_shape: tuple[int, int, int]
     num_in: int
@@ -74,7 +68,7 @@ class KernelMap:
         return self.in_idx.numel()
 
     def pairs(self, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(in_idx, out_idx)`` of kernel offset ``offset`` (views, sorted by ``out_idx``)."""
+        """``(in_idx, out_idx)`` of kernel offset ``offset`` (views)."""
         lo, hi = int(self.offset_ptr[offset]), int(self.offset_ptr[offset + 1])
         return self.in_idx[lo:hi], self.out_idx[lo:hi]
 
@@ -120,30 +114,6 @@ def triple(value: int | tuple[int, int, int], name: str) -> tuple[int, int, int]
     return tuple(int(v) for v in values)
 
 
-def linear_keys(coords: torch.Tensor, spatial_shape: tuple[int, int, int]) -> torch.Tensor:
-    """``[N, 4]`` (b, x, y, z) -> ``[N]`` int64 keys ``((b X + x) Y + y) Z + z``."""
-    X, Y, Z = spatial_shape
-    return ((coords[..., 0] * X + coords[..., 1]) * Y + coords[..., 2]) * Z + coords[..., 3]
-
-
-class _Lookup:
-    """Key -> row index (or -1) for the keys of one coordinate set."""
-
-    def __init__(self, keys: torch.Tensor, num_cells: int):
-        self.dense = num_cells <= DENSE_LOOKUP_MAX_CELLS
-        if self.dense:
-            self.volume = torch.full((num_cells,), -1, dtype=torch.int32, device=keys.device)
-            self.volume[keys] = torch.arange(keys.numel(), dtype=torch.int32, device=keys.device)
-        else:
-            self.sorted_keys, self.order = torch.sort(keys)
-
-    def __call__(self, query: torch.Tensor) -> torch.Tensor:
-        if self.dense:
-            return self.volume[query].long()
-        pos = torch.searchsorted(self.sorted_keys, query).clamp_(max=self.sorted_keys.numel() - 1)
-        return torch.where(self.sorted_keys[pos] == query, self.order[pos], -1)
-
-
 def _kernel_positions(kernel_size, dilation, device) -> torch.Tensor:
     """``[K, 3]`` int64 kernel positions ``dilation * (a, b, c)`` in offset order (x slowest)."""
     grid = itertools.product(*(range(k) for k in kernel_size))
@@ -172,9 +142,8 @@ def build_kernel_map(
 ) -> KernelMap:
     """Kernel map of a convolution over the voxels ``coords [N, 4]`` (unique rows, in range).
 
-    Memory is O(N K) for the pairs plus O(N) for the hash (or a dense index volume of at most
-    :data:`DENSE_LOOKUP_MAX_CELLS` cells); no feature grid is allocated. See the module docstring
-    for the geometry.
+    Memory is O(N K) for the pairs plus O(N) for the hash table; nothing grows with the grid
+    volume. See the module docstring for the geometry.
     """
     k, s, d = triple(kernel_size, "kernel_size"), triple(stride, "stride"), triple(dilation, "dilation")
     device = coords.device
@@ -189,12 +158,8 @@ def build_kernel_map(
                 f"a submanifold convolution needs an odd kernel_size and stride 1, got kernel_size={k}, stride={s}"
             )
         shift = positions - torch.tensor([dk * (kk // 2) for kk, dk in zip(k, d)], device=device)
-        lookup = _Lookup(linear_keys(coords, shape), _check_key_range(batch_size, shape))
-        neighbour = coords[None, :, 1:] + shift[:, None, :]  # [K, N, 3]
-        inside = ((neighbour >= 0) & (neighbour < torch.tensor(shape, device=device))).all(-1)
-        neighbour = torch.cat([coords[None, :, :1].expand(K, n, 1), neighbour], -1)
-        found = lookup(torch.where(inside, linear_keys(neighbour, shape), 0))
-        found = torch.where(inside, found, -1)
+        _check_key_range(batch_size, shape)
+        found = submanifold_found(coords, shape, shift)
         offset, out_idx = torch.nonzero(found >= 0, as_tuple=True)  # row-major: sorted by (offset, out)
         in_idx = found[offset, out_idx]
         out_coords, out_shape = coords, shape
@@ -203,24 +168,12 @@ def build_kernel_map(
         out_shape = tuple(max(0, -(-(X - dk * (kk - 1) - 1) // ss)) + 1 for X, kk, ss, dk in zip(shape, k, s, d))
         _check_key_range(batch_size, out_shape)
         # input x feeds output q through position a when x = s q + a, 0 <= q < out_shape
-        rel = coords[None, :, 1:] - positions[:, None, :]  # [K, N, 3]
-        step = torch.tensor(s, device=device)
-        q = torch.div(rel, step, rounding_mode="floor")
-        inside = (q >= 0).all(-1) & (q < torch.tensor(out_shape, device=device)).all(-1)
-        valid = ((rel - q * step) == 0).all(-1) & inside
-        offset, in_idx = torch.nonzero(valid, as_tuple=True)
-        q = torch.cat([coords[in_idx, :1], q[offset, in_idx]], 1)
-        out_keys, out_idx = torch.unique(linear_keys(q, out_shape), sorted=True, return_inverse=True)
-        out_coords = torch.empty((out_keys.numel(), 4), dtype=torch.int64, device=device)
-        out_coords[out_idx] = q
-        order = torch.argsort(offset * out_keys.numel() + out_idx)
-        offset, in_idx, out_idx = offset[order], in_idx[order], out_idx[order]
+        found, out_coords = strided_found(coords, out_shape, positions, s)
+        offset, in_idx = torch.nonzero(found >= 0, as_tuple=True)  # row-major: sorted by (offset, in)
+        out_idx = found[offset, in_idx]
         center = -1
     offset_ptr = torch.zeros(K + 1, dtype=torch.int64, device=device)
     offset_ptr[1:] = torch.cumsum(torch.bincount(offset, minlength=K), 0)
-    t_order = torch.argsort(offset * max(n, 1) + in_idx)
     return KernelMap(
-        in_idx=in_idx, out_idx=out_idx, offset_ptr=offset_ptr,
-        t_in_idx=in_idx[t_order], t_out_idx=out_idx[t_order],
-        out_coords=out_coords, out_spatial_shape=out_shape, num_in=n, center=center,
+        in_idx=in_idx, out_idx=out_idx, offset_ptr=offset_ptr, out_coords=out_coords, out_spatial_shape=out_shape, num_in=n, center=center,
     )
