@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from typing import Callable
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
@@ -176,6 +177,7 @@ class _BatchedSparseConv(torch.autograd.Function):
         return y[:-1]
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y):
         x, w, centre_rows, gathered = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
