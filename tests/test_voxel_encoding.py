@@ -81,6 +81,10 @@ def test_grid_sample_counts_by_hand():
 
 
 def test_grid_extent_holds_every_scaled_cloud():
+    # by hand: x = -1 and +1 at voxel 0.3 fall in cells floor(-3.33) = -4 and floor(3.33) = 3,
+    # i.e. 8 cells after the shift, although 2 / 0.3 = 6.7
+    coords, _ = grid_sample(np.array([[-1.0, 0, 0], [1.0, 0, 0]]), 0.3)
+    assert coords[:, 0].tolist() == [0, 7] and grid_extent(1.0, 0.3) >= 8
     rng = np.random.default_rng(2)
     for scale, voxel in [(1.0, 0.05), (1.1, 0.02), (1.1, 0.3)]:
         extent = grid_extent(scale, voxel)

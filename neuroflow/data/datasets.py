@@ -38,9 +38,6 @@ from torch.utils.data import Dataset
 from neuroflow.data.event_transforms import EventsToFrames, RandomTranslate
 from neuroflow.data.frame_cache import CachedFrames, build_frame_cache, cache_key, cache_path
 from neuroflow.data.nmnist import NUM_CLASSES, NUM_POLARITIES, SENSOR_SIZE, SampleRef, list_split
-from neuroflow.data.modelnet import detect_format
-from neuroflow.data.point_cloud_dataset import PointCloudOptions, build_point_cloud_datasets
-from neuroflow.data.synthetic_shapes import build_synthetic_shapes, prepare_synthetic_shapes
 from neuroflow.errors import DataFormatError, DatasetNotFoundError, InvalidArgumentError
 from neuroflow.registry import Registry
 
@@ -403,6 +400,12 @@ def prepare_synthetic(root: str | os.PathLike, seed: int = 0, **kwargs) -> Path:
     from neuroflow.data.synthetic_nmnist import prepare_synthetic_nmnist
 
     return prepare_synthetic_nmnist(root, seed=seed, **kwargs)
+
+
+# point clouds: imported here, after DataOptions, which their options extend
+from neuroflow.data.modelnet import detect_format  # noqa: E402
+from neuroflow.data.point_cloud_dataset import PointCloudOptions, build_point_cloud_datasets  # noqa: E402
+from neuroflow.data.synthetic_shapes import build_synthetic_shapes, prepare_synthetic_shapes  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neuroflow.data.datasets import DataOptions
 from neuroflow.data.modelnet import FORMATS, CloudRef, detect_format, list_split, load_cloud
 from neuroflow.encoding.voxel import (
     farthest_point_sample,
@@ -47,11 +49,14 @@ CACHE_VERSION = 1
 
 
 @dataclass
-class PointCloudOptions:
-    """The ``data`` settings point-cloud datasets read (other keys are ignored)."""
+class PointCloudOptions(DataOptions):
+    """The ``data`` settings point-cloud datasets read (other keys are ignored): those shared with
+    event data (splits, cache, ``max_samples``, ``synthetic_*_per_class``...) plus the ones below.
+    ``time_steps`` is the SVC's T (E-3DSNN: 1)."""
 
     name: str = "synthetic-shapes"
     root: str = "datasets/synthetic-shapes"
+    time_steps: int = 1
     format: str = "auto"
     num_points: int = 1024
     surface_points: int = 10_000
@@ -60,26 +65,11 @@ class PointCloudOptions:
     use_normals: bool = True
     scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
     shift: float = 0.2
-    time_steps: int = 1
     spike_levels: int | None = 4
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    cache: bool = True
-    on_bad_file: str = "error"
-    max_samples: int | None = None
-    prepare: bool = True
-    synthetic_train_per_class: int | None = None
-    synthetic_test_per_class: int | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> "PointCloudOptions":
-        get = (lambda k: cfg[k]) if isinstance(cfg, Mapping) else (lambda k: getattr(cfg, k))
-        has = (lambda k: k in cfg) if isinstance(cfg, Mapping) else (lambda k: hasattr(cfg, k))
-        options = cls(**{f.name: get(f.name) for f in fields(cls) if has(f.name)})
-        options.validate()
-        return options
 
     def validate(self) -> None:
+        super().validate()
+
         def bad(key: str, expected: str) -> InvalidArgumentError:
             return InvalidArgumentError(f"data.{key} must be {expected}, got {getattr(self, key)!r}")
 
@@ -88,7 +78,7 @@ class PointCloudOptions:
 
         if self.format not in ("auto", *FORMATS):
             raise bad("format", "'auto', " + ", ".join(repr(f) for f in FORMATS))
-        for key in ("num_points", "surface_points", "time_steps"):
+        for key in ("num_points", "surface_points"):
             if not is_int(getattr(self, key)) or getattr(self, key) < 1:
                 raise bad(key, "an integer >= 1")
         if self.sampling not in ("fps", "random"):
@@ -102,14 +92,6 @@ class PointCloudOptions:
             raise bad("shift", "a number >= 0")
         if self.spike_levels is not None and (not is_int(self.spike_levels) or self.spike_levels < 1):
             raise bad("spike_levels", "null or an integer >= 1")
-        for key in ("val_fraction", "test_fraction"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-                raise bad(key, "a fraction in [0, 1)")
-        if self.max_samples is not None and (not is_int(self.max_samples) or self.max_samples < 1):
-            raise bad("max_samples", "null or an integer >= 1")
-        if self.on_bad_file not in ("error", "skip"):
-            raise bad("on_bad_file", "'error' or 'skip'")
 
     @property
     def channels(self) -> int:
@@ -138,7 +120,7 @@ def _prepare_cloud(ref: CloudRef, fmt: str, options: PointCloudOptions) -> np.nd
         raise DataFormatError(str(exc), ref.path) from None
     if options.sampling == "fps":
         return cloud[farthest_point_sample(cloud, options.num_points)]
-    rng = np.random.default_rng(len(cloud))
+    rng = np.random.default_rng(zlib.crc32(ref.name.encode()))  # the same subset in every run
     return cloud[random_sample(len(cloud), options.surface_points, rng)]
 
 

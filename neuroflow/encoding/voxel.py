@@ -134,7 +134,9 @@ def grid_sample(
 def grid_extent(max_radius: float, voxel_size: float) -> int:
     """Voxels per axis that hold any cloud within a ball of ``max_radius`` after the shift of
     :func:`grid_sample` (the spatial shape to give a sparse tensor)."""
-    return int(np.floor(2 * max_radius / voxel_size)) + 1
+    # floor(a) - floor(b) <= ceil(a - b): a span of 2r holds at most ceil(2r / voxel) + 1 cells;
+    # the margin covers float32 points a rounding error outside the ball
+    return int(np.ceil(2 * max_radius * (1 + 1e-5) / voxel_size)) + 1
 
 
 def encode_spikes(features: np.ndarray, time_steps: int = 1, levels: int | None = 4) -> np.ndarray:
