@@ -56,7 +56,6 @@ def test_train_and_evaluate_through_the_cli(shapes_root, tmp_path, capsys):
     assert result["accuracy"] == pytest.approx(summary["test_accuracy"])  # same checkpoint, same data
 
 
-@pytest.mark.slow
 def test_resume_continues_exactly(shapes_root, tmp_path):
     """Two epochs in one go == one epoch, then --resume for the second (the augmentation's numpy
     draws are seeded from torch's checkpointed generator). Constant learning rate: the schedule

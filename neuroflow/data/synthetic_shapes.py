@@ -1,6 +1,6 @@
 """Synthetic shapes: the embedded point-cloud default, written as ModelNet40-style OFF meshes.
 
-Twelve classes of primitive and compound meshes (:data:`CLASSES`), each drawn with random
+Thirteen classes of primitive and compound meshes (:data:`CLASSES`), each drawn with random
 proportions, a random rotation about the vertical axis plus a tilt of up to ``MAX_TILT_DEG``, and
 Gaussian vertex noise. Several pairs are deliberately close (cylinder / capsule, cone / pyramid,
 box / L-shape / cross, table / chair / stool, sphere / capsule / dumbbell), so a classifier has
