@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 from neuroflow.data.event_transforms import EventsToFrames, RandomTranslate
 from neuroflow.data.frame_cache import CachedFrames, build_frame_cache, cache_key, cache_path
 from neuroflow.data.nmnist import NUM_CLASSES, NUM_POLARITIES, SENSOR_SIZE, SampleRef, list_split
+from neuroflow.data.staged_folder import check_meta
 from neuroflow.errors import DataFormatError, DatasetNotFoundError, InvalidArgumentError
 from neuroflow.registry import Registry
 
@@ -358,22 +359,9 @@ def build_synthetic_nmnist(options: DataOptions, seed: int) -> dict[str, FrameDa
     train_pc = options.synthetic_train_per_class or synth.DEFAULT_TRAIN_PER_CLASS
     test_pc = options.synthetic_test_per_class or synth.DEFAULT_TEST_PER_CLASS
     if synth.is_prepared(root):
-        meta = synth.read_meta(root)
-        if meta.get("generator_version") != synth.GENERATOR_VERSION:
-            warnings.warn(
-                f"{root} was made by another version of the synthetic N-MNIST generator "
-                f"({meta.get('generator_version')}, current {synth.GENERATOR_VERSION}); delete it to "
-                "regenerate the current data",
-                stacklevel=3,
-            )
-        for key, wanted in (("train_per_class", options.synthetic_train_per_class),
-                            ("test_per_class", options.synthetic_test_per_class)):
-            if wanted is not None and meta.get(key) != wanted:
-                raise InvalidArgumentError(
-                    f"data.synthetic_{key} is {wanted} but {root} was prepared with "
-                    f"{key}={meta.get(key)}; delete {root} to regenerate it, or point data.root "
-                    "to another folder"
-                )
+        wanted = {"train_per_class": options.synthetic_train_per_class,
+                  "test_per_class": options.synthetic_test_per_class}
+        check_meta(root, "synthetic N-MNIST", synth.META_FILE, synth.GENERATOR_VERSION, wanted)
     elif not _has_data(root):
         if not options.prepare:
             raise _not_found("synthetic-nmnist", root, f"{root} does not hold a prepared dataset")

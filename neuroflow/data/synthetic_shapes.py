@@ -18,15 +18,14 @@ The same seed gives byte-identical files (every mesh draws from its own generato
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from neuroflow.data import staged_folder
 from neuroflow.data.off import write_off
+from neuroflow.data.staged_folder import prepare_folder
 from neuroflow.errors import InvalidArgumentError
 
 #: bump when the generated meshes change
@@ -214,11 +213,11 @@ def make_shape(name: str, rng: np.random.Generator) -> Mesh:
 
 
 def is_prepared(root: str | os.PathLike) -> bool:
-    return (Path(root) / META_FILE).is_file()
+    return staged_folder.is_prepared(root, META_FILE)
 
 
 def read_meta(root: str | os.PathLike) -> dict:
-    return json.loads((Path(root) / META_FILE).read_text())
+    return staged_folder.read_meta(root, META_FILE)
 
 
 def prepare_synthetic_shapes(
@@ -239,17 +238,10 @@ def prepare_synthetic_shapes(
     for key, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidArgumentError(f"prepare_synthetic_shapes: {key} must be an integer >= 1, got {value!r}")
-    if is_prepared(root):
-        return root
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise InvalidArgumentError(f"cannot prepare synthetic shapes in {root}: it exists and is not an empty "
-                                   "folder (remove it or choose another root)")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    os.chmod(tmp, 0o755)
     jobs = [(split, label, name, i) for split, count in (("train", train_per_class), ("test", test_per_class))
             for label, name in enumerate(CLASSES) for i in range(count)]
-    try:
+
+    def fill(tmp: Path) -> dict:
         for split in ("train", "test"):
             for name in CLASSES:
                 (tmp / name / split).mkdir(parents=True)
@@ -257,43 +249,25 @@ def prepare_synthetic_shapes(
                                           disable=not progress):
             rng = np.random.default_rng([seed, split == "test", label, i])
             write_off(tmp / name / split / f"{name}_{i + 1:04d}.off", *make_shape(name, rng))
-        meta = {"generator": "neuroflow synthetic-shapes", "generator_version": GENERATOR_VERSION,
+        return {"generator": "neuroflow synthetic-shapes", "generator_version": GENERATOR_VERSION,
                 "format": "ModelNet40 OFF meshes", "seed": seed, "classes": list(CLASSES),
                 "train_per_class": int(train_per_class), "test_per_class": int(test_per_class),
                 "max_tilt_deg": MAX_TILT_DEG, "vertex_noise": VERTEX_NOISE}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if not is_prepared(root):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+
+    return prepare_folder(root, "synthetic shapes", META_FILE, fill)
 
 
 def build_synthetic_shapes(options, seed: int) -> dict:
     """Point-cloud datasets of the synthetic shapes in ``options.root``, generated there first
     when absent and ``options.prepare`` (a :class:`PointCloudOptions`)."""
-    import warnings
-
     from neuroflow.data.point_cloud_dataset import build_point_cloud_datasets
     from neuroflow.errors import DatasetNotFoundError
 
     root = Path(options.root)
     if is_prepared(root):
-        meta = read_meta(root)
-        if meta.get("generator_version") != GENERATOR_VERSION:
-            warnings.warn(f"{root} was made by another version of the synthetic shapes generator "
-                          f"({meta.get('generator_version')}, current {GENERATOR_VERSION}); delete it to "
-                          "regenerate the current data", stacklevel=3)
-        for key in ("train_per_class", "test_per_class"):
-            wanted = getattr(options, f"synthetic_{key}")
-            if wanted is not None and meta.get(key) != wanted:
-                raise InvalidArgumentError(
-                    f"data.synthetic_{key} is {wanted} but {root} was prepared with {key}={meta.get(key)}; "
-                    f"delete {root} to regenerate it, or point data.root to another folder")
+        wanted = {"train_per_class": options.synthetic_train_per_class,
+                  "test_per_class": options.synthetic_test_per_class}
+        staged_folder.check_meta(root, "synthetic shapes", META_FILE, GENERATOR_VERSION, wanted)
     elif not (root.is_dir() and any(root.iterdir())):
         if not options.prepare:
             raise DatasetNotFoundError(f"synthetic-shapes: {root} does not hold a prepared dataset; run "
