@@ -174,7 +174,7 @@ def _add_data(sub) -> None:
         description="Prepare dataset NAME under --root (default datasets/NAME): synthetic "
         "datasets are generated; real ones are checked and told how to obtain when missing.",
     )
-    prep.add_argument("name", help="dataset name, e.g. synthetic-nmnist or nmnist")
+    prep.add_argument("name", help="dataset name: synthetic-nmnist, synthetic-shapes, nmnist or modelnet40")
     prep.add_argument("--root", default=None, help="target folder (default: datasets/NAME)")
     prep.add_argument("--seed", type=int, default=0, help="seed of synthetic generators")
     prep.set_defaults(func=_cmd_data_prepare)

@@ -249,7 +249,7 @@ def test_synthetic_prepared_on_first_use(tmp_path):
 
 
 def test_registry_and_option_errors(root):
-    assert DATASETS.names() == ["nmnist", "synthetic-nmnist"]
+    assert DATASETS.names() == ["modelnet40", "nmnist", "synthetic-nmnist", "synthetic-shapes"]
     with pytest.raises(RegistryError, match="did you mean 'nmnist'"):
         build_datasets(cfg(root, name="nminst"), seed=0)
     for key, value in [("time_steps", 0), ("split_by", "space"), ("val_fraction", 1.0),

@@ -320,6 +320,14 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         "< 1 - data.val_fraction",
         d.test_fraction,
     )
+    _check(d.num_points >= 1, "data.num_points", ">= 1", d.num_points)
+    _check(d.surface_points >= 1, "data.surface_points", ">= 1", d.surface_points)
+    _check(d.voxel_size > 0, "data.voxel_size", "> 0", d.voxel_size)
+    _check(len(d.scale_range) == 2 and 0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range",
+           "[low, high] with 0 < low <= high", d.scale_range)
+    _check(d.shift >= 0, "data.shift", ">= 0", d.shift)
+    if d.spike_levels is not None:
+        _check(d.spike_levels >= 1, "data.spike_levels", ">= 1 or null", d.spike_levels)
     if d.max_samples is not None:
         _check(d.max_samples >= 1, "data.max_samples", ">= 1 or null", d.max_samples)
     _check(o.lr > 0, "optimizer.lr", "> 0", o.lr)

@@ -28,14 +28,23 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Which dataset, how it is binned into frames, and how it is batched.
+    """Which dataset, how it becomes spikes, and how it is batched.
+
+    Event data (``nmnist``, ``synthetic-nmnist``) is binned into ``time_steps`` frames. Point
+    clouds (``modelnet40``, ``synthetic-shapes``) are normalised into the unit sphere, reduced to
+    ``num_points`` (``sampling``: farthest-point or random; OFF meshes are first sampled with
+    ``surface_points``), augmented in training (isotropic scale in ``scale_range``, shift up to
+    ``shift``), voxelised at ``voxel_size`` (unit-sphere units) and spike voxel coded: features
+    xyz (+ normal with ``use_normals``) as integer spikes in ``[-spike_levels, spike_levels]``
+    (null: real values) over ``time_steps`` (T) steps. ``format`` picks the ModelNet40
+    distribution (``auto`` detects it).
 
     ``batch_size`` is the *global* batch: under ``torchrun`` each of the W processes loads
     ``batch_size / W`` samples per step (it must divide evenly), so a run's optimisation does not
     depend on the number of processes.
     """
 
-    name: Literal["nmnist", "synthetic-nmnist"] = "synthetic-nmnist"
+    name: Literal["nmnist", "synthetic-nmnist", "modelnet40", "synthetic-shapes"] = "synthetic-nmnist"
     root: str = "datasets/synthetic-nmnist"
     time_steps: int = 10
     split_by: Literal["time", "count"] = "time"
@@ -49,6 +58,16 @@ class DataConfig:
     prepare: bool = True
     synthetic_train_per_class: int | None = None
     synthetic_test_per_class: int | None = None
+    # point clouds (modelnet40, synthetic-shapes); time_steps is then the SVC's T (E-3DSNN: 1)
+    format: Literal["auto", "normal_resampled", "ply_hdf5_2048", "off"] = "auto"
+    num_points: int = 1024
+    surface_points: int = 10000
+    sampling: Literal["fps", "random"] = "fps"
+    voxel_size: float = 0.05
+    use_normals: bool = True
+    scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    shift: float = 0.2
+    spike_levels: int | None = 4
     batch_size: int = 64
     num_workers: int = 0
 

@@ -11,7 +11,11 @@ Public names:
   :func:`random_crop_events`, :func:`translate_frames`, :class:`RandomTranslate`,
   :class:`EventsToFrames`;
 - cache (``frame_cache``): :func:`build_frame_cache`, :func:`cache_key`, :class:`CachedFrames`;
-- synthetic data (``synthetic_nmnist``): :func:`prepare_synthetic_nmnist`, :class:`CameraModel`.
+- synthetic data (``synthetic_nmnist``): :func:`prepare_synthetic_nmnist`, :class:`CameraModel`;
+- point clouds: :func:`read_off`, :func:`write_off` (``off``), :func:`read_modelnet_txt`,
+  :func:`read_ply_h5` (``modelnet``), :func:`sample_surface` (``mesh_sampling``),
+  :func:`prepare_synthetic_shapes` (``synthetic_shapes``), :class:`PointCloudDataset`,
+  :class:`PointCloudOptions`, :class:`SparseCollate` (``point_cloud_dataset``).
 """
 
 from neuroflow.data.datasets import (
@@ -32,6 +36,8 @@ from neuroflow.data.event_transforms import (
     translate_frames,
 )
 from neuroflow.data.frame_cache import CachedFrames, build_frame_cache, cache_key
+from neuroflow.data.mesh_sampling import sample_surface
+from neuroflow.data.modelnet import read_modelnet_txt, read_ply_h5
 from neuroflow.data.nmnist import (
     EVENT_DTYPE,
     SENSOR_SIZE,
@@ -41,6 +47,9 @@ from neuroflow.data.nmnist import (
     list_split,
     read_events,
 )
+from neuroflow.data.off import read_off, write_off
+from neuroflow.data.point_cloud_dataset import PointCloudDataset, PointCloudOptions, SparseCollate
+from neuroflow.data.synthetic_shapes import prepare_synthetic_shapes
 
 
 def __getattr__(name: str):
@@ -59,9 +68,12 @@ __all__ = [
     "EVENT_DTYPE",
     "EventsToFrames",
     "FrameDataset",
+    "PointCloudDataset",
+    "PointCloudOptions",
     "RandomTranslate",
     "SENSOR_SIZE",
     "SampleRef",
+    "SparseCollate",
     "build_datasets",
     "build_frame_cache",
     "cache_key",
@@ -73,8 +85,14 @@ __all__ = [
     "list_split",
     "prepare_dataset",
     "prepare_synthetic_nmnist",
+    "prepare_synthetic_shapes",
     "random_crop_events",
     "read_events",
+    "read_modelnet_txt",
+    "read_off",
+    "read_ply_h5",
+    "sample_surface",
     "to_frames",
     "translate_frames",
+    "write_off",
 ]

@@ -48,12 +48,9 @@ Generation is seeded: the same seed gives byte-identical files.
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -64,6 +61,8 @@ from numba import njit
 from scipy import ndimage
 
 from neuroflow.data.nmnist import EVENT_DTYPE, MAX_TIMESTAMP_US, NUM_CLASSES, SENSOR_SIZE, encode_events
+from neuroflow.data import staged_folder
+from neuroflow.data.staged_folder import prepare_folder
 from neuroflow.errors import InvalidArgumentError
 
 #: default samples per class (train: 400 x 10 = 4,000 files; test: 100 x 10 = 1,000 files)
@@ -419,12 +418,12 @@ def _write_files(folder: str, jobs: list[tuple[str, int, int, int]], seed: int, 
 
 def is_prepared(root: str | os.PathLike) -> bool:
     """True when ``root`` holds a completely written synthetic dataset (its meta file exists)."""
-    return (Path(root) / META_FILE).is_file()
+    return staged_folder.is_prepared(root, META_FILE)
 
 
 def read_meta(root: str | os.PathLike) -> dict:
     """The generation parameters stored in a prepared ``root``."""
-    return json.loads((Path(root) / META_FILE).read_text())
+    return staged_folder.read_meta(root, META_FILE)
 
 
 def prepare_synthetic_nmnist(
@@ -460,27 +459,18 @@ def prepare_synthetic_nmnist(
     for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidArgumentError(f"prepare_synthetic_nmnist: {name} must be an integer >= 1, got {value!r}")
-    if is_prepared(root):
-        return root
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise InvalidArgumentError(
-            f"cannot prepare synthetic N-MNIST in {root}: it exists and is not an empty folder "
-            "(remove it or choose another root)"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset should not be
-    try:
+
+    def fill(tmp: Path) -> dict:
         sensor = Sensor.make(np.random.default_rng([seed, 0]), model)
         jobs = [("Train", *job) for job in _sample_plan("Train", train_per_class, seed)]
         jobs += [("Test", *job) for job in _sample_plan("Test", test_per_class, seed)]
         for split in ("Train", "Test"):
             for digit in range(NUM_CLASSES):
                 (tmp / split / str(digit)).mkdir(parents=True)
-        workers = max(1, int(workers))
+        n_workers = max(1, int(workers))
         chunks = [jobs[i : i + 100] for i in range(0, len(jobs), 100)]
         with tqdm(total=len(jobs), desc=f"synthetic N-MNIST -> {root}", unit="file", disable=not progress) as bar:
-            if workers == 1:
+            if n_workers == 1:
                 for chunk in chunks:
                     bar.update(_write_files(str(tmp), chunk, seed, sensor, model))
             else:
@@ -488,11 +478,11 @@ def prepare_synthetic_nmnist(
                 # fork can deadlock; each file depends only on its own arguments, so the output
                 # does not depend on the number of workers
                 context = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
                     futures = [pool.submit(_write_files, str(tmp), c, seed, sensor, model) for c in chunks]
                     for future in as_completed(futures):
                         bar.update(future.result())
-        meta = {
+        return {
             "generator": "neuroflow synthetic-nmnist",
             "generator_version": GENERATOR_VERSION,
             "format": "N-MNIST .bin (5-byte big-endian events)",
@@ -502,13 +492,5 @@ def prepare_synthetic_nmnist(
             "test_source_every": TEST_SOURCE_EVERY,
             "model": asdict(model),
         }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            os.replace(tmp, root)  # atomic; fails if another process filled root meanwhile
-        except OSError:
-            if not is_prepared(root):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+
+    return prepare_folder(root, "synthetic N-MNIST", META_FILE, fill)

@@ -1,11 +1,45 @@
-"""Layers for spiking networks. Public names: :class:`TimeDistributed`, :func:`fold_time`, :func:`unfold_time`."""
+"""Layers for spiking networks.
 
+Public names:
+
+- time folding: :class:`TimeDistributed`, :func:`fold_time`, :func:`unfold_time`;
+- sparse voxel grids (point clouds): :class:`SparseTensor`, :class:`SubMConv3d`,
+  :class:`SparseConv3d`, :class:`SparseBatchNorm`, :class:`FeatureWise`,
+  :class:`SparseGlobalAvgPool`, :class:`SparseGlobalMaxPool`, the functional :func:`sparse_conv`,
+  :func:`build_kernel_map`, :class:`KernelMap`, :func:`global_mean_pool`, :func:`global_max_pool`;
+- spike-driven transformer: :class:`SpikeDrivenSelfAttention` (functional :func:`sdsa_v2`,
+  :func:`sdsa_v1_mask`, :func:`split_heads`, :func:`merge_heads`), :class:`RepConv`,
+  :class:`SepConv`, :class:`ConvBlock`, :class:`TransformerBlock`, :class:`SpikeMLP`,
+  :class:`Downsampling`, :func:`reparameterize`.
+"""
+
+from neuroflow.layers.kernel_map import KernelMap, build_kernel_map
+from neuroflow.layers.repconv import RepConv
+from neuroflow.layers.sparse_conv import global_max_pool, global_mean_pool, sparse_conv
+from neuroflow.layers.sparse_modules import (
+    FeatureWise,
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGlobalAvgPool,
+    SparseGlobalMaxPool,
+    SubMConv3d,
+)
+from neuroflow.layers.sparse_tensor import SparseTensor
+from neuroflow.layers.spike_attention import SpikeDrivenSelfAttention, merge_heads, sdsa_v1_mask, sdsa_v2, split_heads
+from neuroflow.layers.spikeformer_blocks import (
+    ConvBlock,
+    Downsampling,
+    SepConv,
+    SpikeMLP,
+    TransformerBlock,
+    reparameterize,
+)
 from neuroflow.layers.time_distributed import TimeDistributed, fold_time, unfold_time
 
-__all__ = ["TimeDistributed", "fold_time", "unfold_time"]
-from neuroflow.layers.repconv import RepConv
-from neuroflow.layers.spike_attention import SpikeDrivenSelfAttention, merge_heads, sdsa_v1_mask, sdsa_v2, split_heads
-from neuroflow.layers.spikeformer_blocks import ConvBlock, Downsampling, SepConv, SpikeMLP, TransformerBlock, reparameterize
-
-__all__ += ["RepConv", "SpikeDrivenSelfAttention", "merge_heads", "sdsa_v1_mask", "sdsa_v2", "split_heads"]
-__all__ += ["ConvBlock", "Downsampling", "SepConv", "SpikeMLP", "TransformerBlock", "reparameterize"]
+__all__ = [
+    "ConvBlock", "Downsampling", "FeatureWise", "KernelMap", "RepConv", "SepConv", "SparseBatchNorm",
+    "SparseConv3d", "SparseGlobalAvgPool", "SparseGlobalMaxPool", "SparseTensor", "SpikeDrivenSelfAttention",
+    "SpikeMLP", "SubMConv3d", "TimeDistributed", "TransformerBlock", "build_kernel_map", "fold_time",
+    "global_max_pool", "global_mean_pool", "merge_heads", "reparameterize", "sdsa_v1_mask", "sdsa_v2",
+    "sparse_conv", "split_heads", "unfold_time",
+]

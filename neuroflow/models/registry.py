@@ -44,3 +44,18 @@ def build_model(
     if unknown:
         raise ConfigError(f"model {name!r} has no parameter(s) {sorted(unknown)}")
     return builder(num_classes=num_classes, input_shape=tuple(input_shape), **params)
+
+
+def build(name: str, num_classes: int = 40, input_shape: tuple[int, ...] | None = None, **params: Any) -> nn.Module:
+    """Convenience form of :func:`build_model`: ``build("e3dsnn_t", num_classes=40)``.
+
+    ``input_shape`` defaults to the builder's own default (for the point-cloud models the 6 voxel
+    features xyz + normal); ``params`` are the builder's config keywords.
+    """
+    builder = MODELS.get(name)
+    if input_shape is None:
+        default = inspect.signature(builder).parameters.get("input_shape")
+        if default is None or default.default is inspect.Parameter.empty:
+            raise ConfigError(f"model {name!r} has no default input_shape: pass input_shape=")
+        input_shape = default.default
+    return build_model(name, params, num_classes, input_shape)

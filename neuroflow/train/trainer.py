@@ -104,7 +104,8 @@ def load_datasets(cfg: ExperimentConfig, ctx: DistContext) -> dict:
 
 
 def sample_shape(dataset) -> tuple[int, ...]:
-    """One frame's shape ``(C, H, W)``: the dataset's ``input_shape`` without a time axis."""
+    """One sample's shape without a time axis: ``(C, H, W)`` for frames, ``(C,)`` (features per
+    voxel) for point clouds."""
     shape = tuple(int(s) for s in dataset.input_shape)
     return shape[-3:] if len(shape) == 4 else shape
 
@@ -125,11 +126,13 @@ def make_loader(dataset, batch_size: int, sampler, cfg: ExperimentConfig, ctx: D
                 generator: torch.Generator | None = None) -> DataLoader:
     from neuroflow.data import collate_time_first
 
+    # point clouds bring their own (they batch into a SparseTensor, which `.to(device)` moves)
+    collate = getattr(dataset, "collate_fn", None) or collate_time_first
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=collate_time_first,
+        collate_fn=collate,
         num_workers=cfg.data.num_workers,
         pin_memory=ctx.device.type == "cuda",
         generator=generator,

@@ -1,0 +1,227 @@
+"""Submanifold sparse convolution forward + backward: neuroflow against dense conv3d and spconv.
+
+Setting (issue 4): a 64^3 grid with 8,192 random occupied voxels, 32 -> 32 channels, kernel 3,
+float32 on the CPU, the kernel map built once and reused (as by the convolutions of one stage).
+Each round backpropagates a fixed random output gradient ``g``.
+
+* dense: ``torch.nn.functional.conv3d`` on the densified grid (same voxels, same weights);
+* spconv 2.3.8 ``SubMConv3d`` on the CPU, with one torch thread: its CPU scatter-add gives wrong
+  rows with more than one thread, and on a CPU-only torch its backward asks for a CUDA stream, so
+  ``spconv.pytorch.ops.get_current_stream`` is patched to return 0. Its output and gradients are
+  checked against the dense result before it is timed;
+* neuroflow at ``--threads`` torch threads (default 2), checked against dense the same way, and
+  also at 1 thread, spconv's setting (on a loaded machine 2 intra-op threads can be slower).
+
+Event-driven table: forward (and forward + backward) time when only 100 / 50 / 10 % of the voxels
+spike (rows of integer spikes 1..4, the others all zero), with ``event_driven=True``, against
+the non-skipping path at 100 %.
+
+The implementations run interleaved round by round and the table reports medians and minima
+(this machine is shared and noisy).
+
+    python benchmarks/bench_sparse_conv.py [--repeat 30] [--threads 2] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from neuroflow.layers import build_kernel_map, sparse_conv
+
+GRID, VOXELS, CHANNELS, KERNEL = 64, 8192, 32, 3
+#: largest error relative to the largest magnitude (float32; grad_W sums over all 8,192 voxels)
+TOLERANCE = 1e-5
+
+
+def random_voxels(generator: torch.Generator) -> torch.Tensor:
+    keys = torch.randperm(GRID**3, generator=generator)[:VOXELS]
+    return torch.stack([torch.zeros_like(keys), keys // GRID**2, keys // GRID % GRID, keys % GRID], 1)
+
+
+def dense_grid(coords: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    grid = features.new_zeros((1, GRID, GRID, GRID, features.shape[1]))
+    grid = grid.index_put((coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]), features)
+    return grid.permute(0, 4, 1, 2, 3)
+
+
+def conv3d_weight(w: torch.Tensor) -> torch.Tensor:
+    """neuroflow ``[K, Cin, Cout]`` -> conv3d ``[Cout, Cin, k, k, k]``."""
+    return w.reshape(KERNEL, KERNEL, KERNEL, CHANNELS, CHANNELS).permute(4, 3, 0, 1, 2)
+
+
+def timed(step, threads: int) -> float:
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def dense_step(coords, x, w, g):
+    def run():
+        xd = dense_grid(coords, x).requires_grad_()
+        wd = conv3d_weight(w).detach().contiguous().requires_grad_()
+        y = F.conv3d(xd, wd, padding=KERNEL // 2)
+        y = y.permute(0, 2, 3, 4, 1)[coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]]
+        grad_x, grad_w = torch.autograd.grad(y, (xd, wd), g)
+        grad_x = grad_x.permute(0, 2, 3, 4, 1)[coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]]
+        grad_w = grad_w.permute(2, 3, 4, 1, 0).reshape(w.shape)
+        return y.detach(), grad_x, grad_w
+
+    return run
+
+
+def neuroflow_step(kmap, x, w, g, event_driven=False):
+    def run():
+        xs = x.detach().requires_grad_()
+        ws = w.detach().requires_grad_()
+        y = sparse_conv(xs, ws, kmap, event_driven=event_driven)
+        grad_x, grad_w = torch.autograd.grad(y, (xs, ws), g)
+        return y.detach(), grad_x, grad_w
+
+    return run
+
+
+def neuroflow_forward(kmap, x, w, event_driven):
+    def run():
+        with torch.no_grad():
+            return sparse_conv(x, w, kmap, event_driven=event_driven)
+
+    return run
+
+
+def spconv_step(coords, x, w, g):
+    """spconv's SubMConv3d with our weights; ``None`` if spconv is not installed."""
+    try:
+        import spconv.pytorch as spconv
+        import spconv.pytorch.ops as spconv_ops
+    except ImportError:
+        return None
+    spconv_ops.get_current_stream = lambda: 0  # CPU-only torch: no CUDA stream to ask for
+    conv = spconv.SubMConv3d(CHANNELS, CHANNELS, KERNEL, bias=False, indice_key="bench")
+    with torch.no_grad():  # spconv weight layout [Cout, kx, ky, kz, Cin]
+        conv.weight.copy_(w.reshape(KERNEL, KERNEL, KERNEL, CHANNELS, CHANNELS).permute(4, 0, 1, 2, 3))
+    base = spconv.SparseConvTensor(x, coords.int(), [GRID] * 3, 1)
+    conv(base)  # builds the kernel map, kept in base's indice_dict
+
+    def run():
+        xs = x.detach().requires_grad_()
+        out = conv(base.replace_feature(xs))
+        grad_x, grad_w = torch.autograd.grad(out.features, (xs, conv.weight), g)
+        grad_w = grad_w.permute(1, 2, 3, 4, 0).reshape(w.shape)
+        return out.features.detach(), grad_x, grad_w
+
+    return run
+
+
+def max_error(result, reference) -> float:
+    """Largest ``max |a - b| / max |b|`` over (output, grad_x, grad_w)."""
+    return max(float((a.detach() - b.detach()).abs().max() / b.detach().abs().max()) for a, b in zip(result, reference))
+
+
+def spike_rows(generator: torch.Generator, density: float) -> torch.Tensor:
+    spikes = torch.randint(1, 5, (VOXELS, CHANNELS), generator=generator).float()
+    return spikes * (torch.rand(VOXELS, 1, generator=generator) < density)
+
+
+def measure(steps: dict, repeat: int) -> dict:
+    """Interleaved rounds; ``steps`` maps name -> (callable, threads)."""
+    times = {name: [] for name in steps}
+    for _ in range(repeat):
+        for name, (step, threads) in steps.items():
+            times[name].append(timed(step, threads))
+    return {name: {"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3} for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=30, help="timed rounds per implementation")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for neuroflow (spconv runs on 1)")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+
+    gen = torch.Generator().manual_seed(0)
+    coords = random_voxels(gen)
+    x = torch.randn(VOXELS, CHANNELS, generator=gen)
+    w = torch.randn(KERNEL**3, CHANNELS, CHANNELS, generator=gen) * 0.05
+    g = torch.randn(VOXELS, CHANNELS, generator=gen)
+    torch.set_num_threads(args.threads)
+    for _ in range(2):  # the second build is timed: the first loads the numba kernels
+        start = time.perf_counter()
+        kmap = build_kernel_map(coords, (GRID,) * 3, 1, KERNEL)
+        kmap.grouped  # the batched layout is part of the cached map
+        map_ms = (time.perf_counter() - start) * 1e3
+
+    dense = dense_step(coords, x, w, g)
+    reference = dense()
+    steps = {"neuroflow": (neuroflow_step(kmap, x, w, g), args.threads)}
+    if args.threads != 1:  # the same thread count as spconv
+        steps["neuroflow_1thread"] = (steps["neuroflow"][0], 1)
+    errors = {"neuroflow": max_error(steps["neuroflow"][0](), reference)}
+    spconv = spconv_step(coords, x, w, g)
+    if spconv is not None:
+        torch.set_num_threads(1)
+        errors["spconv"] = max_error(spconv(), reference)
+        steps["spconv"] = (spconv, 1)
+    for name, err in errors.items():
+        print(f"{name}: max relative error vs dense conv3d (output, grad_x, grad_w) = {err:.2e}")
+        if err > TOLERANCE:
+            raise SystemExit(f"{name} disagrees with dense conv3d by {err:.2e} > {TOLERANCE}: not timing it")
+
+    fast = measure(steps, args.repeat)
+    fast.update(measure({"dense": (dense, args.threads)}, max(3, args.repeat // 10)))
+    print(f"\nSSC fwd+bwd, {GRID}^3 grid, {VOXELS} voxels, {CHANNELS}->{CHANNELS}, k={KERNEL}, "
+          f"{kmap.num_pairs} pairs, map built once in {map_ms:.1f} ms (neuroflow {args.threads} threads, spconv 1)")
+    print(f"{'implementation':<12}{'median ms':>12}{'min ms':>10}")
+    for name, t in fast.items():
+        print(f"{name:<12}{t['median_ms']:>12.3f}{t['min_ms']:>10.3f}")
+    ours = fast["neuroflow"]["median_ms"]
+    results = {
+        "setting": {"grid": GRID, "voxels": VOXELS, "channels": CHANNELS, "kernel": KERNEL,
+                    "pairs": kmap.num_pairs, "threads": args.threads, "repeat": args.repeat},
+        "kernel_map_ms": map_ms,
+        "max_abs_error_vs_dense": errors,
+        "times": fast,
+        "speedup_vs_dense": fast["dense"]["median_ms"] / ours,
+        "speedup_vs_spconv": fast["spconv"]["median_ms"] / ours if "spconv" in fast else None,
+    }
+    if "spconv" in fast and "neuroflow_1thread" in fast:
+        results["speedup_vs_spconv_1thread"] = fast["spconv"]["median_ms"] / fast["neuroflow_1thread"]["median_ms"]
+    print(f"speedup vs dense: {results['speedup_vs_dense']:.1f}x"
+          + (f", vs spconv: {results['speedup_vs_spconv']:.2f}x" if "spconv" in fast else ""))
+
+    # event-driven: time against the fraction of voxels that spike
+    steps = {"dense_path_100%": (neuroflow_forward(kmap, spike_rows(gen, 1.0), w, False), args.threads)}
+    train = {"dense_path_100%": (neuroflow_step(kmap, spike_rows(gen, 1.0), w, g), args.threads)}
+    for density in (1.0, 0.5, 0.1):
+        spikes = spike_rows(gen, density)
+        skipping, plain = neuroflow_step(kmap, spikes, w, g, True)(), neuroflow_step(kmap, spikes, w, g)()
+        if max_error(skipping, plain) > TOLERANCE:
+            raise SystemExit(f"event-driven result differs from the plain path at density {density}")
+        steps[f"event_{density:.0%}"] = (neuroflow_forward(kmap, spikes, w, True), args.threads)
+        train[f"event_{density:.0%}"] = (neuroflow_step(kmap, spikes, w, g, True), args.threads)
+    forward, both = measure(steps, args.repeat), measure(train, args.repeat)
+    base_f, base_b = forward["dense_path_100%"]["median_ms"], both["dense_path_100%"]["median_ms"]
+    print(f"\nspike density (voxels with a non-zero row), median ms; ratio = non-skipping path at 100% / this")
+    print(f"{'case':<18}{'forward':>10}{'ratio':>8}{'fwd+bwd':>10}{'ratio':>8}")
+    for name in forward:
+        f_ms, b_ms = forward[name]["median_ms"], both[name]["median_ms"]
+        print(f"{name:<18}{f_ms:>10.3f}{base_f / f_ms:>8.2f}{b_ms:>10.3f}{base_b / b_ms:>8.2f}")
+    results["event_driven"] = {
+        name: {"forward": forward[name], "forward_backward": both[name],
+               "forward_speedup": base_f / forward[name]["median_ms"],
+               "forward_backward_speedup": base_b / both[name]["median_ms"]}
+        for name in forward
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

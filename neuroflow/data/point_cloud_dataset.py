@@ -1,0 +1,307 @@
+"""Point-cloud datasets (ModelNet40 and the synthetic shapes): splits, cache, SVC items, batching.
+
+Per sample, once (cached): read the raw cloud (or sample the mesh), normalise it into the unit
+sphere, then keep ``num_points`` points by farthest-point sampling (``sampling: fps``) or keep
+``surface_points`` points for per-epoch random subsets (``sampling: random``).
+Per access: random subset (``random``), augmentation (training split: isotropic scale drawn from
+``scale_range``, shift of up to ``shift`` per axis), then spike voxel coding
+(:func:`~neuroflow.encoding.voxel.spike_voxel_code`).
+
+The cache is ``<root>/.cache/points-<split>-<key>.npy`` (``[S, P, C]`` float32, memory-mapped) with
+``...-<key>.json`` (labels, names; written last, so its presence marks a complete cache); ``key``
+hashes the settings above, :data:`CACHE_VERSION`, the producer's version (e.g. the synthetic
+generator's) and every file's name, size and mtime. Writes are atomic (temp file + rename). A
+read-only root keeps the clouds in memory instead (with a warning).
+
+Items are ``(coords [M, 3] int32, features [M, T*C] float32, label)``;
+:class:`SparseCollate` batches them into ``(SparseTensor, labels [B])``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from neuroflow.data.datasets import DataOptions
+from neuroflow.data.modelnet import FORMATS, CloudRef, detect_format, list_split, load_cloud
+from neuroflow.encoding.voxel import (
+    farthest_point_sample,
+    grid_extent,
+    normalize_unit_sphere,
+    random_sample,
+    spike_voxel_code,
+)
+from neuroflow.errors import DataFormatError, DatasetNotFoundError, InvalidArgumentError
+
+#: bump when the meaning of cached clouds changes
+CACHE_VERSION = 1
+
+
+@dataclass
+class PointCloudOptions(DataOptions):
+    """The ``data`` settings point-cloud datasets read (other keys are ignored): those shared with
+    event data (splits, cache, ``max_samples``, ``synthetic_*_per_class``...) plus the ones below.
+    ``time_steps`` is the SVC's T (E-3DSNN: 1)."""
+
+    name: str = "synthetic-shapes"
+    root: str = "datasets/synthetic-shapes"
+    time_steps: int = 1
+    format: str = "auto"
+    num_points: int = 1024
+    surface_points: int = 10_000
+    sampling: str = "fps"
+    voxel_size: float = 0.05
+    use_normals: bool = True
+    scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    shift: float = 0.2
+    spike_levels: int | None = 4
+
+    def validate(self) -> None:
+        super().validate()
+
+        def bad(key: str, expected: str) -> InvalidArgumentError:
+            return InvalidArgumentError(f"data.{key} must be {expected}, got {getattr(self, key)!r}")
+
+        def is_int(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        if self.format not in ("auto", *FORMATS):
+            raise bad("format", "'auto', " + ", ".join(repr(f) for f in FORMATS))
+        for key in ("num_points", "surface_points"):
+            if not is_int(getattr(self, key)) or getattr(self, key) < 1:
+                raise bad(key, "an integer >= 1")
+        if self.sampling not in ("fps", "random"):
+            raise bad("sampling", "'fps' or 'random'")
+        if isinstance(self.voxel_size, bool) or not isinstance(self.voxel_size, (int, float)) or not self.voxel_size > 0:
+            raise bad("voxel_size", "a number > 0 (in units of the unit sphere)")
+        s = self.scale_range
+        if not (isinstance(s, (list, tuple)) and len(s) == 2 and 0 < s[0] <= s[1]):
+            raise bad("scale_range", "[low, high] with 0 < low <= high")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or self.shift < 0:
+            raise bad("shift", "a number >= 0")
+        if self.spike_levels is not None and (not is_int(self.spike_levels) or self.spike_levels < 1):
+            raise bad("spike_levels", "null or an integer >= 1")
+
+    @property
+    def channels(self) -> int:
+        """Features per voxel: ``T * (6 or 3)``."""
+        return self.time_steps * (6 if self.use_normals else 3)
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        g = grid_extent(float(self.scale_range[1]), float(self.voxel_size))
+        return (g, g, g)
+
+
+# ------------------------------------------------------------------------------------- caching
+
+
+def _prepare_cloud(ref: CloudRef, fmt: str, options: PointCloudOptions) -> np.ndarray:
+    """The cached form of one sample: normalised, then FPS'd or brought to ``surface_points``."""
+    cloud = load_cloud(ref, fmt, options.surface_points)
+    if len(cloud) == 0:
+        raise DataFormatError("empty point cloud", ref.path)
+    if options.use_normals and cloud.shape[1] < 6:
+        raise DataFormatError("the file has no normals; set data.use_normals: false", ref.path)
+    try:
+        cloud = normalize_unit_sphere(cloud[:, : 6 if options.use_normals else 3])
+    except InvalidArgumentError as exc:
+        raise DataFormatError(str(exc), ref.path) from None
+    if options.sampling == "fps":
+        return cloud[farthest_point_sample(cloud, options.num_points)]
+    rng = np.random.default_rng(zlib.crc32(ref.name.encode()))  # the same subset in every run
+    return cloud[random_sample(len(cloud), options.surface_points, rng)]
+
+
+def _cache_key(options: PointCloudOptions, fmt: str, refs: list[CloudRef], producer: str) -> str:
+    payload = {
+        "version": CACHE_VERSION,
+        "producer": producer,
+        "format": fmt,
+        "settings": [options.sampling, options.num_points, options.surface_points, options.use_normals],
+        "samples": [r.fingerprint() for r in refs],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _writable(folder: Path) -> bool:
+    target = folder
+    while not target.exists():
+        target = target.parent
+    return bool(target.stat().st_mode & 0o222) and os.access(target, os.W_OK)
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to a temp name
+        np.save(fh, array)
+
+
+def cached_clouds(
+    root: Path, split: str, fmt: str, refs: list[CloudRef], options: PointCloudOptions,
+    producer: str = "", progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(clouds [S, P, C] float32, labels [S] int64, names)`` of ``refs``, from the cache or
+    computed (and cached when ``options.cache`` and the root is writable)."""
+    from tqdm import tqdm
+
+    key = _cache_key(options, fmt, refs, producer)
+    folder = root / ".cache"
+    data_path, meta_path = folder / f"points-{split}-{key}.npy", folder / f"points-{split}-{key}.json"
+    if options.cache and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        return np.load(data_path, mmap_mode="r"), np.asarray(meta["labels"], dtype=np.int64), meta["names"]
+    clouds, labels, names = [], [], []
+    for ref in tqdm(refs, desc=f"sampling {split} clouds", unit="shape", leave=False,
+                    disable=None if progress is None else not progress):
+        try:
+            clouds.append(_prepare_cloud(ref, fmt, options))
+        except DataFormatError as exc:
+            if options.on_bad_file != "skip":
+                raise
+            warnings.warn(f"skipping bad file: {exc}", stacklevel=2)
+            continue
+        labels.append(ref.label)
+        names.append(ref.name)
+    if not clouds:
+        raise DatasetNotFoundError(f"{root}: no readable samples in the {split} split")
+    array = np.stack(clouds).astype(np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    if options.cache:
+        if _writable(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic(data_path, lambda tmp: _save_npy(tmp, array))
+            meta = {"key": key, "labels": labels.tolist(), "names": names}
+            _atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta)))
+        else:
+            warnings.warn(f"cannot write the point cache in {folder} (read-only); the sampled clouds "
+                          "are kept in memory for this run only (set data.cache: false to silence this)",
+                          stacklevel=2)
+    return array, labels, names
+
+
+# ------------------------------------------------------------------------------------- dataset
+
+
+class PointCloudDataset(Dataset):
+    """``(coords [M, 3] int32, features [M, T*C] float32, label)`` items of one split.
+
+    Attributes: ``num_classes``, ``classes``, ``input_shape`` (``(T*C,)``: features per voxel),
+    ``spatial_shape``, ``labels``, ``files`` (sample names), ``split``, ``augment`` (bool),
+    ``collate_fn`` (a :class:`SparseCollate`, picked up by the trainer).
+    """
+
+    def __init__(self, clouds: np.ndarray, labels: np.ndarray, names: list[str], classes: list[str],
+                 options: PointCloudOptions, split: str, augment: bool):
+        self.clouds, self.labels, self.files = clouds, labels, list(names)
+        self.classes = list(classes)
+        self.num_classes = len(classes)
+        self.options = options
+        self.split = split
+        self.augment = augment
+        self.input_shape = (options.channels,)
+        self.spatial_shape = options.spatial_shape
+        self.collate_fn = SparseCollate(self.spatial_shape)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def cloud(self, i: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Sample ``i``'s normalised cloud ``[num_points, C]`` before augmentation."""
+        cloud = np.array(self.clouds[i], dtype=np.float32)
+        if self.options.sampling == "random":
+            rng = rng if rng is not None else np.random.default_rng(i)  # fixed subset for evaluation
+            cloud = cloud[random_sample(len(cloud), self.options.num_points, rng)]
+        return cloud
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self.split} index {i} out of range for {len(self)} samples")
+        i = int(i) % len(self)
+        o = self.options
+        # numpy draws seeded from torch's generator: the trainer seeds and checkpoints that one
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item())) if self.augment else None
+        cloud = self.cloud(i, rng)
+        if self.augment:
+            low, high = o.scale_range
+            cloud[:, :3] = cloud[:, :3] * rng.uniform(low, high) + rng.uniform(-o.shift, o.shift, 3)
+        coords, features = spike_voxel_code(cloud, o.voxel_size, o.use_normals, o.time_steps, o.spike_levels, rng)
+        return coords, features, int(self.labels[i])
+
+    def __repr__(self) -> str:
+        return (f"PointCloudDataset(split={self.split!r}, samples={len(self)}, classes={self.num_classes}, "
+                f"input_shape={self.input_shape}, spatial_shape={self.spatial_shape}, augment={self.augment})")
+
+
+class SparseCollate:
+    """Batch ``(coords, features, label)`` items into ``(SparseTensor, labels [B] long)``."""
+
+    def __init__(self, spatial_shape: tuple[int, int, int]):
+        self.spatial_shape = tuple(spatial_shape)
+
+    def __call__(self, batch):
+        from neuroflow.layers.sparse_tensor import SparseTensor
+
+        coords = [np.concatenate([np.full((len(c), 1), b, np.int32), c], axis=1) for b, (c, _, _) in enumerate(batch)]
+        features = torch.from_numpy(np.concatenate([f for _, f, _ in batch]))
+        labels = torch.as_tensor([y for _, _, y in batch], dtype=torch.long)
+        x = SparseTensor(torch.from_numpy(np.concatenate(coords)), features, self.spatial_shape, len(batch))
+        return x, labels
+
+
+# ------------------------------------------------------------------------------------ building
+
+
+def build_point_cloud_datasets(options: PointCloudOptions, seed: int, fmt: str | None = None,
+                               producer: str = "") -> dict[str, PointCloudDataset]:
+    """``train`` / ``val`` / ``test`` datasets from a ModelNet40-style root.
+
+    ``val`` is ``val_fraction`` of each class of the train files; ``test`` the test files, or
+    ``test_fraction`` of the train files when the root has none (as in N-MNIST's builder)."""
+    from neuroflow.data.datasets import interleave, stratified_split
+
+    root = Path(options.root)
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"{options.name}: dataset folder {root} does not exist; see datasets/README.md")
+    fmt = fmt or (detect_format(root) if options.format == "auto" else options.format)
+    classes, train_refs = list_split(root, fmt, "train")
+    if not train_refs:
+        raise DatasetNotFoundError(f"{options.name}: {root} has no training samples in the {fmt} layout")
+    _, test_refs = list_split(root, fmt, "test")
+    labels = np.array([r.label for r in train_refs])
+    rng = np.random.default_rng([seed, 2024])
+    if test_refs is None:
+        val_idx, test_idx, train_idx = stratified_split(labels, [options.val_fraction, options.test_fraction], rng)
+        test_refs = [train_refs[i] for i in test_idx]
+    else:
+        val_idx, train_idx = stratified_split(labels, [options.val_fraction], rng)
+        test_labels = np.array([r.label for r in test_refs])
+        test_refs = [test_refs[i] for i in interleave(np.arange(len(test_refs)), test_labels, rng)]
+    splits = {"train": [train_refs[i] for i in train_idx], "val": [train_refs[i] for i in val_idx],
+              "test": test_refs}
+    out = {}
+    for split, refs in splits.items():
+        refs = refs[: options.max_samples] if options.max_samples is not None else refs
+        if not refs:
+            out[split] = None
+            continue
+        clouds, y, names = cached_clouds(root, split, fmt, refs, options, producer)
+        out[split] = PointCloudDataset(clouds, y, names, classes, options, split, augment=split == "train")
+    return out

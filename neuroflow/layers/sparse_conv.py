@@ -1,0 +1,231 @@
+"""Sparse 3-D convolution and per-sample pooling on voxel features: pure functions.
+
+``sparse_conv(features [N, Cin], weight [K, Cin, Cout], kernel_map)`` -> ``[M, Cout]`` computes
+``y[out] = sum over pairs (in, out, o) of x[in] @ W[o]`` (see :mod:`neuroflow.layers.kernel_map`
+for the geometry). Weight layout ``[K, Cin, Cout]``, ``K = kx ky kz`` in offset order (x slowest):
+``W.reshape(kx, ky, kz, Cin, Cout).permute(4, 3, 0, 1, 2)`` is the equivalent ``conv3d`` weight.
+
+Backends:
+
+* ``"batched"`` (default via ``"auto"``): the centre offset of a submanifold map (every voxel
+  paired with itself) is one dense ``x @ W[c]``; all other offsets are one gather into a padded
+  ``[G, P, Cin]`` block (:class:`~neuroflow.layers.kernel_map.GroupedPairs`), one batched matmul
+  and one scatter-add (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
+  Forward and backward are hand-written (the backward reuses the layout and the gathered inputs:
+  ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a call
+  costs ~10 tensor operations whatever the kernel size. The operations run single-threaded, the
+  two independent halves of each pass (centre / other offsets; ``grad_x`` / ``grad_W``) on two
+  plain threads when torch has more than one (see :func:`_plain_threads`). Fully fused numba
+  gather-matmul-scatter kernels (one axpy per pair and input channel) measured 2-5x slower here
+  than the BLAS matmuls at 32 channels, so only the scatter and the layout are numba loops.
+* ``"torch"``: the reference, one gather / matmul / ``index_add`` per offset, autograd backward
+  (it skips silent rows only when the features need no gradient).
+
+``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
+with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
+with the number of spiking voxels, not of active sites. ``grad_x`` still needs every pair: a
+silent voxel's pre-activation can have a non-zero (straight-through) gradient. The result equals
+the non-skipping path.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from neuroflow.errors import InputShapeError, InvalidArgumentError
+from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
+from neuroflow.layers.sparse_cpu_kernels import nonzero_rows, scatter_add_rows
+
+BACKENDS = ("auto", "batched", "torch")
+
+
+def resolve_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+    return "batched" if backend == "auto" else backend
+
+
+def sparse_conv(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    kernel_map: KernelMap,
+    bias: torch.Tensor | None = None,
+    backend: str = "auto",
+    event_driven: bool = False,
+) -> torch.Tensor:
+    """Sparse convolution ``[N, Cin]`` -> ``[M, Cout]`` over ``kernel_map`` (differentiable)."""
+    if features.dim() != 2 or features.shape[0] != kernel_map.num_in:
+        raise InputShapeError(
+            f"features must be [N={kernel_map.num_in}, Cin] for this kernel map, got {tuple(features.shape)}"
+        )
+    if weight.dim() != 3 or weight.shape[0] != kernel_map.kernel_volume or weight.shape[1] != features.shape[1]:
+        raise InputShapeError(
+            f"weight must be [K={kernel_map.kernel_volume}, Cin={features.shape[1]}, Cout], got {tuple(weight.shape)} "
+            f"(features have {features.shape[1]} channels)"
+        )
+    if weight.dtype != features.dtype:
+        raise InputShapeError(f"features ({features.dtype}) and weight ({weight.dtype}) must have the same dtype")
+    if resolve_backend(backend) == "torch":
+        y = _reference(features, weight, kernel_map, event_driven)
+    else:
+        y = _BatchedSparseConv.apply(features, weight, kernel_map, bool(event_driven))
+    return y if bias is None else y + bias
+
+
+def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
+    """Per offset: gather the input rows, one matmul, index_add into the output rows.
+
+    Event-driven skipping only when ``x`` needs no gradient: autograd would give skipped (silent)
+    rows a zero gradient, not their true one.
+    """
+    y = x.new_zeros((kmap.num_out, w.shape[2]))
+    active = x.detach().ne(0).any(1) if event_driven and not x.requires_grad else None
+    for o in range(kmap.kernel_volume):
+        in_idx, out_idx = kmap.pairs(o)
+        if active is not None:
+            keep = active[in_idx]
+            in_idx, out_idx = in_idx[keep], out_idx[keep]
+        if in_idx.numel():
+            y = y.index_add(0, out_idx, x[in_idx] @ w[o])
+    return y
+
+
+def _gather(rows: torch.Tensor, index: torch.Tensor, pairs: GroupedPairs) -> torch.Tensor:
+    """``rows[index]`` as ``[G, P, C]``."""
+    return rows.index_select(0, index).view(pairs.offsets.numel(), pairs.width, rows.shape[1])
+
+
+# Below this many multiply-adds the hand-off to a second thread costs more than it saves.
+_PARALLEL_MIN_MACS = 1 << 22
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@contextmanager
+def _plain_threads():
+    """Run the enclosed tensor operations single-threaded, yielding the caller's thread count.
+
+    Why: at these sizes (thousands of voxels x tens of channels) every intra-op parallel region
+    costs more than it saves, and on a loaded machine far more (measured on the shared 2-core VM:
+    each op took >= 8 ms at 2 threads against 0.05-0.5 ms at 1). Parallelism comes instead from
+    running independent parts on plain threads (:func:`_both`), as the neuron kernels do.
+    torch's thread count is process-wide, so other threads briefly see 1 too.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None], threads: int) -> None:
+    """Run two independent parts, on two threads when ``threads > 1`` (tensor ops release the GIL)."""
+    global _pool
+    if threads == 1:
+        first()
+        second()
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neuroflow-sparse-conv")
+    future = _pool.submit(second)
+    first()
+    future.result()
+
+
+class _BatchedSparseConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, kmap: KernelMap, event_driven: bool):
+        with _plain_threads() as threads:
+            active = nonzero_rows(x) if event_driven else None
+            n_active = int(active.sum()) if event_driven else x.shape[0]
+            # every voxel spiked: nothing to skip; the centre offset is worth gathering only
+            # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)
+            pairs = kmap.grouped if n_active == x.shape[0] else group_pairs(kmap, active)
+            centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
+            c = kmap.center
+            # one spare output row takes the padding entries' products (never read, so not zeroed)
+            dense_centre = c >= 0 and centre_rows is None
+            y = (x.new_empty if dense_centre else x.new_zeros)((kmap.num_out + 1, w.shape[2]))
+            parts = {}
+
+            def centre():
+                if dense_centre:
+                    torch.mm(x, w[c], out=y[:-1])
+                elif c >= 0:
+                    scatter_add_rows(y, centre_rows, x[centre_rows] @ w[c])
+
+            def others():
+                parts["gathered"] = _gather(x, pairs.in_idx, pairs)
+                parts["products"] = torch.bmm(parts["gathered"], w[pairs.offsets]).view(-1, w.shape[2])
+
+            macs = (pairs.in_idx.numel() + n_active) * w.shape[1] * w.shape[2]
+            _both(centre, others, threads if macs >= _PARALLEL_MIN_MACS else 1)
+            scatter_add_rows(y, pairs.out_idx, parts["products"])
+        ctx.save_for_backward(x, w, centre_rows, parts["gathered"])
+        ctx.kmap, ctx.pairs = kmap, pairs
+        return y[:-1]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        x, w, centre_rows, gathered = ctx.saved_tensors
+        kmap: KernelMap = ctx.kmap
+        c = kmap.center
+        out = {"x": None, "w": None}
+        with _plain_threads() as threads:
+            # a zero row at index num_out: what the padding entries gather
+            g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
+
+            def input_grad():
+                full = kmap.grouped  # every pair: silent inputs get gradients too
+                grad_x = grad_y @ w[c].t() if c >= 0 else x.new_zeros(x.shape)
+                products = torch.bmm(_gather(g, full.out_idx, full), w[full.offsets].transpose(1, 2))
+                out["x"] = scatter_add_rows(grad_x, full.in_idx, products.view(-1, x.shape[1]))
+
+            def weight_grad():
+                pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
+                grad_w = w.new_zeros(w.shape)
+                grad_w[pairs.offsets] = torch.bmm(gathered.transpose(1, 2), _gather(g, pairs.out_idx, pairs))
+                if c >= 0:
+                    rows = centre_rows
+                    grad_w[c] = x.t() @ grad_y if rows is None else x[rows].t() @ grad_y[rows]
+                out["w"] = grad_w
+
+            _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
+                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads)
+        return out["x"], out["w"], None, None
+
+
+# --- per-sample pooling ------------------------------------------------------------------------------
+def _voxels_per_sample(features: torch.Tensor, batch_index: torch.Tensor, batch_size: int) -> torch.Tensor:
+    if features.dim() != 2 or batch_index.dim() != 1 or batch_index.shape[0] != features.shape[0]:
+        raise InputShapeError(
+            f"expected features [N, C] and batch_index [N], got {tuple(features.shape)} and {tuple(batch_index.shape)}"
+        )
+    return torch.bincount(batch_index, minlength=batch_size)
+
+
+def global_mean_pool(features: torch.Tensor, batch_index: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``[N, C]`` -> ``[B, C]``: mean over each sample's voxels (0 for a sample without voxels)."""
+    count = _voxels_per_sample(features, batch_index, batch_size).clamp(min=1).to(features.dtype)
+    total = features.new_zeros((batch_size, features.shape[1])).index_add(0, batch_index, features)
+    return total / count[:, None]
+
+
+def global_max_pool(features: torch.Tensor, batch_index: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``[N, C]`` -> ``[B, C]``: max over each sample's voxels (0 for a sample without voxels)."""
+    empty = _voxels_per_sample(features, batch_index, batch_size) == 0
+    out = features.new_full((batch_size, features.shape[1]), float("-inf"))
+    out = out.scatter_reduce(0, batch_index[:, None].expand_as(features), features, reduce="amax")
+    return out.masked_fill(empty[:, None], 0.0)

@@ -1,0 +1,201 @@
+"""numba loops of sparse convolution that beat tensor operations on the CPU.
+
+* :func:`scatter_add_rows`, ``y[index[p]] += rows[p]``, the last step of every sparse convolution:
+  measured ~0.04 ms for 7,000 rows of 32 floats, where ``Tensor.index_add_`` took 0.27 ms at best
+  and, with 2 intra-op threads on a loaded 2-core machine, a median of 160 ms. One thread writes
+  the rows in order, so the result does not depend on the thread count. Other devices (and dtypes
+  numba does not take) use ``index_add_``.
+* :func:`padded_layout`: the padded per-offset pair layout of
+  :class:`~neuroflow.layers.kernel_map.GroupedPairs` in two passes over the pairs (count, fill);
+  as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
+  on every call.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+_OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+
+
+@numba.njit(**_OPTS)
+def _scatter_add_rows(y, index, rows):
+    for p in range(index.shape[0]):
+        yr = y[index[p]]
+        rr = rows[p]
+        for c in range(yr.shape[0]):
+            yr[c] += rr[c]
+
+
+def scatter_add_rows(y: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """In place ``y[index[p]] += rows[p]`` for ``y [M, C]``, ``index [P]`` int64, ``rows [P, C]``; returns ``y``.
+
+    ``y`` must be contiguous; no autograd (used inside hand-written forward/backward passes).
+    """
+    if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) and y.is_contiguous():
+        _scatter_add_rows(y.numpy(), index.contiguous().numpy(), rows.contiguous().numpy())
+        return y
+    return y.index_add_(0, index, rows)
+
+
+@numba.njit(**_OPTS)
+def _padded_layout(offset_ptr, in_idx, out_idx, active, skip_offset, pad_out):
+    K = offset_ptr.shape[0] - 1
+    counts = np.zeros(K, np.int64)
+    for o in range(K):
+        if o != skip_offset:
+            for p in range(offset_ptr[o], offset_ptr[o + 1]):
+                if active[in_idx[p]]:
+                    counts[o] += 1
+    offsets = np.nonzero(counts)[0]
+    width = counts.max() if K else 0
+    padded_in = np.zeros(offsets.shape[0] * width, np.int64)
+    padded_out = np.full(offsets.shape[0] * width, pad_out, np.int64)
+    for r in range(offsets.shape[0]):
+        o = offsets[r]
+        q = r * width
+        for p in range(offset_ptr[o], offset_ptr[o + 1]):
+            if active[in_idx[p]]:
+                padded_in[q] = in_idx[p]
+                padded_out[q] = out_idx[p]
+                q += 1
+    return offsets, padded_in, padded_out, width
+
+
+def padded_layout(offset_ptr: torch.Tensor, in_idx: torch.Tensor, out_idx: torch.Tensor, active: torch.Tensor,
+                  skip_offset: int, pad_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``(offsets [G], padded_in [G P], padded_out [G P], P)``: the pairs with an ``active`` input,
+    offset ``skip_offset`` left out, one row of width ``P`` per offset that has pairs; padding
+    entries are input 0 / output ``pad_out``. Computed on the CPU, returned on ``in_idx``'s device."""
+    arrays = (t.detach().cpu().numpy() for t in (offset_ptr, in_idx, out_idx, active))
+    offsets, padded_in, padded_out, width = _padded_layout(*arrays, skip_offset, pad_out)
+    device = in_idx.device
+    return (torch.from_numpy(offsets).to(device), torch.from_numpy(padded_in).to(device),
+            torch.from_numpy(padded_out).to(device), int(width))
+
+
+@numba.njit(**_OPTS)
+def _nonzero_rows(bits, magnitude, out):
+    # OR of the bit patterns without the sign bit: branch-free (vectorised), -0.0 counts as zero
+    for i in range(bits.shape[0]):
+        acc = bits[i, 0] & magnitude
+        for c in range(1, bits.shape[1]):
+            acc |= bits[i, c] & magnitude
+        out[i] = acc != 0
+
+
+_BITS = {torch.float32: (torch.int32, np.int32(0x7FFFFFFF)), torch.float64: (torch.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
+
+
+def nonzero_rows(x: torch.Tensor) -> torch.Tensor:
+    """``[N]`` bool: rows of ``x [N, C]`` (``C >= 1``) with a non-zero entry.
+
+    ``x.ne(0).any(1)`` measured 0.8 ms for 8,192 x 32 floats; this OR-reduction ~0.03 ms.
+    """
+    if x.device.type != "cpu" or x.dtype not in _BITS or x.shape[1] == 0:
+        return x.ne(0).any(1)
+    int_dtype, magnitude = _BITS[x.dtype]
+    out = torch.empty(x.shape[0], dtype=torch.bool)
+    _nonzero_rows(x.detach().contiguous().view(int_dtype).numpy(), magnitude, out.numpy())
+    return out
+
+
+@numba.njit(inline="always", **_OPTS)
+def _slot(key, mask):
+    # Fibonacci hashing of a 63-bit key into a power-of-two table
+    return ((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & np.uint64(mask)
+
+
+@numba.njit(**_OPTS)
+def _new_table(n):
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    return np.full(size, -1, np.int64), np.empty(size, np.int64)
+
+
+@numba.njit(**_OPTS)
+def _lookup(table_keys, table_rows, key, insert_row):
+    """Row stored for ``key``; if absent, store ``insert_row`` (when >= 0) and return it, else -1."""
+    mask = table_keys.shape[0] - 1
+    h = _slot(key, mask)
+    while table_keys[h] != -1:
+        if table_keys[h] == key:
+            return table_rows[h]
+        h = (h + np.uint64(1)) & np.uint64(mask)
+    if insert_row >= 0:
+        table_keys[h] = key
+        table_rows[h] = insert_row
+    return insert_row
+
+
+@numba.njit(**_OPTS)
+def _submanifold_found(coords, shape, shift):
+    """``found [K, N]``: row of voxel ``i``'s neighbour at ``shift[o]``, or -1."""
+    n, K = coords.shape[0], shift.shape[0]
+    X, Y, Z = shape[0], shape[1], shape[2]
+    table_keys, table_rows = _new_table(n)
+    for i in range(n):
+        _lookup(table_keys, table_rows, ((coords[i, 0] * X + coords[i, 1]) * Y + coords[i, 2]) * Z + coords[i, 3], i)
+    found = np.full((K, n), -1, np.int64)
+    for o in range(K):
+        for i in range(n):
+            x = coords[i, 1] + shift[o, 0]
+            y = coords[i, 2] + shift[o, 1]
+            z = coords[i, 3] + shift[o, 2]
+            if 0 <= x < X and 0 <= y < Y and 0 <= z < Z:
+                found[o, i] = _lookup(table_keys, table_rows, ((coords[i, 0] * X + x) * Y + y) * Z + z, -1)
+    return found
+
+
+@numba.njit(**_OPTS)
+def _strided_found(coords, out_shape, positions, stride, max_out):
+    """``(found [K, N], out_coords [M, 4])``: the output row input ``i`` feeds through kernel
+    position ``o`` (or -1); outputs numbered in order of first appearance (offset-major scan).
+    ``max_out`` bounds the number of outputs (the table must never fill)."""
+    n, K = coords.shape[0], positions.shape[0]
+    table_keys, table_rows = _new_table(max_out)
+    found = np.full((K, n), -1, np.int64)
+    out_coords = np.empty((max_out, 4), np.int64)
+    m = 0
+    for o in range(K):
+        for i in range(n):
+            q = np.empty(3, np.int64)
+            ok = True
+            for a in range(3):
+                rel = coords[i, 1 + a] - positions[o, a]
+                if rel < 0 or rel % stride[a] != 0 or rel // stride[a] >= out_shape[a]:
+                    ok = False
+                    break
+                q[a] = rel // stride[a]
+            if not ok:
+                continue
+            key = ((coords[i, 0] * out_shape[0] + q[0]) * out_shape[1] + q[1]) * out_shape[2] + q[2]
+            row = _lookup(table_keys, table_rows, key, m)
+            if row == m:
+                out_coords[m, 0] = coords[i, 0]
+                out_coords[m, 1:] = q
+                m += 1
+            found[o, i] = row
+    return found, out_coords[:m].copy()
+def submanifold_found(coords: torch.Tensor, spatial_shape: tuple[int, int, int], shift: torch.Tensor) -> torch.Tensor:
+    """``[K, N]`` int64: for each kernel shift ``[K, 3]`` and voxel ``i`` of ``coords [N, 4]``, the row
+    of the voxel at ``coords[i] + shift`` (same sample), or -1. A hash table of the N voxels
+    (memory O(N), any grid size); measured ~20x faster than sorted keys + ``searchsorted``."""
+    found = _submanifold_found(coords.cpu().numpy(), np.asarray(spatial_shape, np.int64), shift.cpu().numpy())
+    return torch.from_numpy(found).to(coords.device)
+
+
+def strided_found(coords: torch.Tensor, out_shape: tuple[int, int, int], positions: torch.Tensor,
+                  stride: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(found [K, N], out_coords [M, 4])``: for kernel position ``positions[o]`` and input voxel
+    ``i``, the output cell ``q`` with ``coords[i] = stride q + positions[o]`` (row of ``out_coords``)
+    or -1; the output cells are collected in a hash table (memory O(N K))."""
+    # an input lies in the receptive fields of at most prod(ceil(k / s)) outputs
+    kernel = positions.amax(0).cpu() + 1
+    fan = int(torch.prod(-(-kernel // torch.tensor(stride)))) if positions.numel() else 1
+    found, out_coords = _strided_found(coords.cpu().numpy(), np.asarray(out_shape, np.int64), positions.cpu().numpy(),
+                                       np.asarray(stride, np.int64), max(1, coords.shape[0] * fan))
+    return torch.from_numpy(found).to(coords.device), torch.from_numpy(out_coords).to(coords.device)

@@ -1,0 +1,182 @@
+"""ModelNet40 readers (normal_resampled text, ply_hdf5_2048, OFF), dataset building and the cloud
+cache, on small files written in the exact on-disk layouts."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from neuroflow.data import build_datasets, read_modelnet_txt
+from neuroflow.data.modelnet import detect_format
+from neuroflow.errors import DataFormatError, DatasetNotFoundError, RegistryError
+from neuroflow.layers.sparse_tensor import SparseTensor
+
+CLASSES = ["airplane", "bowl", "chair"]
+
+
+def _blob(rng, label, n):
+    """A cloud whose shape depends on the label: a stretched Gaussian blob, with outward normals."""
+    xyz = rng.normal(size=(n, 3)) * np.array([1.0, 0.5 + label, 0.3])
+    normals = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
+    return np.concatenate([xyz, normals], axis=1)
+
+
+@pytest.fixture
+def normal_resampled(tmp_path):
+    root = tmp_path / "modelnet40_normal_resampled"
+    rng = np.random.default_rng(0)
+    lists = {"train": [], "test": []}
+    for label, cls in enumerate(CLASSES):
+        (root / cls).mkdir(parents=True)
+        for i in range(1, 8):
+            name = f"{cls}_{i:04d}"
+            cloud = _blob(rng, label, 300)
+            (root / cls / f"{name}.txt").write_text("\n".join(",".join(f"{v:.6f}" for v in row) for row in cloud))
+            lists["train" if i <= 5 else "test"].append(name)
+    (root / "modelnet40_shape_names.txt").write_text("\n".join(CLASSES) + "\n")
+    for split, names in lists.items():
+        (root / f"modelnet40_{split}.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def _write_h5(path, data, label, normal=None):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("data", data=data.astype(np.float32))
+        f.create_dataset("label", data=label.reshape(-1, 1).astype(np.uint8))
+        if normal is not None:
+            f.create_dataset("normal", data=normal.astype(np.float32))
+
+
+@pytest.fixture
+def ply_hdf5(tmp_path):
+    """modelnet40_ply_hdf5_2048: ply_data_{train,test}<k>.h5 listed (with the release's
+    data/modelnet40_ply_hdf5_2048/ prefix) in train_files.txt / test_files.txt."""
+    root = tmp_path / "modelnet40_ply_hdf5_2048"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    files = {"train": ["ply_data_train0.h5", "ply_data_train1.h5"], "test": ["ply_data_test0.h5"]}
+    for split, names in files.items():
+        for name in names:
+            labels = np.arange(6) % len(CLASSES)
+            clouds = np.stack([_blob(rng, y, 2048) for y in labels])
+            _write_h5(root / name, clouds[..., :3], labels)
+        (root / f"{split}_files.txt").write_text("".join(f"data/modelnet40_ply_hdf5_2048/{n}\n" for n in names))
+    (root / "shape_names.txt").write_text("\n".join(CLASSES) + "\n")
+    return root
+
+
+def _options(root, **kw):
+    return {"name": "modelnet40", "root": str(root), "num_points": 128, "surface_points": 512,
+            "voxel_size": 0.1, "time_steps": 1, **kw}
+
+
+def test_read_modelnet_txt(normal_resampled):
+    cloud = read_modelnet_txt(normal_resampled / "bowl" / "bowl_0001.txt")
+    assert cloud.shape == (300, 6) and cloud.dtype == np.float32
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "empty point cloud"),
+    ("1,2,3,0,0,1\n1,2,3,0,1\n", "line 2: expected 6 numbers"),
+    ("1,2,3,0,0,1\n\n1,nan,3,0,0,1\n", "line 3: NaN"),
+    ("1,2,3,0,0,1\n1,2,x,0,0,1\n", "line 2: expected 6 numbers"),
+])
+def test_bad_txt_names_the_file(tmp_path, text, problem):
+    path = tmp_path / "bad_0001.txt"
+    path.write_text(text)
+    with pytest.raises(DataFormatError, match=problem) as info:
+        read_modelnet_txt(path)
+    assert str(path) in str(info.value)
+
+
+def test_normal_resampled_dataset(normal_resampled):
+    assert detect_format(normal_resampled) == "normal_resampled"
+    ds = build_datasets(_options(normal_resampled, val_fraction=0.2), seed=0)
+    # 5 train files per class, 20% held out for validation; the 2 test files per class
+    assert (len(ds["train"]), len(ds["val"]), len(ds["test"])) == (12, 3, 6)
+    assert ds["train"].num_classes == 3 and ds["train"].input_shape == (6,)
+    assert sorted(np.bincount(ds["test"].labels).tolist()) == [2, 2, 2]
+    coords, feats, label = ds["test"][0]
+    assert coords.shape[1] == 3 and feats.shape == (len(coords), 6) and 0 <= label < 3
+    x, y = ds["train"].collate_fn([ds["train"][i] for i in range(4)])
+    assert isinstance(x, SparseTensor) and x.batch_size == 4 and y.tolist() == ds["train"].labels[:4].tolist()
+    assert x.coords[:, 0].unique().tolist() == [0, 1, 2, 3]
+
+
+def test_cache_is_reused_and_keyed_by_settings(normal_resampled):
+    first = build_datasets(_options(normal_resampled), seed=0)
+    cached = sorted((normal_resampled / ".cache").glob("points-*.json"))
+    assert len(cached) == 3  # train, val, test
+    again = build_datasets(_options(normal_resampled), seed=0)
+    np.testing.assert_array_equal(np.asarray(again["test"].clouds), np.asarray(first["test"].clouds))
+    assert sorted((normal_resampled / ".cache").glob("points-*.json")) == cached
+    build_datasets(_options(normal_resampled, num_points=64), seed=0)
+    assert len(list((normal_resampled / ".cache").glob("points-*.json"))) == 6  # a new key
+
+
+def test_evaluation_items_are_deterministic_training_items_augmented(normal_resampled):
+    ds = build_datasets(_options(normal_resampled, scale_range=[0.8, 1.2], shift=0.3), seed=0)
+    a, b = ds["test"][1], ds["test"][1]
+    np.testing.assert_array_equal(a[1], b[1])
+    c, d = ds["train"][1], ds["train"][1]
+    assert not (c[1].shape == d[1].shape and np.array_equal(c[1], d[1]))
+
+
+def test_ply_hdf5_dataset(ply_hdf5):
+    assert detect_format(ply_hdf5) == "ply_hdf5_2048"
+    ds = build_datasets(_options(ply_hdf5, use_normals=False, val_fraction=0.0), seed=0)
+    assert (len(ds["train"]), len(ds["test"])) == (12, 6) and ds["val"] is None
+    assert ds["train"].input_shape == (3,) and ds["train"].classes == CLASSES
+    with h5py.File(ply_hdf5 / "ply_data_test0.h5") as f:
+        expected = sorted(f["label"][:, 0].tolist())
+    assert sorted(ds["test"].labels.tolist()) == expected
+
+
+def test_ply_hdf5_without_normals_refuses_use_normals(ply_hdf5):
+    with pytest.raises(DataFormatError, match=r"ply_data_train\d.h5.*no normals.*use_normals: false"):
+        build_datasets(_options(ply_hdf5, use_normals=True), seed=0)
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("garbage", "not a readable HDF5 file"),
+    ("no_label", r"missing dataset\(s\) \['label'\]"),
+    ("bad_shape", r"'data' must be \[N, P, 3\]"),
+    ("nan", "NaN"),
+])
+def test_malformed_h5_names_the_file(ply_hdf5, damage, problem):
+    path = ply_hdf5 / "ply_data_train1.h5"
+    path.unlink()
+    if damage == "garbage":
+        path.write_bytes(b"not an hdf5 file at all")
+    elif damage == "no_label":
+        with h5py.File(path, "w") as f:
+            f.create_dataset("data", data=np.zeros((2, 16, 3), np.float32))
+    elif damage == "bad_shape":
+        _write_h5(path, np.zeros((2, 16, 2)), np.zeros(2))
+    else:
+        data = np.random.default_rng(0).normal(size=(2, 16, 3))
+        data[1, 3, 0] = np.nan
+        _write_h5(path, data, np.zeros(2))
+    with pytest.raises(DataFormatError, match=problem) as info:
+        build_datasets(_options(ply_hdf5, use_normals=False, cache=False), seed=0)
+    assert str(path) in str(info.value)
+
+
+def test_missing_or_unknown_data(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        build_datasets(_options(tmp_path / "nowhere"), seed=0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="datasets/README.md"):
+        build_datasets(_options(tmp_path / "empty"), seed=0)
+    with pytest.raises(RegistryError):
+        build_datasets({"name": "modelnet10"}, seed=0)
+
+
+def test_skip_bad_files(normal_resampled):
+    (normal_resampled / "bowl" / "bowl_0002.txt").write_text("")
+    with pytest.raises(DataFormatError, match="bowl_0002.txt"):
+        build_datasets(_options(normal_resampled), seed=0)
+    with pytest.warns(UserWarning, match="skipping bad file.*bowl_0002"):
+        ds = build_datasets(_options(normal_resampled, on_bad_file="skip", val_fraction=0.0), seed=0)
+    assert len(ds["train"]) == 14

@@ -1,0 +1,227 @@
+"""Sparse tensor, kernel maps and sparse convolution against dense ``torch.nn.functional.conv3d``.
+
+The reference for every convolution is conv3d on the densified grid, sampled at the active sites
+(for strided convolutions: at the sites where some input falls in the receptive field).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neuroflow.errors import InputShapeError, InvalidArgumentError
+from neuroflow.layers import (
+    FeatureWise,
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGlobalAvgPool,
+    SparseGlobalMaxPool,
+    SparseTensor,
+    SubMConv3d,
+    build_kernel_map,
+    global_max_pool,
+    global_mean_pool,
+    sparse_conv,
+)
+
+
+def random_coords(batch: int, shape: tuple[int, int, int], n: int, seed: int) -> torch.Tensor:
+    """``n`` unique voxels, including the grid's corners (boundary handling)."""
+    gen = torch.Generator().manual_seed(seed)
+    X, Y, Z = shape
+    corners = torch.tensor([[0, 0, 0, 0], [batch - 1, X - 1, Y - 1, Z - 1], [0, X - 1, 0, Z - 1]])
+    corner_keys = ((corners[:, 0] * X + corners[:, 1]) * Y + corners[:, 2]) * Z + corners[:, 3]
+    keys = torch.randperm(batch * X * Y * Z, generator=gen)
+    keys = torch.cat([corner_keys, keys[~torch.isin(keys, corner_keys)][: n - 3]])
+    return torch.stack([keys // (X * Y * Z), keys // (Y * Z) % X, keys // Z % Y, keys % Z], 1)
+
+
+def spikes_with_silent_rows(n: int, channels: int, seed: int, dtype=torch.float64, silent: float = 0.33):
+    """Integer spikes 0..4 with about a fraction ``silent`` of the rows all zero."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 5, (n, channels), generator=gen).to(dtype)
+    return x * (torch.rand(n, 1, generator=gen) >= silent).to(dtype)
+
+
+def dense_reference(x: SparseTensor, weight: torch.Tensor, kmap, stride: int, submanifold: bool) -> torch.Tensor:
+    """conv3d of the densified input, sampled at ``kmap.out_coords``; ``weight [K, Cin, Cout]``."""
+    k = round(weight.shape[0] ** (1 / 3))
+    w = weight.reshape(k, k, k, *weight.shape[1:]).permute(4, 3, 0, 1, 2)
+    grid = x.dense()
+    if submanifold:
+        y = F.conv3d(grid, w, padding=k // 2)
+    else:  # pad at the high end to the grid the strided map covers
+        pads = [(o - 1) * stride + k - s for s, o in zip(x.spatial_shape, kmap.out_spatial_shape)]
+        y = F.conv3d(F.pad(grid, (0, pads[2], 0, pads[1], 0, pads[0])), w, stride=stride)
+    c = kmap.out_coords
+    return y.permute(0, 2, 3, 4, 1)[c[:, 0], c[:, 1], c[:, 2], c[:, 3]], y
+
+
+CASES = [  # (kernel, stride, submanifold, grid)
+    (3, 1, True, (7, 5, 6)),
+    (1, 1, True, (4, 4, 4)),
+    (2, 2, False, (7, 6, 5)),  # odd sizes: the last cell is half outside
+    (3, 2, False, (6, 7, 5)),  # overlapping receptive fields
+]
+
+
+@pytest.mark.parametrize("kernel,stride,submanifold,shape", CASES)
+@pytest.mark.parametrize("backend", ["batched", "torch"])
+@pytest.mark.parametrize("event_driven", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_conv_equals_dense_conv3d(kernel, stride, submanifold, shape, backend, event_driven, threads):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        batch, n, cin, cout = 3, 90, 5, 4
+        coords = random_coords(batch, shape, n, seed=kernel)
+        features = spikes_with_silent_rows(n, cin, seed=1).requires_grad_()
+        gen = torch.Generator().manual_seed(2)
+        weight = torch.randn(kernel**3, cin, cout, generator=gen, dtype=torch.float64).requires_grad_()
+        x = SparseTensor(coords, features, shape, batch)
+        kmap = build_kernel_map(coords, shape, batch, kernel, stride, 1, submanifold)
+        y = sparse_conv(features, weight, kmap, backend=backend, event_driven=event_driven)
+        y_ref, _ = dense_reference(x, weight, kmap, stride, submanifold)
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        if not submanifold:  # active output sites = where a dense all-ones convolution of the occupancy is > 0
+            occupancy = x.replace_features(torch.ones(n, 1, dtype=torch.float64))
+            _, reach = dense_reference(occupancy, torch.ones(kernel**3, 1, 1, dtype=torch.float64), kmap, stride, False)
+            assert kmap.num_out == int((reach > 0).sum()) > 0
+        g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+        grads = torch.autograd.grad((y * g).sum(), (features, weight))
+        grads_ref = torch.autograd.grad((y_ref * g).sum(), (features, weight))
+        for got, want in zip(grads, grads_ref):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("silent", [0.0, 0.5, 0.9])  # the event-driven path's three regimes
+def test_float32_matches_dense_and_event_driven_matches_plain(silent):
+    coords = random_coords(2, (9, 9, 9), 300, seed=3)
+    x = spikes_with_silent_rows(300, 16, seed=4, dtype=torch.float32, silent=silent).requires_grad_()
+    w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(5)) * 0.1).requires_grad_()
+    g = torch.randn(300, 8, generator=torch.Generator().manual_seed(6))
+    kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
+    plain = sparse_conv(x, w, kmap)
+    skipping = sparse_conv(x, w, kmap, event_driven=True)
+    torch.testing.assert_close(skipping, plain, rtol=1e-6, atol=1e-6)
+    for a, b in zip(torch.autograd.grad(skipping, (x, w), g), torch.autograd.grad(plain, (x, w), g)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    reference, _ = dense_reference(SparseTensor(coords, x.detach(), (9, 9, 9), 2), w.detach(), kmap, 1, True)
+    torch.testing.assert_close(plain.detach(), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_nonzero_rows_counts_negative_zero_as_zero():
+    from neuroflow.layers.sparse_cpu_kernels import nonzero_rows
+
+    for dtype in (torch.float32, torch.float64):
+        x = torch.tensor([[0.0, -0.0], [0.0, 1e-30], [-2.0, 0.0], [-0.0, -0.0]], dtype=dtype)
+        assert nonzero_rows(x).tolist() == [False, True, True, False] == x.ne(0).any(1).tolist()
+
+
+def test_strided_output_sites_are_the_occupied_cells():
+    coords = random_coords(2, (9, 8, 7), 120, seed=6)
+    kmap = build_kernel_map(coords, (9, 8, 7), 2, 2, 2, 1, submanifold=False)
+    cells = torch.cat([coords[:, :1], coords[:, 1:] // 2], 1)
+    assert kmap.out_spatial_shape == (5, 4, 4)  # ceil(size / 2)
+    assert sorted(map(tuple, kmap.out_coords.tolist())) == sorted(set(map(tuple, cells.tolist())))
+    assert kmap.num_pairs == coords.shape[0]  # k = s = 2: each input feeds exactly one output
+
+
+def test_hashed_neighbours_equal_brute_force():
+    """Every (offset, out, in) triple of the hashed map, against all-pairs coordinate differences."""
+    coords = random_coords(2, (10, 10, 10), 400, seed=7)
+    kmap = build_kernel_map(coords, (10, 10, 10), 2, 3)
+    delta = coords[None, :, 1:] - coords[:, None, 1:]  # [out, in, 3]: in - out
+    same_batch = coords[:, None, 0] == coords[None, :, 0]
+    out_idx, in_idx = torch.nonzero(same_batch & (delta.abs().amax(-1) <= 1), as_tuple=True)
+    offset = ((delta[out_idx, in_idx] + 1) * torch.tensor([9, 3, 1])).sum(-1)
+    expected = sorted(zip(offset.tolist(), out_idx.tolist(), in_idx.tolist()))
+    got = [(o, int(j), int(i)) for o in range(27) for i, j in zip(*kmap.pairs(o))]
+    assert got == expected  # also checks the order: by offset, then output
+
+
+def test_huge_grid_with_few_points_builds_a_small_map():
+    """A 2^20-wide grid (2^61 cells with the batch) works: memory follows the voxels, not the volume."""
+    side = 1 << 20
+    coords = torch.tensor([[0, 5, 5, 5], [0, 5, 5, 6], [0, side - 1, side - 1, side - 1], [1, 5, 6, 5], [1, 6, 6, 6]])
+    kmap = build_kernel_map(coords, (side,) * 3, 2, 3)
+    # brute force: pairs (i, j) with the same batch and every |coordinate difference| <= 1
+    diff = (coords[:, None, 1:] - coords[None, :, 1:]).abs().amax(-1)
+    expected = int(((diff <= 1) & (coords[:, None, 0] == coords[None, :, 0])).sum())
+    assert kmap.num_pairs == expected == 5 + 2 + 2
+    x = torch.randn(5, 3, dtype=torch.float64)
+    w = torch.randn(27, 3, 2, dtype=torch.float64)
+    y = sparse_conv(x, w, kmap)
+    # voxel 0 sees itself (centre, offset 13) and voxel 1 at +z (offset 14)
+    torch.testing.assert_close(y[0], x[0] @ w[13] + x[1] @ w[14])
+    strided = build_kernel_map(coords, (side,) * 3, 2, 2, 2, 1, submanifold=False)
+    cells = {(b, x // 2, y // 2, z // 2) for b, x, y, z in coords.tolist()}
+    assert strided.num_out == len(cells) == 5 and strided.out_spatial_shape == (side // 2,) * 3
+
+
+def test_kernel_map_cache_is_shared_within_a_stage():
+    coords = random_coords(1, (6, 6, 6), 50, seed=8)
+    x = SparseTensor(coords, torch.randn(50, 4), (6, 6, 6), 1)
+    a, b = SubMConv3d(4, 4), SubMConv3d(4, 4)
+    h = b(a(x))
+    assert len(x.kernel_maps) == 1 and h.kernel_maps is x.kernel_maps
+    assert a.kernel_map(x) is b.kernel_map(h)
+    assert SubMConv3d(4, 4, indice_key="other").kernel_map(x) is not a.kernel_map(x)
+    down = SparseConv3d(4, 8)(x)
+    assert down.kernel_maps is not x.kernel_maps and down.num_channels == 8
+    assert x.to(torch.float64).kernel_maps is x.kernel_maps
+
+
+def test_modules_batchnorm_pooling_and_dense():
+    coords = torch.tensor([[0, 0, 0, 0], [0, 1, 1, 1], [2, 3, 3, 3]])
+    feats = torch.tensor([[1.0, -2.0], [3.0, 4.0], [5.0, 6.0]])
+    x = SparseTensor(coords, feats, (4, 4, 4), 3)
+    # sample 1 has no voxels: pooled to 0
+    torch.testing.assert_close(SparseGlobalAvgPool()(x), torch.tensor([[2.0, 1.0], [0.0, 0.0], [5.0, 6.0]]))
+    torch.testing.assert_close(SparseGlobalMaxPool()(x), torch.tensor([[3.0, 4.0], [0.0, 0.0], [5.0, 6.0]]))
+    torch.testing.assert_close(global_mean_pool(feats, coords[:, 0], 3), SparseGlobalAvgPool()(x))
+    torch.testing.assert_close(global_max_pool(-feats, coords[:, 0], 3)[0], torch.tensor([-1.0, 2.0]))
+    bn = SparseBatchNorm(2)
+    torch.testing.assert_close(bn(x).features, torch.nn.BatchNorm1d(2)(feats))
+    assert FeatureWise(torch.nn.ReLU())(x).features.min() == 0
+    assert x.dense()[2, :, 3, 3, 3].tolist() == [5.0, 6.0] and x.dense().sum() == feats.sum()
+
+
+def test_bad_input_errors():
+    coords = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3]])
+    feats = torch.randn(2, 3)
+    with pytest.raises(InvalidArgumentError, match=r"column 3 \(z\) spans \[0, 3\], outside \[0, 2\]"):
+        SparseTensor(coords, feats, (4, 4, 3), 1)
+    with pytest.raises(InvalidArgumentError, match="batch"):
+        SparseTensor(coords + torch.tensor([1, 0, 0, 0]), feats, (4, 4, 4), 1)
+    with pytest.raises(InputShapeError, match="empty SparseTensor"):
+        SparseTensor(coords[:0], feats[:0], (4, 4, 4), 1)
+    with pytest.raises(InputShapeError, match="features has 1 rows but coords has 2"):
+        SparseTensor(coords, feats[:1], (4, 4, 4), 1)
+    with pytest.raises(InputShapeError, match="int32 or int64"):
+        SparseTensor(coords.float(), feats, (4, 4, 4), 1)
+    with pytest.raises(InputShapeError, match=r"\[N, 4\]"):
+        SparseTensor(coords[:, :3], feats, (4, 4, 4), 1)
+    with pytest.raises(InvalidArgumentError, match="spatial_shape"):
+        SparseTensor(coords, feats, (4, 4), 1)
+    x = SparseTensor(coords, feats, (4, 4, 4), 1)
+    with pytest.raises(InputShapeError, match="expects 5 feature channels, got features of shape \\(2, 3\\)"):
+        SubMConv3d(5, 2)(x)
+    with pytest.raises(InputShapeError, match="expects a SparseTensor"):
+        SubMConv3d(3, 2)(feats)
+    with pytest.raises(InputShapeError, match="one row per voxel"):
+        x.replace_features(torch.randn(3, 3))
+    with pytest.raises(InvalidArgumentError, match="odd kernel_size and stride 1"):
+        SubMConv3d(3, 2, kernel_size=2)
+    with pytest.raises(InvalidArgumentError, match="kernel_size"):
+        SparseConv3d(3, 2, kernel_size=0)
+    with pytest.raises(InvalidArgumentError, match="backend"):
+        SubMConv3d(3, 2, backend="cuda-magic")
+    kmap = build_kernel_map(coords, (4, 4, 4), 1, 3)
+    with pytest.raises(InputShapeError, match="weight must be"):
+        sparse_conv(feats, torch.randn(27, 4, 2), kmap)
+    with pytest.raises(InputShapeError, match="same dtype"):
+        sparse_conv(feats, torch.randn(27, 3, 2, dtype=torch.float64), kmap)
