@@ -208,44 +208,72 @@ def _kernel_map(coords: dict, offsets, out_of):
     return maps, out_index
 
 
-@pytest.mark.parametrize("kind", ["submanifold", "strided"])
-def test_sparse_conv_counts_equal_dense_count_at_active_sites(kind):
-    torch.manual_seed(3)
-    size, c_in, c_out = 6, 3, 5
+def _sparse_case(kind, seed=3, size=6, c_in=3):
+    """Random active sites of a ``size^3`` grid with integer multi-spike features (0..2), and the
+    dense reference: ``conv3d`` of the per-site event count with a ones kernel gives, at each output
+    site, the events its window reads (each feeds ``C_out`` outputs); the same conv of the active
+    mask gives the weight taps (the dense MAC count). Outputs: the active sites (submanifold 3x3x3)
+    or every stride-2 cell holding one (strided 2x2x2)."""
+    torch.manual_seed(seed)
     active = torch.rand(size, size, size) < 0.3
     sites = [tuple(p) for p in active.nonzero().tolist()]
-    coords = {p: i for i, p in enumerate(sites)}
-    features = torch.randint(0, 3, (len(sites), c_in)).float()  # integer multi-spikes 0..2
+    features = torch.randint(0, 3, (len(sites), c_in)).float()
     dense = torch.zeros(1, c_in, size, size, size)
-    for p, i in coords.items():
+    for i, p in enumerate(sites):
         dense[0, :, p[0], p[1], p[2]] = features[i]
-    events = dense.abs().sum(1, keepdim=True)  # events per site
-    if kind == "submanifold":  # 3x3x3, outputs only at active input sites
+    events = dense.abs().sum(1, keepdim=True)
+    k, stride, pad = (3, 1, 1) if kind == "submanifold" else (2, 2, 0)
+    kernel = torch.ones(1, 1, k, k, k)
+    per_out = F.conv3d(events, kernel, stride=stride, padding=pad)[0, 0]
+    taps = F.conv3d(active[None, None].float(), kernel, stride=stride, padding=pad)[0, 0]
+    out_mask = active if kind == "submanifold" else taps > 0
+    return sites, features, float(per_out[out_mask].sum()), float(taps[out_mask].sum())
+
+
+@pytest.mark.parametrize("kind", ["submanifold", "strided"])
+def test_sparse_conv_counts_equal_dense_count_at_active_sites(kind):
+    c_in, c_out = 3, 5
+    sites, features, events_read, taps = _sparse_case(kind, c_in=c_in)
+    coords = {p: i for i, p in enumerate(sites)}
+    if kind == "submanifold":
         offsets = list(itertools.product((-1, 0, 1), repeat=3))
 
         def out_of(p, o):
             q = tuple(a - b for a, b in zip(p, o))  # output q reads p = q + o
             return q if q in coords else None
-
-        kernel = torch.ones(1, 1, 3, 3, 3)
-        per_out = F.conv3d(events, kernel, padding=1)[0, 0]
-        taps = F.conv3d(active[None, None].float(), kernel, padding=1)[0, 0]
-        out_mask = active
-    else:  # 2x2x2 stride 2, an output wherever its window holds an active site
+    else:
         offsets = list(itertools.product((0, 1), repeat=3))
 
         def out_of(p, o):
             return tuple(a // 2 for a in p) if all(a % 2 == b for a, b in zip(p, o)) else None
 
-        kernel = torch.ones(1, 1, 2, 2, 2)
-        per_out = F.conv3d(events, kernel, stride=2)[0, 0]
-        taps = F.conv3d(active[None, None].float(), kernel, stride=2)[0, 0]
-        out_mask = taps > 0
     kmap, _ = _kernel_map(coords, offsets, out_of)
     got = sparse_conv_synaptic_ops(features, kmap, c_out)
-    assert got.acs == pytest.approx(c_out * float(per_out[out_mask].sum()))
-    assert got.dense_macs == pytest.approx(c_in * c_out * float(taps[out_mask].sum()))
+    assert got.acs == pytest.approx(c_out * events_read)
+    assert got.dense_macs == pytest.approx(c_in * c_out * taps)
     assert got.macs == 0
+
+
+@pytest.mark.parametrize("kind", ["submanifold", "strided"])
+def test_sparse_conv_modules_are_counted_from_their_kernel_maps(kind):
+    """E-3DSNN's layers under the counter: the real SubMConv3d / SparseConv3d kernel maps give the
+    dense reference's counts (integer spikes marked by the MultiSpike neuron in front)."""
+    from neuroflow.layers import FeatureWise, SparseConv3d, SparseTensor, SubMConv3d
+    from neuroflow.neurons import MultiSpike
+
+    c_in, c_out, size = 3, 5, 6
+    sites, features, events_read, taps = _sparse_case(kind, size=size, c_in=c_in)
+    coords = torch.tensor([(0, *p) for p in sites])
+    conv = SubMConv3d(c_in, c_out, 3) if kind == "submanifold" else SparseConv3d(c_in, c_out, 2, 2)
+    net = nn.Sequential(FeatureWise(MultiSpike(D=4)), conv).eval()
+    with OpCounter(net) as counter:
+        net(SparseTensor(coords, features, (size, size, size), batch_size=1))
+        counter.add_samples(1)
+    kind_, counts = counter.per_sample()["1"]
+    assert kind_ == "sparse_conv"
+    assert counts.acs == pytest.approx(c_out * events_read)
+    assert counts.dense_macs == pytest.approx(c_in * c_out * taps)
+    assert counts.macs == 0
 
 
 @pytest.mark.parametrize("values", ["binary", "counts", "signed", "real", "sparse_real"])

@@ -5,7 +5,8 @@
 - **Layers** are counted by a handler registered for their type:
   ``handler(module, inputs, output) -> OpCounts``. Linear, Conv1d/2d/3d, pooling and every
   :class:`~neuroflow.neurons.SpikingNeuron` have handlers here; another layer plugs in with
-  ``@register_op_counter(MyLayer, kind="sparse_conv")``. While a handled module runs, nothing
+  ``@register_op_counter(MyLayer, kind="crossbar")``. Sparse convolutions (``SubMConv3d``,
+  ``SparseConv3d``) are counted from the kernel map of their input. While a handled module runs, nothing
   inside it is counted again (its own handler covers it).
 - **Products written in the model** (``a @ b``, ``torch.matmul``, ``torch.mm``, ``torch.bmm`` and
   their method forms, e.g. spike-driven attention ``Q @ (K.T @ V)``) are counted by a
@@ -39,8 +40,10 @@ from neuroflow.energy.ops import (
     matmul_ops,
     neuron_ops,
     pool_ops,
+    sparse_conv_synaptic_ops,
 )
 from neuroflow.errors import InvalidArgumentError
+from neuroflow.layers.sparse_modules import _SparseConvNd
 from neuroflow.neurons import SpikingNeuron
 
 Handler = Callable[[nn.Module, tuple, object], OpCounts]
@@ -114,6 +117,14 @@ def _pool(m: nn.Module, inputs, output) -> OpCounts:
     stride = _tuple(m.stride if m.stride is not None else m.kernel_size, dims)
     dilation = _tuple(getattr(m, "dilation", 1), dims)
     return pool_ops(x, kernel, stride, _tuple(m.padding, dims), dilation)
+
+
+@register_op_counter(_SparseConvNd, kind="sparse_conv")
+def _sparse_conv(m: _SparseConvNd, inputs, output) -> OpCounts:
+    x = inputs[0]
+    kmap = m.kernel_map(x)  # cached on the input: the map the forward pass used
+    pairs = [kmap.pairs(o) for o in range(kmap.kernel_volume)]
+    return sparse_conv_synaptic_ops(x.features, pairs, m.out_channels)
 
 
 @register_op_counter(SpikingNeuron, kind="neuron")

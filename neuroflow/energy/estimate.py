@@ -13,14 +13,16 @@ from neuroflow.energy.counter import OpCounter
 from neuroflow.energy.hardware import load_hardware
 from neuroflow.energy.report import EnergyReport, energy_report
 from neuroflow.errors import InvalidArgumentError
+from neuroflow.layers import SparseTensor
 
 
 @torch.no_grad()
 def estimate_energy(model: nn.Module, batches: Iterable, hardware: str = "cmos45nm",
                     precision: str | None = None, max_samples: int | None = None,
                     device: torch.device | str = "cpu") -> EnergyReport:
-    """Count ``model``'s operations on ``batches`` of time-first inputs ``[T, B, ...]`` (or
-    ``(inputs, labels)`` pairs) and price them on profile ``hardware``.
+    """Count ``model``'s operations on ``batches`` of time-first inputs ``[T, B, ...]`` or
+    :class:`~neuroflow.layers.SparseTensor` point clouds (or ``(inputs, labels)`` pairs) and price
+    them on profile ``hardware``.
 
     ``max_samples`` stops after that many samples (the last batch is cut to fit). The model is put
     in eval mode; counts are per sample.
@@ -33,13 +35,24 @@ def estimate_energy(model: nn.Module, batches: Iterable, hardware: str = "cmos45
     with OpCounter(model) as counter:
         for batch in batches:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            sparse = isinstance(x, SparseTensor)
             if max_samples is not None:
-                x = x[:, : max_samples - seen]
+                x = first_samples(x, max_samples - seen) if sparse else x[:, : max_samples - seen]
             model(x.to(device))
-            seen += x.shape[1]
+            if sparse:  # no [T, B] axes for the counter to read the batch from
+                counter.add_samples(x.batch_size)
+            seen += x.batch_size if sparse else x.shape[1]
             if max_samples is not None and seen >= max_samples:
                 break
     return energy_report(counter, profile)
+
+
+def first_samples(x: SparseTensor, n: int) -> SparseTensor:
+    """The voxels of ``x``'s first ``n`` samples (all of ``x`` when it holds no more)."""
+    if n >= x.batch_size:
+        return x
+    keep = x.coords[:, 0] < n
+    return SparseTensor(x.coords[keep], x.features[keep], x.spatial_shape, n)
 
 
 def estimate_checkpoint(cfg, checkpoint: str | Path, hardware: str = "cmos45nm", precision: str | None = None,

@@ -101,16 +101,18 @@ class EnergyReport:
 
     def table(self) -> str:
         """A per-layer text table (counts per sample) followed by the totals."""
-        head = f"{'layer':<18}{'kind':<8}{'MACs':>12}{'ACs':>12}{'updates':>10}{'spikes':>10}" \
+        name_w = max([len("layer"), *(len(layer.name) for layer in self.layers)]) + 2
+        kind_w = max([len("kind"), *(len(layer.kind) for layer in self.layers)]) + 2
+        head = f"{'layer':<{name_w}}{'kind':<{kind_w}}{'MACs':>12}{'ACs':>12}{'updates':>10}{'spikes':>10}" \
                f"{'rate':>8}{'energy':>12}{'ANN':>12}"
         rows = [head, "-" * len(head)]
         for layer in self.layers:
             c = layer.counts
-            rows.append(f"{layer.name:<18.18}{layer.kind:<8}{c.macs:>12.4g}{c.acs:>12.4g}"
+            rows.append(f"{layer.name:<{name_w}}{layer.kind:<{kind_w}}{c.macs:>12.4g}{c.acs:>12.4g}"
                         f"{c.neuron_updates:>10.4g}{c.spikes:>10.4g}{layer.firing_rate:>8.4f}"
                         f"{_pj(layer.energy_pj):>12}{_pj(layer.ann_energy_pj):>12}")
         rows.append("-" * len(head))
-        rows.append(f"{'total':<26}{self.total('macs'):>12.4g}{self.total('acs'):>12.4g}"
+        rows.append(f"{'total':<{name_w + kind_w}}{self.total('macs'):>12.4g}{self.total('acs'):>12.4g}"
                     f"{self.total('neuron_updates'):>10.4g}{self.total('spikes'):>10.4g}{'':>8}"
                     f"{_pj(self.total_energy_pj):>12}{_pj(self.ann_energy_pj):>12}")
         rows.append(self.summary())
