@@ -135,6 +135,11 @@ class SparseBatchNorm(nn.BatchNorm1d):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         _check_sparse(x, self, self.num_features)
+        if self.training and x.features.shape[0] < 2:
+            raise InputShapeError(
+                f"SparseBatchNorm({self.num_features}) in training mode needs more than one voxel for batch "
+                f"statistics, got {x.features.shape[0]}: use larger clouds or batches, or call model.eval()"
+            )
         return x.replace_features(super().forward(x.features))
 
 
