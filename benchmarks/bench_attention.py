@@ -14,13 +14,18 @@ Time: median over repeats after one warm-up (fewer repeats for large N). Peak me
 in its own subprocess; after the warm-up (which may JIT-compile kernels) it resets the kernel's
 peak-RSS mark (``/proc/self/clear_refs``), notes its resident size (inputs allocated), runs the
 repeats and reports the new peak (``VmHWM``) minus that: the extra memory that forward and backward
-needed at their high-water mark. Machines here are shared: times are noisy; ``--threads`` sets
+needed at their high-water mark, measured with glibc's default malloc. Times are measured in another
+subprocess that keeps freed memory for reuse (:func:`neuroflow.allocator.retain_freed_memory`, as
+the ``neuroflow`` command does; every method alike) unless ``--system-malloc`` is given: with
+glibc's defaults each tensor above 32 MB comes on fresh pages. Machines here are shared: times are noisy; ``--threads`` sets
 torch's intra-op threads for every case alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import resource
 import statistics
@@ -38,7 +43,13 @@ def rss_bytes() -> int:
 
 
 def reset_peak_rss() -> bool:
-    """Reset this process's peak-RSS mark (Linux >= 4.0); False where that is not allowed."""
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``, so memory kept for reuse by
+    ``retain_freed_memory`` does not hide the next peak), then reset this process's peak-RSS mark
+    (Linux >= 4.0); False where that is not allowed."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -55,16 +66,19 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def run_case(method: str, n: int, repeats: int, threads: int | None) -> dict:
+def run_case(method: str, n: int, repeats: int, threads: int | None, retain_memory: bool) -> dict:
     """Time ``method`` at ``n`` tokens in this process (called in a fresh subprocess)."""
     import torch
     import torch.nn.functional as F
 
+    from neuroflow.allocator import retain_freed_memory
     from neuroflow.layers import sdsa_v2
     from neuroflow.neurons import LIF
 
     if threads:
         torch.set_num_threads(threads)
+    if retain_memory:  # as the neuroflow command does; every method alike
+        retain_freed_memory()
     torch.manual_seed(0)
     if method in ("sdsa_v2", "product"):
         q, k, v = ((torch.rand(B, H, n, D) < 0.2).float().requires_grad_() for _ in range(3))
@@ -100,10 +114,19 @@ def repeats_for(n: int) -> int:
     return 9 if n <= 512 else 5 if n <= 2048 else 3
 
 
-def measure(method: str, n: int, threads: int | None) -> dict:
+def _subprocess_case(method: str, n: int, threads: int | None, system_malloc: bool) -> dict:
     cmd = [sys.executable, __file__, "--case", method, str(n)] + (["--threads", str(threads)] if threads else [])
+    cmd += ["--system-malloc"] if system_malloc else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(method: str, n: int, threads: int | None, system_malloc: bool) -> dict:
+    """Time (malloc as chosen) and peak memory (always glibc's defaults: memory kept for reuse
+    would count reuse slack as peak), each in its own subprocess."""
+    timed = _subprocess_case(method, n, threads, system_malloc)
+    memory = timed if system_malloc else _subprocess_case(method, n, threads, True)
+    return {**timed, "peak_extra_mib": memory["peak_extra_mib"]}
 
 
 def main() -> None:
@@ -111,11 +134,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--threads", type=int, help="torch intra-op threads in every case (default: torch's)")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's default malloc thresholds (every large tensor on fresh pages)")
     parser.add_argument("--case", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         method, n = args.case[0], int(args.case[1])
-        print(json.dumps(run_case(method, n, repeats_for(n), args.threads)))
+        print(json.dumps(run_case(method, n, repeats_for(n), args.threads, not args.system_malloc)))
         return
 
     rows = []
@@ -123,7 +148,7 @@ def main() -> None:
     print(f"{'N':>6} {'sdsa_v2 ms':>11} {'product ms':>11} {'sdpa ms':>10} {'sdpa/v2':>8} "
           f"{'v2 MiB':>8} {'sdpa MiB':>9}")
     for n in args.sizes:
-        v2, prod, sd = (measure(m, n, args.threads) for m in ("sdsa_v2", "product", "sdpa"))
+        v2, prod, sd = (measure(m, n, args.threads, args.system_malloc) for m in ("sdsa_v2", "product", "sdpa"))
         ratio = sd["median_s"] / v2["median_s"]
         rows.append({"n": n, "sdsa_v2": v2, "product": prod, "sdpa": sd, "speedup": ratio})
         print(f"{n:>6} {1e3 * v2['median_s']:>11.2f} {1e3 * prod['median_s']:>11.2f} {1e3 * sd['median_s']:>10.2f} "
