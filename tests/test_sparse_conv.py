@@ -113,6 +113,23 @@ def test_float32_matches_dense_and_event_driven_matches_plain(silent):
     torch.testing.assert_close(plain.detach(), reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("silent", [0.5, 0.9])  # the batched and the one-pass inference paths
+@pytest.mark.parametrize("submanifold", [True, False])
+def test_event_driven_inference_matches_plain_and_dense(silent, submanifold):
+    coords = random_coords(2, (9, 9, 9), 300, seed=7)
+    x = spikes_with_silent_rows(300, 16, seed=8, dtype=torch.float32, silent=silent)
+    w = torch.randn(27 if submanifold else 8, 16, 8, generator=torch.Generator().manual_seed(9)) * 0.1
+    kmap = build_kernel_map(coords, (9, 9, 9), 2, 3 if submanifold else 2, 1 if submanifold else 2,
+                            submanifold=submanifold)
+    with torch.no_grad():
+        skipping = sparse_conv(x, w, kmap, event_driven=True)
+        plain = sparse_conv(x, w, kmap)
+    torch.testing.assert_close(skipping, plain, rtol=1e-6, atol=1e-6)
+    reference, _ = dense_reference(SparseTensor(coords, x, (9, 9, 9), 2), w, kmap, 1 if submanifold else 2,
+                                   submanifold)
+    torch.testing.assert_close(skipping, reference, rtol=1e-5, atol=1e-5)
+
+
 def test_nonzero_rows_counts_negative_zero_as_zero():
     from neuroflow.layers.sparse_cpu_kernels import nonzero_rows
 

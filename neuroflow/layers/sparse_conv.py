@@ -23,7 +23,10 @@ Backends:
 
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
-with the number of spiking voxels, not of active sites. ``grad_x`` still needs every pair: a
+with the number of spiking voxels, not of active sites. Without autograd (inference) and when at
+most ~1/3 of the voxels spiked, one numba pass over the pairs does the whole forward
+(:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`), adding weight rows for the
+non-zero input channels only. ``grad_x`` still needs every pair: a
 silent voxel's pre-activation can have a non-zero (straight-through) gradient. The result equals
 the non-skipping path.
 """
@@ -40,7 +43,7 @@ from torch.autograd.function import once_differentiable
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
-from neuroflow.layers.sparse_cpu_kernels import nonzero_rows, scatter_add_rows
+from neuroflow.layers.sparse_cpu_kernels import event_conv_forward, nonzero_rows, scatter_add_rows
 
 BACKENDS = ("auto", "batched", "torch")
 
@@ -73,9 +76,32 @@ def sparse_conv(
         raise InputShapeError(f"features ({features.dtype}) and weight ({weight.dtype}) must have the same dtype")
     if resolve_backend(backend) == "torch":
         y = _reference(features, weight, kernel_map, event_driven)
+    elif event_driven and _event_inference(features, weight):
+        y = _event_forward(features, weight, kernel_map)
     else:
         y = _BatchedSparseConv.apply(features, weight, kernel_map, bool(event_driven))
     return y if bias is None else y + bias
+
+
+# The one-pass event kernel beats the batched matmuls below this fraction of spiking voxels
+# (measured on the 2-core VM, 8,192 voxels 32 -> 32: ~2x faster at 0.1, even at about 0.4).
+_EVENT_KERNEL_MAX_DENSITY = 0.35
+
+
+def _event_inference(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether the no-autograd event kernel applies: CPU float32/64 and no gradient wanted."""
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+    return not needs_grad and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def _event_forward(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """Inference forward that skips silent voxels in one pass over the pairs (its work scales with
+    the spikes); above ``_EVENT_KERNEL_MAX_DENSITY`` of spiking voxels the batched matmuls are faster."""
+    active = nonzero_rows(x)
+    if int(active.sum()) > _EVENT_KERNEL_MAX_DENSITY * x.shape[0]:
+        with torch.no_grad():
+            return _BatchedSparseConv.apply(x, w, kmap, True)
+    return event_conv_forward(x, w, kmap.in_idx, kmap.out_idx, kmap.offset_ptr, active, kmap.num_out)
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:

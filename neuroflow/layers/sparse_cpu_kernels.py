@@ -9,6 +9,10 @@
   :class:`~neuroflow.layers.kernel_map.GroupedPairs` in two passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
+* :func:`event_conv_forward`: the inference forward of the event-driven path in one pass over the
+  pairs: a pair whose input voxel did not spike costs one test, a spiking one adds
+  ``x[in, c] W[o, c, :]`` for its non-zero channels only. Its work scales with the spikes, where the
+  batched path pays a fixed layout, gather and matmul cost per call.
 """
 
 from __future__ import annotations
@@ -38,6 +42,32 @@ def scatter_add_rows(y: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -
         _scatter_add_rows(y.numpy(), index.contiguous().numpy(), rows.contiguous().numpy())
         return y
     return y.index_add_(0, index, rows)
+
+
+@numba.njit(**_OPTS, fastmath=True)  # FMA contraction: the test tolerance is 1e-6, not bits
+def _event_conv_forward(x, w, in_idx, out_idx, offset_ptr, active, y):
+    for o in range(offset_ptr.shape[0] - 1):
+        for p in range(offset_ptr[o], offset_ptr[o + 1]):
+            i = in_idx[p]
+            if not active[i]:
+                continue
+            q = out_idx[p]
+            for c in range(x.shape[1]):
+                v = x[i, c]
+                if v != 0:
+                    for j in range(y.shape[1]):
+                        y[q, j] += v * w[o, c, j]
+
+
+def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_idx: torch.Tensor, out_idx: torch.Tensor,
+                       offset_ptr: torch.Tensor, active: torch.Tensor, num_out: int) -> torch.Tensor:
+    """``y [num_out, Cout] = sum over pairs p of offset o of x[in_idx[p]] @ w[o]``, skipping inputs
+    that are not ``active`` and zero channels; no autograd. ``x [N, Cin]``, ``w [K, Cin, Cout]`` of
+    one CPU float dtype, ``active [N]`` bool. One thread, pairs in order: deterministic."""
+    y = x.new_zeros((num_out, w.shape[2]))
+    _event_conv_forward(x.detach().contiguous().numpy(), w.detach().contiguous().numpy(),
+                        in_idx.numpy(), out_idx.numpy(), offset_ptr.numpy(), active.numpy(), y.numpy())
+    return y
 
 
 @numba.njit(**_OPTS)
