@@ -90,3 +90,15 @@ def test_registry_and_bad_input():
         build("e3dsnn_t", input_shape=(2, 34, 34))
     with pytest.raises(InvalidArgumentError, match="equally long"):
         build("e3dsnn", channels=[4, 8], depths=[1])
+
+
+def test_bn_momentum_reaches_every_batchnorm_and_is_checked():
+    from neuroflow.layers import SparseBatchNorm
+
+    model = build_model("e3dsnn", {"channels": [4, 4, 4, 4], "bn_momentum": 0.1}, num_classes=3, input_shape=(6,))
+    momenta = {m.momentum for m in model.modules() if isinstance(m, SparseBatchNorm)}
+    assert momenta == {0.1}
+    assert {m.momentum for m in build("e3dsnn_t", num_classes=40).modules()
+            if isinstance(m, SparseBatchNorm)} == {0.01}  # the reference's value (DESIGN.md section 6)
+    with pytest.raises(InvalidArgumentError, match="bn_momentum"):
+        build_model("e3dsnn", {"bn_momentum": 0.0}, num_classes=3, input_shape=(6,))

@@ -36,14 +36,14 @@ from neuroflow.neurons import MultiSpike
 class _Builder:
     """Shared constructor settings of one network's layers."""
 
-    def __init__(self, D: int, event_driven: bool, backend: str):
-        self.D, self.event_driven, self.backend = D, event_driven, backend
+    def __init__(self, D: int, event_driven: bool, backend: str, bn_momentum: float):
+        self.D, self.event_driven, self.backend, self.bn_momentum = D, event_driven, backend, bn_momentum
 
     def spike(self) -> FeatureWise:
         return FeatureWise(MultiSpike(self.D))
 
     def bn(self, channels: int) -> SparseBatchNorm:
-        return SparseBatchNorm(channels, eps=1e-3, momentum=0.01)
+        return SparseBatchNorm(channels, eps=1e-3, momentum=self.bn_momentum)
 
     def subm(self, cin: int, cout: int, key: str, after_spike: bool = True) -> SubMConv3d:
         return SubMConv3d(cin, cout, 3, indice_key=key, backend=self.backend,
@@ -96,11 +96,16 @@ class E3DSNN(nn.Module):
         D: the multi-spike neuron's largest integer spike.
         event_driven: convolutions after a spike skip silent voxels (same result, less work).
         backend: sparse convolution backend (see :func:`neuroflow.layers.sparse_conv`).
+        bn_momentum: BatchNorm running-statistics momentum; the reference's 0.01 needs a few hundred
+            steps before evaluation is meaningful, so very short runs may want 0.1.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 6, channels=(16, 32, 64, 128), depths=(1, 1, 1, 1),
-                 stem_channels: int | None = None, D: int = 4, event_driven: bool = True, backend: str = "auto"):
+                 stem_channels: int | None = None, D: int = 4, event_driven: bool = True, backend: str = "auto",
+                 bn_momentum: float = 0.01):
         super().__init__()
+        if not 0.0 < float(bn_momentum) <= 1.0:
+            raise InvalidArgumentError(f"e3dsnn: bn_momentum must be in (0, 1], got bn_momentum={bn_momentum!r}")
         channels, depths = [int(c) for c in channels], [int(d) for d in depths]
         if len(channels) != len(depths) or not channels or min(channels) < 1 or min(depths) < 0:
             raise InvalidArgumentError(
@@ -110,7 +115,7 @@ class E3DSNN(nn.Module):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise InvalidArgumentError(f"e3dsnn: num_classes must be a positive int, got {num_classes!r}")
         stem = channels[0] if stem_channels is None else int(stem_channels)
-        make = _Builder(D, event_driven, backend)
+        make = _Builder(D, event_driven, backend, float(bn_momentum))
         self.in_channels = in_channels
         self.stem = nn.Sequential(
             make.subm(in_channels, stem, "stem", after_spike=False), make.bn(stem),
@@ -156,9 +161,11 @@ def e3dsnn(
     D: int = 4,
     event_driven: bool = True,
     backend: str = "auto",
+    bn_momentum: float = 0.01,
 ) -> E3DSNN:
     """E-3DSNN of any size (``channels``, ``depths``); see :class:`E3DSNN`."""
-    return E3DSNN(num_classes, _in_channels(input_shape), channels, depths, stem_channels, D, event_driven, backend)
+    return E3DSNN(num_classes, _in_channels(input_shape), channels, depths, stem_channels, D, event_driven, backend,
+                  bn_momentum)
 
 
 @MODELS.register("e3dsnn_t")
