@@ -99,8 +99,9 @@ def _event_forward(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.T
     the spikes); above ``_EVENT_KERNEL_MAX_DENSITY`` of spiking voxels the batched matmuls are faster."""
     active = nonzero_rows(x)
     if int(active.sum()) > _EVENT_KERNEL_MAX_DENSITY * x.shape[0]:
+        # dense enough that re-laying out the active pairs costs more than it saves
         with torch.no_grad():
-            return _BatchedSparseConv.apply(x, w, kmap, True)
+            return _BatchedSparseConv.apply(x, w, kmap, False)
     return event_conv_forward(x, w, kmap.in_idx, kmap.out_idx, kmap.offset_ptr, active, kmap.num_out)
 
 
