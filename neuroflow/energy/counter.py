@@ -43,7 +43,7 @@ from neuroflow.energy.ops import (
     sparse_conv_synaptic_ops,
 )
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse_modules import _SparseConvNd
+from neuroflow.layers import SparseConv3d, SubMConv3d
 from neuroflow.neurons import SpikingNeuron
 
 Handler = Callable[[nn.Module, tuple, object], OpCounts]
@@ -119,8 +119,8 @@ def _pool(m: nn.Module, inputs, output) -> OpCounts:
     return pool_ops(x, kernel, stride, _tuple(m.padding, dims), dilation)
 
 
-@register_op_counter(_SparseConvNd, kind="sparse_conv")
-def _sparse_conv(m: _SparseConvNd, inputs, output) -> OpCounts:
+@register_op_counter(SubMConv3d, SparseConv3d, kind="sparse_conv")
+def _sparse_conv(m: SubMConv3d | SparseConv3d, inputs, output) -> OpCounts:
     x = inputs[0]
     kmap = m.kernel_map(x)  # cached on the input: the map the forward pass used
     pairs = [kmap.pairs(o) for o in range(kmap.kernel_volume)]

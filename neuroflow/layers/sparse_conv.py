@@ -33,8 +33,6 @@ the non-skipping path.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable
 
@@ -44,6 +42,7 @@ from torch.autograd.function import once_differentiable
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
 from neuroflow.layers.sparse_cpu_kernels import event_conv_forward, nonzero_rows, scatter_add_rows
+from neuroflow.parallel import run_concurrently
 
 BACKENDS = ("auto", "batched", "torch")
 
@@ -130,8 +129,6 @@ def _gather(rows: torch.Tensor, index: torch.Tensor, pairs: GroupedPairs) -> tor
 
 # Below this many multiply-adds the hand-off to a second thread costs more than it saves.
 _PARALLEL_MIN_MACS = 1 << 22
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 @contextmanager
@@ -157,17 +154,11 @@ def _plain_threads():
 
 def _both(first: Callable[[], None], second: Callable[[], None], threads: int) -> None:
     """Run two independent parts, on two threads when ``threads > 1`` (tensor ops release the GIL)."""
-    global _pool
-    if threads == 1:
+    if threads > 1:
+        run_concurrently([first, second])
+    else:
         first()
         second()
-        return
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neuroflow-sparse-conv")
-    future = _pool.submit(second)
-    first()
-    future.result()
 
 
 class _BatchedSparseConv(torch.autograd.Function):

@@ -6,8 +6,7 @@ reference (any dtype and device); both give identical spikes and gradients withi
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ import torch
 from neuroflow.errors import InvalidArgumentError
 from neuroflow.neurons import cpu_kernels
 from neuroflow.neurons.dynamics import Dynamics, initial_state, multistep_reference, validate_input
+from neuroflow.parallel import run_concurrently
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -65,8 +65,6 @@ def multistep(
 
 # Below this many elements (T x M) one thread is faster than handing work to the pool.
 _PARALLEL_MIN_ELEMENTS = 1 << 16
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def _column_ranges(steps: int, m: int) -> list[tuple[int, int]]:
@@ -82,18 +80,7 @@ def _column_ranges(steps: int, m: int) -> list[tuple[int, int]]:
 
 def _run_columns(kernel, ranges, make_args) -> None:
     """Run ``kernel(*make_args(i, lo, hi))`` for each column range ``i``; the kernels release the GIL."""
-    global _pool
-    if len(ranges) == 1:
-        kernel(*make_args(0, *ranges[0]))
-        return
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < len(ranges):
-            _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="neuroflow-neuron")
-        pool = _pool
-    futures = [pool.submit(kernel, *make_args(i, lo, hi)) for i, (lo, hi) in enumerate(ranges) if i > 0]
-    kernel(*make_args(0, *ranges[0]))
-    for f in futures:
-        f.result()
+    run_concurrently([partial(kernel, *make_args(i, lo, hi)) for i, (lo, hi) in enumerate(ranges)])
 
 
 def _kernel_scalars(dyn: Dynamics, w: torch.Tensor | None):
