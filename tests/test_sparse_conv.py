@@ -6,6 +6,8 @@ The reference for every convolution is conv3d on the densified grid, sampled at 
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -113,21 +115,44 @@ def test_float32_matches_dense_and_event_driven_matches_plain(silent):
     torch.testing.assert_close(plain.detach(), reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("silent", [0.5, 0.9])  # the batched and the one-pass inference paths
+@pytest.mark.parametrize("silent", [0.0, 0.5, 0.9])
 @pytest.mark.parametrize("submanifold", [True, False])
-def test_event_driven_inference_matches_plain_and_dense(silent, submanifold):
+@pytest.mark.parametrize("split", [False, True])  # the GEMMs on one thread / split over two
+def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, split, monkeypatch):
+    kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
+    if split:
+        monkeypatch.setattr(kernels, "_EVENT_PARALLEL_MIN_MACS", 0)
     coords = random_coords(2, (9, 9, 9), 300, seed=7)
     x = spikes_with_silent_rows(300, 16, seed=8, dtype=torch.float32, silent=silent)
     w = torch.randn(27 if submanifold else 8, 16, 8, generator=torch.Generator().manual_seed(9)) * 0.1
     kmap = build_kernel_map(coords, (9, 9, 9), 2, 3 if submanifold else 2, 1 if submanifold else 2,
                             submanifold=submanifold)
-    with torch.no_grad():
-        skipping = sparse_conv(x, w, kmap, event_driven=True)
-        plain = sparse_conv(x, w, kmap)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            skipping = sparse_conv(x, w, kmap, event_driven=True)
+            plain = sparse_conv(x, w, kmap)
+    finally:
+        torch.set_num_threads(previous)
     torch.testing.assert_close(skipping, plain, rtol=1e-6, atol=1e-6)
     reference, _ = dense_reference(SparseTensor(coords, x, (9, 9, 9), 2), w, kmap, 1 if submanifold else 2,
                                    submanifold)
     torch.testing.assert_close(skipping, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_event_driven_inference_of_wide_layers_and_odd_channels():
+    """Channels too wide for the event GEMM chunks (128 x 160 > 16,384) take the batched path, an odd
+    float32 channel count the generic row test; both still equal the non-skipping path."""
+    coords = random_coords(1, (8, 8, 8), 200, seed=10)
+    kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
+    gen = torch.Generator().manual_seed(11)
+    for cin, cout in ((128, 160), (7, 5)):
+        x = spikes_with_silent_rows(200, cin, seed=12, dtype=torch.float32, silent=0.7)
+        w = torch.randn(27, cin, cout, generator=gen) * 0.05
+        with torch.no_grad():
+            torch.testing.assert_close(sparse_conv(x, w, kmap, event_driven=True), sparse_conv(x, w, kmap),
+                                       rtol=1e-5, atol=1e-5)
 
 
 def test_nonzero_rows_counts_negative_zero_as_zero():

@@ -77,9 +77,29 @@ class KernelMap:
         """All non-centre pairs, one padded row per offset (see :func:`group_pairs`)."""
         return group_pairs(self, None)
 
+    @cached_property
+    def by_input(self) -> "PairsByInput":
+        """The pairs ordered by input voxel (then offset), for work that visits spiking inputs only."""
+        order = torch.argsort(self.in_idx, stable=True)
+        counts = self.offset_ptr.diff()
+        offset = torch.repeat_interleave(torch.arange(self.kernel_volume, device=counts.device), counts)
+        ptr = torch.zeros(self.num_in + 1, dtype=torch.int64, device=self.in_idx.device)
+        ptr[1:] = torch.cumsum(self.fan_out(), 0)
+        return PairsByInput(ptr=ptr, offset=offset[order], out_idx=self.out_idx[order])
+
     def fan_out(self) -> torch.Tensor:
         """``[N]`` number of (offset, output) pairs each input voxel feeds."""
         return torch.bincount(self.in_idx, minlength=self.num_in)
+
+
+@dataclass(frozen=True)
+class PairsByInput:
+    """The pairs of a kernel map in input order: input ``i``'s pairs are ``ptr[i]:ptr[i + 1]``,
+    each with its kernel ``offset`` and ``out_idx`` (``[P]`` int64)."""
+
+    ptr: torch.Tensor  # [N + 1]
+    offset: torch.Tensor  # [P]
+    out_idx: torch.Tensor  # [P]
 
 
 @dataclass(frozen=True)

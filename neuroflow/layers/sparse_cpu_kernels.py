@@ -9,10 +9,11 @@
   :class:`~neuroflow.layers.kernel_map.GroupedPairs` in two passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
-* :func:`event_conv_forward`: the inference forward of the event-driven path in one pass over the
-  pairs: a pair whose input voxel did not spike costs one test, a spiking one adds
-  ``x[in, c] W[o, c, :]`` for its non-zero channels only. Its work scales with the spikes, where the
-  batched path pays a fixed layout, gather and matmul cost per call.
+* :func:`event_conv_forward`: the inference forward of the event-driven path: gather the pairs
+  whose input voxel spiked, GEMM them offset by offset (BLAS called from numba), scatter-add. Its
+  work scales with the spikes, where the batched path pays a fixed layout, gather and matmul cost
+  per call; all of it runs in three numba calls (a loop of per-pair axpys measured 3-5x slower
+  than the GEMMs: numba does not keep the accumulators in registers).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
+
+from neuroflow.parallel import run_concurrently
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -44,30 +47,88 @@ def scatter_add_rows(y: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -
     return y.index_add_(0, index, rows)
 
 
-@numba.njit(**_OPTS, fastmath=True)  # FMA contraction: the test tolerance is 1e-6, not bits
-def _event_conv_forward(x, w, in_idx, out_idx, offset_ptr, active, y):
-    for o in range(offset_ptr.shape[0] - 1):
-        for p in range(offset_ptr[o], offset_ptr[o + 1]):
-            i = in_idx[p]
-            if not active[i]:
-                continue
-            q = out_idx[p]
-            for c in range(x.shape[1]):
-                v = x[i, c]
-                if v != 0:
-                    for j in range(y.shape[1]):
-                        y[q, j] += v * w[o, c, j]
+@numba.njit(**_OPTS)
+def _gather_active_pairs(x, active, in_ptr, pair_offset, pair_out, num_offsets):
+    # counting sort of the spiking inputs' pairs by offset: two passes over those pairs only
+    segment = np.zeros(num_offsets + 1, np.int64)
+    for i in range(x.shape[0]):
+        if active[i]:
+            for p in range(in_ptr[i], in_ptr[i + 1]):
+                segment[pair_offset[p] + 1] += 1
+    for o in range(num_offsets):
+        segment[o + 1] += segment[o]
+    fill = segment[:-1].copy()
+    gathered = np.empty((segment[-1], x.shape[1]), x.dtype)
+    out_rows = np.empty(segment[-1], np.int64)
+    for i in range(x.shape[0]):
+        if active[i]:
+            for p in range(in_ptr[i], in_ptr[i + 1]):
+                r = fill[pair_offset[p]]
+                fill[pair_offset[p]] = r + 1
+                for c in range(x.shape[1]):
+                    gathered[r, c] = x[i, c]
+                out_rows[r] = pair_out[p]
+    return gathered, out_rows, segment
 
 
-def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_idx: torch.Tensor, out_idx: torch.Tensor,
-                       offset_ptr: torch.Tensor, active: torch.Tensor, num_out: int) -> torch.Tensor:
-    """``y [num_out, Cout] = sum over pairs p of offset o of x[in_idx[p]] @ w[o]``, skipping inputs
-    that are not ``active`` and zero channels; no autograd. ``x [N, Cin]``, ``w [K, Cin, Cout]`` of
-    one CPU float dtype, ``active [N]`` bool. One thread, pairs in order: deterministic."""
-    y = x.new_zeros((num_out, w.shape[2]))
-    _event_conv_forward(x.detach().contiguous().numpy(), w.detach().contiguous().numpy(),
-                        in_idx.numpy(), out_idx.numpy(), offset_ptr.numpy(), active.numpy(), y.numpy())
-    return y
+@numba.njit(**_OPTS)
+def _segment_matmuls(gathered, w, segment, lo, hi, chunk, products):
+    # products[r] = gathered[r] @ w[o] for the rows r in [lo, hi), o the offset of r's segment
+    for o in range(segment.shape[0] - 1):
+        first, last = max(segment[o], lo), min(segment[o + 1], hi)
+        for r in range(first, last, chunk):
+            end = min(r + chunk, last)
+            np.dot(gathered[r:end], w[o], products[r:end])
+
+
+#: OpenBLAS runs a GEMM of at most this many multiply-adds (m n k) on the calling thread only
+#: (SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c); larger ones wake its
+#: own thread pool, which measured ~3x slower here next to torch's threads.
+_OPENBLAS_SINGLE_THREAD_MACS = 65536 * 4
+#: below this many multiply-adds the hand-off to a second thread (0.1-0.3 ms on the 2-core VM,
+#: whose idle virtual CPUs sleep) costs more than it saves
+_EVENT_PARALLEL_MIN_MACS = 1 << 25
+#: below this many rows per GEMM call the call overhead dominates: leave such layers to torch
+EVENT_GEMM_MIN_ROWS = 16
+
+
+def event_gemm_chunk(cin: int, cout: int) -> int:
+    """Rows per GEMM call of :func:`event_conv_forward` for ``cin -> cout`` channels (0: too wide)."""
+    chunk = _OPENBLAS_SINGLE_THREAD_MACS // max(1, cin * cout)
+    return chunk if chunk >= EVENT_GEMM_MIN_ROWS else 0
+
+
+def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
+                       pair_out: torch.Tensor, active: torch.Tensor, num_out: int, threads: int) -> torch.Tensor:
+    """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
+    whose input ``i`` is ``active`` only; no autograd. The pairs are given in input order
+    (:class:`~neuroflow.layers.kernel_map.PairsByInput`: ``in_ptr [N + 1]``, ``pair_offset``,
+    ``pair_out [P]``). ``x [N, Cin]``, ``w [K, Cin, Cout]`` of one CPU float dtype with
+    ``event_gemm_chunk(Cin, Cout) > 0``, ``active [N]`` bool.
+
+    One numba pass over the active inputs' pairs gathers their input rows offset by offset, GEMMs (OpenBLAS through
+    numba, in single-threaded chunks) multiply each offset's rows by ``w[o]`` (the rows split over
+    ``threads`` plain threads), and one thread scatter-adds the products in pair order, so the
+    result does not depend on ``threads``. Every step's work is proportional to the active pairs.
+    """
+    x_np = x.detach().contiguous().numpy()
+    w_np = w.detach().contiguous().numpy()
+    gathered, out_rows, segment = _gather_active_pairs(x_np, active.numpy(), in_ptr.numpy(), pair_offset.numpy(),
+                                                       pair_out.numpy(), w_np.shape[0])
+    products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
+    chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
+    rows = gathered.shape[0]
+    if threads > 1 and rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:
+        bounds = [rows * t // threads for t in range(threads + 1)]
+        run_concurrently([
+            (lambda lo=lo, hi=hi: _segment_matmuls(gathered, w_np, segment, lo, hi, chunk, products))
+            for lo, hi in zip(bounds[:-1], bounds[1:])
+        ])
+    else:
+        _segment_matmuls(gathered, w_np, segment, 0, rows, chunk, products)
+    y = np.zeros((num_out, w_np.shape[2]), x_np.dtype)
+    _scatter_add_rows(y, out_rows, products)
+    return torch.from_numpy(y)
 
 
 @numba.njit(**_OPTS)
@@ -108,27 +169,35 @@ def padded_layout(offset_ptr: torch.Tensor, in_idx: torch.Tensor, out_idx: torch
 
 @numba.njit(**_OPTS)
 def _nonzero_rows(bits, magnitude, out):
-    # OR of the bit patterns without the sign bit: branch-free (vectorised), -0.0 counts as zero
+    # OR of the bit patterns, then drop the sign bits: branch-free (vectorised), -0.0 counts as zero
     for i in range(bits.shape[0]):
-        acc = bits[i, 0] & magnitude
+        acc = bits[i, 0]
         for c in range(1, bits.shape[1]):
-            acc |= bits[i, c] & magnitude
-        out[i] = acc != 0
+            acc |= bits[i, c]
+        out[i] = (acc & magnitude) != 0
 
 
-_BITS = {torch.float32: (torch.int32, np.int32(0x7FFFFFFF)), torch.float64: (torch.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
+_SIGNLESS = np.int64(0x7FFFFFFFFFFFFFFF)
+_SIGNLESS_PAIR = np.int64(0x7FFFFFFF7FFFFFFF)  # two float32 lanes in one int64
 
 
 def nonzero_rows(x: torch.Tensor) -> torch.Tensor:
     """``[N]`` bool: rows of ``x [N, C]`` (``C >= 1``) with a non-zero entry.
 
-    ``x.ne(0).any(1)`` measured 0.8 ms for 8,192 x 32 floats; this OR-reduction ~0.03 ms.
+    ``x.ne(0).any(1)`` measured 0.8 ms for 8,192 x 32 floats; this OR-reduction of the bits, read
+    as int64 words, ~0.02 ms.
     """
-    if x.device.type != "cpu" or x.dtype not in _BITS or x.shape[1] == 0:
+    if x.device.type != "cpu" or x.shape[1] == 0:
         return x.ne(0).any(1)
-    int_dtype, magnitude = _BITS[x.dtype]
+    x = x.detach().contiguous()
+    if x.dtype == torch.float64:
+        magnitude = _SIGNLESS
+    elif x.dtype == torch.float32 and x.shape[1] % 2 == 0:
+        magnitude = _SIGNLESS_PAIR
+    else:
+        return x.ne(0).any(1)
     out = torch.empty(x.shape[0], dtype=torch.bool)
-    _nonzero_rows(x.detach().contiguous().view(int_dtype).numpy(), magnitude, out.numpy())
+    _nonzero_rows(x.view(torch.int64).numpy(), magnitude, out.numpy())
     return out
 
 
