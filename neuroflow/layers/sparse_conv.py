@@ -88,14 +88,13 @@ def _event_inference(x: torch.Tensor, w: torch.Tensor) -> bool:
     channels few enough for its single-threaded GEMM chunks (:func:`event_gemm_chunk`)."""
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     return (not needs_grad and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
+            and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
 
 
 def _event_forward(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     """Inference forward over the pairs whose input voxel spiked only: its work scales with the spikes."""
     pairs = kmap.by_input
-    return event_conv_forward(x, w, pairs.ptr, pairs.offset, pairs.out_idx, nonzero_rows(x), kmap.num_out,
-                              torch.get_num_threads())
+    return event_conv_forward(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads())
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
