@@ -41,6 +41,7 @@ test-slow: setup-dev
 bench: setup-dev
 	$(VPY) benchmarks/bench_neurons.py
 	$(VPY) benchmarks/bench_sparse_conv.py
+	$(VPY) benchmarks/bench_e3dsnn_inference.py
 	$(VPY) benchmarks/bench_attention.py
 	$(VPY) benchmarks/bench_energy_overhead.py
 
