@@ -126,6 +126,14 @@ def _finish_event_conv(gathered, out_rows, segment, w, chunk, products, first_ro
     return y
 
 
+@numba.njit(**_OPTS)
+def _event_conv(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk, num_out):
+    # the whole single-threaded forward in one call: at 10% spikes a call's fixed cost matters
+    gathered, out_rows, segment = _gather_active_pairs(x, bits, magnitude, in_ptr, pair_offset, pair_out, w.shape[0])
+    products = np.empty((gathered.shape[0], w.shape[2]), x.dtype)
+    return _finish_event_conv(gathered, out_rows, segment, w, chunk, products, 0, num_out)
+
+
 #: OpenBLAS runs a GEMM of at most this many multiply-adds (m n k) on the calling thread only
 #: (SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c); larger ones wake its
 #: own thread pool, which measured ~3x slower here next to torch's threads.
@@ -159,12 +167,14 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, p
     """
     x_np = x.detach().contiguous().numpy()
     w_np = w.detach().contiguous().numpy()
-    gathered, out_rows, segment = _gather_active_pairs(x_np, *_row_bits(x_np), in_ptr.numpy(), pair_offset.numpy(),
-                                                       pair_out.numpy(), w_np.shape[0])
-    products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
+    pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
+    if threads < 2 or pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS:
+        return torch.from_numpy(_event_conv(x_np, *_row_bits(x_np), w_np, *pairs, chunk, num_out))
+    gathered, out_rows, segment = _gather_active_pairs(x_np, *_row_bits(x_np), *pairs, w_np.shape[0])
+    products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
     rows, done = gathered.shape[0], 0
-    if threads > 1 and rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:
+    if rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:  # enough of the pairs spiked
         bounds = [rows * t // threads for t in range(threads + 1)]
         run_concurrently([
             (lambda lo=lo, hi=hi: _segment_matmuls(gathered, w_np, segment, lo, hi, chunk, products))
