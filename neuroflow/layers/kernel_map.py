@@ -79,13 +79,14 @@ class KernelMap:
 
     @cached_property
     def by_input(self) -> "PairsByInput":
-        """The pairs ordered by input voxel (then offset), for work that visits spiking inputs only."""
+        """The pairs ordered by input voxel (then offset), for work that visits spiking inputs only.
+        Offsets and output rows are stored as int32 (half the memory traffic of int64)."""
         order = torch.argsort(self.in_idx, stable=True)
         counts = self.offset_ptr.diff()
         offset = torch.repeat_interleave(torch.arange(self.kernel_volume, device=counts.device), counts)
         ptr = torch.zeros(self.num_in + 1, dtype=torch.int64, device=self.in_idx.device)
         ptr[1:] = torch.cumsum(self.fan_out(), 0)
-        return PairsByInput(ptr=ptr, offset=offset[order], out_idx=self.out_idx[order])
+        return PairsByInput(ptr=ptr, offset=offset[order].to(torch.int32), out_idx=self.out_idx[order].to(torch.int32))
 
     def fan_out(self) -> torch.Tensor:
         """``[N]`` number of (offset, output) pairs each input voxel feeds."""
@@ -95,11 +96,11 @@ class KernelMap:
 @dataclass(frozen=True)
 class PairsByInput:
     """The pairs of a kernel map in input order: input ``i``'s pairs are ``ptr[i]:ptr[i + 1]``,
-    each with its kernel ``offset`` and ``out_idx`` (``[P]`` int64)."""
+    each with its kernel ``offset`` and ``out_idx``."""
 
-    ptr: torch.Tensor  # [N + 1]
-    offset: torch.Tensor  # [P]
-    out_idx: torch.Tensor  # [P]
+    ptr: torch.Tensor  # [N + 1] int64
+    offset: torch.Tensor  # [P] int32
+    out_idx: torch.Tensor  # [P] int32
 
 
 @dataclass(frozen=True)

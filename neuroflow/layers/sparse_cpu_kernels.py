@@ -95,7 +95,7 @@ def _gather_active_pairs(x, bits, magnitude, in_ptr, pair_offset, pair_out, num_
         segment[o + 1] += segment[o]
     fill = segment[:-1].copy()
     gathered = np.empty((segment[-1], x.shape[1]), x.dtype)
-    out_rows = np.empty(segment[-1], np.int64)
+    out_rows = np.empty(segment[-1], pair_out.dtype)
     for i in range(x.shape[0]):
         if active[i]:
             for p in range(in_ptr[i], in_ptr[i + 1]):
