@@ -26,8 +26,9 @@ with an active input are gathered and multiplied, so the forward's work (and ``g
 with the number of spiking voxels, not of active sites. Without autograd (inference), on the CPU
 and for up to ``Cin Cout = 16,384``, the forward is three numba calls whose every step scales with
 the spikes (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking
-inputs' pairs offset by offset, GEMM, scatter-add; measured 3.8x faster than the non-skipping
-path at 10% of the voxels spiking, 8,192 voxels 32 -> 32, and ~6% slower at 100%). ``grad_x``
+inputs' pairs offset by offset, GEMM, scatter-add; against the non-skipping path at 100%,
+8,192 voxels 32 -> 32, measured 3.3-4.2x faster at 10% of the voxels spiking, 1.4-1.6x at 50%,
+0.87-1.02x at 100%). ``grad_x``
 still needs every pair: a silent voxel's pre-activation can have a non-zero (straight-through)
 gradient. The result equals the non-skipping path.
 """
