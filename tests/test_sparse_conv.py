@@ -143,7 +143,8 @@ def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, spl
 
 def test_event_driven_inference_of_wide_layers_and_odd_channels():
     """Channels too wide for the event GEMM chunks (128 x 160 > 16,384) take the batched path, an odd
-    float32 channel count the generic row test; both still equal the non-skipping path."""
+    float32 channel count the generic row test; both still equal the non-skipping path, outputs
+    and gradients."""
     coords = random_coords(1, (8, 8, 8), 200, seed=10)
     kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
     gen = torch.Generator().manual_seed(11)
@@ -153,6 +154,11 @@ def test_event_driven_inference_of_wide_layers_and_odd_channels():
         with torch.no_grad():
             torch.testing.assert_close(sparse_conv(x, w, kmap, event_driven=True), sparse_conv(x, w, kmap),
                                        rtol=1e-5, atol=1e-5)
+        x.requires_grad_(), w.requires_grad_()
+        g = torch.randn(200, cout, generator=gen)
+        skipping = torch.autograd.grad(sparse_conv(x, w, kmap, event_driven=True), (x, w), g)
+        for a, b in zip(skipping, torch.autograd.grad(sparse_conv(x, w, kmap), (x, w), g)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_nonzero_rows_counts_negative_zero_as_zero():

@@ -23,14 +23,17 @@ Backends:
 
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
-with the number of spiking voxels, not of active sites. Without autograd (inference), on the CPU
-and for up to ``Cin Cout = 16,384``, the forward is three numba calls whose every step scales with
-the spikes (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking
-inputs' pairs offset by offset, GEMM, scatter-add; against the non-skipping path at 100%,
-8,192 voxels 32 -> 32, measured 3.3-4.2x faster at 10% of the voxels spiking, 1.4-1.6x at 50%,
-0.87-1.02x at 100%). ``grad_x``
-still needs every pair: a silent voxel's pre-activation can have a non-zero (straight-through)
-gradient. The result equals the non-skipping path.
+with the number of spiking voxels, not of active sites. On the CPU and for up to ``Cin Cout =
+16,384`` the forward is the event kernel
+(:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking inputs'
+pairs offset by offset, GEMM, scatter-add, every step scaling with the spikes; against the
+non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 3.3-4.2x faster at 10% of the voxels
+spiking, 1.4-1.6x at 50%, 0.87-1.02x at 100%). In training it keeps the gathered rows for
+``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`) while at most half
+of the voxels spiked, and above that takes the batched path restricted to the spiking inputs.
+``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
+(straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
+does (1.4x at 10%). The result equals the non-skipping path.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from torch.autograd.function import once_differentiable
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
-from neuroflow.layers.sparse_cpu_kernels import event_conv_forward, event_gemm_chunk, nonzero_rows, scatter_add_rows
+from neuroflow.layers.sparse_cpu_kernels import (
+    event_conv_forward, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
+)
 from neuroflow.parallel import run_concurrently
 
 BACKENDS = ("auto", "batched", "torch")
@@ -75,21 +80,37 @@ def sparse_conv(
         )
     if weight.dtype != features.dtype:
         raise InputShapeError(f"features ({features.dtype}) and weight ({weight.dtype}) must have the same dtype")
+    needs_grad = torch.is_grad_enabled() and (features.requires_grad or weight.requires_grad)
     if resolve_backend(backend) == "torch":
         y = _reference(features, weight, kernel_map, event_driven)
-    elif event_driven and _event_inference(features, weight):
+    elif not event_driven:
+        y = _BatchedSparseConv.apply(features, weight, kernel_map, None)
+    elif not needs_grad and _event_kernel_applies(features, weight):
         y = _event_forward(features, weight, kernel_map)
     else:
-        y = _BatchedSparseConv.apply(features, weight, kernel_map, bool(event_driven))
+        y = _event_training(features, weight, kernel_map)
     return y if bias is None else y + bias
 
 
-def _event_inference(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether the event-driven inference kernel applies: no gradient wanted, CPU float32/64, and
-    channels few enough for its single-threaded GEMM chunks (:func:`event_gemm_chunk`)."""
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-    return (not needs_grad and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether the event-driven kernels apply: CPU float32/64 and channels few enough for their
+    single-threaded GEMM chunks (:func:`event_gemm_chunk`)."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
+
+
+# Above this share of spiking voxels, training takes the batched path: there the event kernels'
+# gathering costs more than the skipping saves (fwd+bwd measured 1.0-1.1x at 50%, 0.7x at 100%).
+_EVENT_TRAINING_MAX_DENSITY = 0.5
+
+
+def _event_training(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """The event-driven path with autograd: the event kernels when few voxels spiked, else the
+    batched path skipping the silent voxels."""
+    active = nonzero_rows(x)
+    if _event_kernel_applies(x, w) and int(active.sum()) <= _EVENT_TRAINING_MAX_DENSITY * x.shape[0]:
+        return _EventSparseConv.apply(x, w, kmap)
+    return _BatchedSparseConv.apply(x, w, kmap, active)
 
 
 def _event_forward(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -155,12 +176,55 @@ def _both(first: Callable[[], None], second: Callable[[], None], threads: int) -
         second()
 
 
+def _input_grad(grad_y: torch.Tensor, g: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """``grad_x [N, Cin]``: ``g[out] @ W[o]^T`` scattered to the inputs over *every* pair (a silent
+    voxel's input gradient is not zero); ``g`` is ``grad_y`` with a zero row appended (what the
+    padding entries of :attr:`KernelMap.grouped` gather)."""
+    full, c = kmap.grouped, kmap.center
+    grad_x = grad_y @ w[c].t() if c >= 0 else grad_y.new_zeros((kmap.num_in, w.shape[1]))
+    products = torch.bmm(_gather(g, full.out_idx, full), w[full.offsets].transpose(1, 2))
+    return scatter_add_rows(grad_x, full.in_idx, products.view(-1, w.shape[1]))
+
+
+class _EventSparseConv(torch.autograd.Function):
+    """The event-driven path in training: the inference kernel's forward, keeping its gathered
+    spiking rows for ``grad_W`` (whose work then scales with the spikes too); ``grad_x`` as the
+    batched path."""
+
+    @staticmethod
+    def forward(ctx, x, w, kmap: KernelMap):
+        pairs = kmap.by_input
+        y, ctx.layout = event_conv_forward(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
+                                           torch.get_num_threads(), keep_layout=True)
+        ctx.save_for_backward(w)
+        ctx.kmap = kmap
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        (w,) = ctx.saved_tensors
+        out = {"x": None, "w": None}
+        with _plain_threads() as threads:
+            g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
+
+            def input_grad():
+                out["x"] = _input_grad(grad_y, g, w, ctx.kmap)
+
+            def weight_grad():
+                out["w"] = event_weight_grad(ctx.layout, grad_y, w.shape)
+
+            _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
+                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads)
+        return out["x"], out["w"], None
+
+
 class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, kmap: KernelMap, event_driven: bool):
+    def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None):
+        """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel)."""
         with _plain_threads() as threads:
-            active = nonzero_rows(x) if event_driven else None
-            n_active = int(active.sum()) if event_driven else x.shape[0]
+            n_active = int(active.sum()) if active is not None else x.shape[0]
             # every voxel spiked: nothing to skip; the centre offset is worth gathering only
             # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)
             pairs = kmap.grouped if n_active == x.shape[0] else group_pairs(kmap, active)
@@ -200,10 +264,7 @@ class _BatchedSparseConv(torch.autograd.Function):
             g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
 
             def input_grad():
-                full = kmap.grouped  # every pair: silent inputs get gradients too
-                grad_x = grad_y @ w[c].t() if c >= 0 else x.new_zeros(x.shape)
-                products = torch.bmm(_gather(g, full.out_idx, full), w[full.offsets].transpose(1, 2))
-                out["x"] = scatter_add_rows(grad_x, full.in_idx, products.view(-1, x.shape[1]))
+                out["x"] = _input_grad(grad_y, g, w, kmap)
 
             def weight_grad():
                 pairs = ctx.pairs  # silent inputs contribute nothing to grad_W

@@ -152,7 +152,7 @@ def event_gemm_chunk(cin: int, cout: int) -> int:
 
 
 def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
-                       pair_out: torch.Tensor, num_out: int, threads: int) -> torch.Tensor:
+                       pair_out: torch.Tensor, num_out: int, threads: int, keep_layout: bool = False):
     """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
     whose input row ``x[i]`` is not all zero (a voxel that spiked); no autograd. The pairs are
     given in input order (:class:`~neuroflow.layers.kernel_map.PairsByInput`: ``in_ptr [N + 1]``,
@@ -164,24 +164,52 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, p
     ``w[o]``, split over ``threads`` plain threads when the work is large; one thread scatter-adds
     the products, so the result does not depend on ``threads``. Every step but the row test and
     the output's zeroing is proportional to the spiking inputs' pairs.
+
+    Returns ``y``, or with ``keep_layout`` ``(y, layout)``: the gathered rows, their output rows and
+    per-offset segments, which :func:`event_weight_grad` takes.
     """
     x_np = x.detach().contiguous().numpy()
     w_np = w.detach().contiguous().numpy()
     pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
-    if threads < 2 or pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS:
+    small = pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS
+    if not keep_layout and (threads < 2 or small):
         return torch.from_numpy(_event_conv(x_np, *_row_bits(x_np), w_np, *pairs, chunk, num_out))
     gathered, out_rows, segment = _gather_active_pairs(x_np, *_row_bits(x_np), *pairs, w_np.shape[0])
     products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
     rows, done = gathered.shape[0], 0
-    if rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:  # enough of the pairs spiked
+    if threads > 1 and rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:  # enough spiked
         bounds = [rows * t // threads for t in range(threads + 1)]
         run_concurrently([
             (lambda lo=lo, hi=hi: _segment_matmuls(gathered, w_np, segment, lo, hi, chunk, products))
             for lo, hi in zip(bounds[:-1], bounds[1:])
         ])
         done = rows
-    return torch.from_numpy(_finish_event_conv(gathered, out_rows, segment, w_np, chunk, products, done, num_out))
+    y = torch.from_numpy(_finish_event_conv(gathered, out_rows, segment, w_np, chunk, products, done, num_out))
+    return (y, (gathered, out_rows, segment)) if keep_layout else y
+
+
+@numba.njit(**_OPTS)
+def _event_weight_grad(gathered, out_rows, segment, g, chunk, grad_w):
+    # grad_w[o] = sum over offset o's spiking pairs r of gathered[r]^T g[out_rows[r]], chunk by chunk
+    g_rows = np.empty((chunk, g.shape[1]), g.dtype)
+    for o in range(segment.shape[0] - 1):
+        for r in range(segment[o], segment[o + 1], chunk):
+            m = min(chunk, segment[o + 1] - r)
+            for k in range(m):
+                for j in range(g.shape[1]):
+                    g_rows[k, j] = g[out_rows[r + k], j]
+            grad_w[o] += np.dot(gathered[r:r + m].T, g_rows[:m])
+
+
+def event_weight_grad(layout, grad_y: torch.Tensor, weight_shape: torch.Size) -> torch.Tensor:
+    """``grad_W [K, Cin, Cout]`` of :func:`event_conv_forward` from its kept ``layout`` and the output
+    gradient ``grad_y [M, Cout]``: only the spiking inputs' pairs contribute (a silent row adds 0)."""
+    gathered, out_rows, segment = layout
+    grad_w = np.zeros(tuple(weight_shape), gathered.dtype)
+    _event_weight_grad(gathered, out_rows, segment, grad_y.detach().contiguous().numpy(),
+                       event_gemm_chunk(weight_shape[1], weight_shape[2]), grad_w)
+    return torch.from_numpy(grad_w)
 
 
 @numba.njit(**_OPTS)
