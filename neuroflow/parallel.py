@@ -1,9 +1,10 @@
 """Run a few independent CPU tasks at once on one shared pool of plain threads.
 
-Why plain threads: the fused neuron kernels and the sparse convolution split their work into a
-handful of parts whose code releases the GIL (numba ``nogil`` kernels, torch operations). numba's
-OpenMP layer measured ~10x slower than two plain threads on the 2-core development VM, and torch's
-intra-op threads cost more than they save at these sizes.
+Why plain threads: the sparse convolution splits its work into two parts that are torch operations
+(which release the GIL) and numba ``nogil`` kernels; torch's intra-op threads cost more than they
+save at these sizes. A hand-off costs 0.1-0.3 ms on the 2-core development VM (an idle virtual CPU
+sleeps), so callers use the pool only for work well above that. (The neuron kernels, which only run
+numba code, use numba's ``prange`` instead: see :mod:`neuroflow.neurons.cpu_kernels`.)
 """
 
 from __future__ import annotations

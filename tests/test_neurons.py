@@ -1,6 +1,7 @@
 """neuroflow neurons: fused kernel vs torch reference, state handling, surrogates, errors."""
 
 import math
+import multiprocessing
 
 import pytest
 import torch
@@ -44,13 +45,52 @@ def test_fused_kernel_equals_torch_reference(make, shape):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-5 * float(b[2].abs().sum()))
 
 
-def test_parallel_split_matches_single_block():
-    # large enough to be split over threads and several backward blocks
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(20, 8, 3000, generator=g)
-    a, b = _grads(LIF(backend="numba"), x, torch.zeros(8, 3000), x), _grads(LIF(backend="torch"), x, torch.zeros(8, 3000), x)
+@pytest.mark.parametrize("neuron", [LIF, PLIF])
+def test_parallel_split_matches_single_block(neuron):
+    # large enough to be split over threads (numba's parallel kernels) and several backward blocks
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(4)
+        x = torch.randn(20, 8, 3000, generator=g)
+        v0 = torch.zeros(8, 3000)
+        a, b = _grads(neuron(backend="numba"), x, v0, x), _grads(neuron(backend="torch"), x, v0, x)
+    finally:
+        torch.set_num_threads(previous)
     assert torch.equal(a[0], b[0])
     torch.testing.assert_close(a[2], b[2], rtol=1e-5, atol=1e-5)
+    for pa, pb in zip(a[4], b[4]):  # PLIF's tau gradient: a sum over both column ranges
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5 * float(b[2].abs().sum()))
+
+
+_FORK_INPUT = torch.randn(20, 8, 3000, generator=torch.Generator().manual_seed(5))
+
+
+def _fused_lif_in_child(queue):
+    # no parallel torch operation here: torch's own OpenMP hangs in a forked child (data-loader
+    # workers therefore run torch on one thread); the neuron kernels alone are under test
+    queue.put(float(LIF(backend="numba")(_FORK_INPUT).numpy().sum()))
+
+
+def test_forked_child_runs_the_kernels_after_the_parent():
+    """GNU OpenMP is not fork-safe: numba aborts a forked child's parallel region once the parent
+    ran one. A child forked after the parallel kernels ran must run them on its own thread and
+    give the parent's result."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # inherited by the child: its input would be split over 2 ranges
+    try:
+        expected = float(LIF(backend="numba")(_FORK_INPUT).numpy().sum())  # parallel here
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_fused_lif_in_child, args=(queue,))
+        child.start()
+        child.join(timeout=120)
+    finally:
+        torch.set_num_threads(previous)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == expected
 
 
 def test_hand_computed_lif_trace():

@@ -6,7 +6,7 @@ reference (any dtype and device); both give identical spikes and gradients withi
 
 from __future__ import annotations
 
-from functools import partial
+import os
 
 import numpy as np
 import torch
@@ -14,7 +14,6 @@ import torch
 from neuroflow.errors import InvalidArgumentError
 from neuroflow.neurons import cpu_kernels
 from neuroflow.neurons.dynamics import Dynamics, initial_state, multistep_reference, validate_input
-from neuroflow.parallel import run_concurrently
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -63,24 +62,43 @@ def multistep(
     return _FusedMultistep.apply(x, v0, w, dyn)
 
 
-# Below this many elements (T x M) one thread is faster than handing work to the pool.
+# Below this many elements (T x M) one thread is faster than starting parallel work.
 _PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
-def _column_ranges(steps: int, m: int) -> list[tuple[int, int]]:
-    """Split ``m`` columns into one contiguous, block-aligned range per thread (``torch.get_num_threads``)."""
+def _column_bounds(steps: int, m: int) -> np.ndarray:
+    """``[parts + 1]`` boundaries splitting ``m`` columns into one contiguous, block-aligned range
+    per thread (``torch.get_num_threads``)."""
     workers = max(1, torch.get_num_threads())
     if workers == 1 or steps * m < _PARALLEL_MIN_ELEMENTS:
-        return [(0, m)]
+        return np.array([0, m], dtype=np.int64)
     block = cpu_kernels.block_columns(steps)
     blocks = -(-m // block)
     per = -(-blocks // workers) * block
-    return [(lo, min(lo + per, m)) for lo in range(0, m, per)]
+    return np.array([*range(0, m, per), m], dtype=np.int64)
 
 
-def _run_columns(kernel, ranges, make_args) -> None:
-    """Run ``kernel(*make_args(i, lo, hi))`` for each column range ``i``; the kernels release the GIL."""
-    run_concurrently([partial(kernel, *make_args(i, lo, hi)) for i, (lo, hi) in enumerate(ranges)])
+#: the process that first ran the parallel kernels
+_parallel_pid: int | None = None
+
+
+def _may_run_parallel() -> bool:
+    """False in a process forked from one that ran the parallel kernels: GNU OpenMP is not fork-safe
+    (numba aborts such a child's first parallel region), so a forked child (a data-loader worker,
+    a fork-based pool) runs the kernels on its own thread."""
+    global _parallel_pid
+    if _parallel_pid is None:
+        _parallel_pid = os.getpid()
+    return _parallel_pid == os.getpid()
+
+
+def _run_columns(serial, parallel, bounds: np.ndarray, arrays: tuple, rest: tuple) -> None:
+    """``serial(*arrays, lo, hi, *rest)`` over one column range, or ``parallel(*arrays, bounds,
+    *rest)`` over several (numba's OpenMP threads; see :mod:`~neuroflow.neurons.cpu_kernels`)."""
+    if bounds.shape[0] > 2 and _may_run_parallel():
+        parallel(*arrays, bounds, *rest)
+    else:
+        serial(*arrays, bounds[0], bounds[-1], *rest)
 
 
 def _kernel_scalars(dyn: Dynamics, w: torch.Tensor | None):
@@ -101,7 +119,8 @@ class _FusedMultistep(torch.autograd.Function):
         scalars = _kernel_scalars(dyn, w)
         arrays = (x2.numpy(), v2.numpy(), spikes.numpy(), v_last.numpy())
         flags = (dyn.charge_kind, dyn.v_reset is None)
-        _run_columns(cpu_kernels.forward, _column_ranges(*x2.shape), lambda i, lo, hi: (*arrays, lo, hi, *flags, *scalars))
+        _run_columns(cpu_kernels.forward, cpu_kernels.forward_columns, _column_bounds(*x2.shape), arrays,
+                     (*flags, *scalars))
         ctx.save_for_backward(x2, v2, w)
         ctx.dyn = dyn
         ctx.scalars = scalars
@@ -121,15 +140,12 @@ class _FusedMultistep(torch.autograd.Function):
         gv = torch.zeros_like(v2) if grad_v_last is None else grad_v_last.reshape(m).contiguous().float()
         grad_x = torch.empty_like(x2)
         grad_v0 = torch.empty_like(v2)
-        ranges = _column_ranges(steps, m)
-        grad_q = np.zeros(len(ranges), dtype=np.float64)
+        bounds = _column_bounds(steps, m)
+        grad_q = np.zeros(bounds.shape[0] - 1, dtype=np.float64)  # one PLIF partial sum per range
         arrays = (x2.numpy(), v2.numpy(), gs.numpy(), gv.numpy(), grad_x.numpy(), grad_v0.numpy())
         flags = (dyn.charge_kind, dyn.v_reset is None, dyn.detach_reset, dyn.surrogate.kind)
-        alpha = np.float32(dyn.surrogate.alpha)
-        _run_columns(
-            cpu_kernels.backward, ranges,
-            lambda i, lo, hi: (*arrays, grad_q[i:i + 1], lo, hi, *flags, *ctx.scalars, alpha),
-        )
+        rest = (*flags, *ctx.scalars, np.float32(dyn.surrogate.alpha))
+        _run_columns(cpu_kernels.backward, cpu_kernels.backward_columns, bounds, (*arrays, grad_q), rest)
         grad_w = None
         if w is not None and ctx.needs_input_grad[2]:
             qt = torch.sigmoid(w.detach().float())
