@@ -2,6 +2,7 @@
 
 import math
 import multiprocessing
+import threading
 
 import pytest
 import torch
@@ -91,6 +92,28 @@ def test_forked_child_runs_the_kernels_after_the_parent():
         child.kill()
     assert child.exitcode == 0
     assert queue.get(timeout=5) == expected
+
+
+def test_concurrent_callers_get_correct_spikes():
+    """Two Python threads running large layers at once: one launch is parallel at a time (numba's
+    fallback threading layer aborts on concurrent launches), the other caller runs serially."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    expected = LIF(backend="torch")(_FORK_INPUT)
+    results = []
+
+    def run():
+        results.extend(LIF(backend="numba")(_FORK_INPUT) for _ in range(5))
+
+    try:
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        torch.set_num_threads(previous)
+    assert len(results) == 10 and all(torch.equal(r, expected) for r in results)
 
 
 def test_hand_computed_lif_trace():

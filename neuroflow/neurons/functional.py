@@ -7,6 +7,7 @@ reference (any dtype and device); both give identical spikes and gradients withi
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import torch
@@ -80,6 +81,7 @@ def _column_bounds(steps: int, m: int) -> np.ndarray:
 
 #: the process that first ran the parallel kernels
 _parallel_pid: int | None = None
+_parallel_lock = threading.Lock()
 
 
 def _may_run_parallel() -> bool:
@@ -95,8 +97,13 @@ def _may_run_parallel() -> bool:
 def _run_columns(serial, parallel, bounds: np.ndarray, arrays: tuple, rest: tuple) -> None:
     """``serial(*arrays, lo, hi, *rest)`` over one column range, or ``parallel(*arrays, bounds,
     *rest)`` over several (numba's OpenMP threads; see :mod:`~neuroflow.neurons.cpu_kernels`)."""
-    if bounds.shape[0] > 2 and _may_run_parallel():
-        parallel(*arrays, bounds, *rest)
+    # one parallel launch at a time: numba's fallback threading layer (workqueue, where OpenMP and
+    # TBB are missing) aborts on concurrent launches; a second caller runs on its own thread
+    if bounds.shape[0] > 2 and _may_run_parallel() and _parallel_lock.acquire(blocking=False):
+        try:
+            parallel(*arrays, bounds, *rest)
+        finally:
+            _parallel_lock.release()
     else:
         serial(*arrays, bounds[0], bounds[-1], *rest)
 
