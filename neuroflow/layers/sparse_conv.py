@@ -142,8 +142,10 @@ def _gather(rows: torch.Tensor, index: torch.Tensor, pairs: GroupedPairs) -> tor
     return rows.index_select(0, index).view(pairs.offsets.numel(), pairs.width, rows.shape[1])
 
 
-# Below this many multiply-adds the hand-off to a second thread costs more than it saves.
-_PARALLEL_MIN_MACS = 1 << 22
+# Below this many multiply-adds the hand-off to a second thread costs more than it saves (0.1-0.3
+# ms on the 2-core VM, whose idle virtual CPUs sleep; an E-3DSNN training step on small clouds ran
+# ~6% faster without the hand-offs of its small convolutions).
+_PARALLEL_MIN_MACS = 1 << 25
 
 
 @contextmanager
@@ -153,7 +155,7 @@ def _plain_threads():
     Why: at these sizes (thousands of voxels x tens of channels) every intra-op parallel region
     costs more than it saves, and on a loaded machine far more (measured on the shared 2-core VM:
     each op took >= 8 ms at 2 threads against 0.05-0.5 ms at 1). Parallelism comes instead from
-    running independent parts on plain threads (:func:`_both`), as the neuron kernels do.
+    running independent parts on plain threads (:func:`_both`) when the work is large.
     torch's thread count is process-wide, so other threads briefly see 1 too.
     """
     threads = torch.get_num_threads()
@@ -167,9 +169,10 @@ def _plain_threads():
         torch.set_num_threads(threads)
 
 
-def _both(first: Callable[[], None], second: Callable[[], None], threads: int) -> None:
-    """Run two independent parts, on two threads when ``threads > 1`` (tensor ops release the GIL)."""
-    if threads > 1:
+def _both(first: Callable[[], None], second: Callable[[], None], threads: int, macs: int) -> None:
+    """Run two independent parts, on two threads when ``threads > 1`` and they are worth ``macs``
+    multiply-adds or more (tensor ops release the GIL)."""
+    if threads > 1 and macs >= _PARALLEL_MIN_MACS:
         run_concurrently([first, second])
     else:
         first()
@@ -215,7 +218,8 @@ class _EventSparseConv(torch.autograd.Function):
                 out["w"] = event_weight_grad(ctx.layout, grad_y, w.shape)
 
             _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
-                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads)
+                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads,
+                  ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
         return out["x"], out["w"], None
 
 
@@ -246,7 +250,7 @@ class _BatchedSparseConv(torch.autograd.Function):
                 parts["products"] = torch.bmm(parts["gathered"], w[pairs.offsets]).view(-1, w.shape[2])
 
             macs = (pairs.in_idx.numel() + n_active) * w.shape[1] * w.shape[2]
-            _both(centre, others, threads if macs >= _PARALLEL_MIN_MACS else 1)
+            _both(centre, others, threads, macs)
             scatter_add_rows(y, pairs.out_idx, parts["products"])
         ctx.save_for_backward(x, w, centre_rows, parts["gathered"])
         ctx.kmap, ctx.pairs = kmap, pairs
@@ -276,7 +280,8 @@ class _BatchedSparseConv(torch.autograd.Function):
                 out["w"] = grad_w
 
             _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
-                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads)
+                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads,
+                  ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
         return out["x"], out["w"], None, None
 
 
