@@ -9,11 +9,11 @@
   :class:`~neuroflow.layers.kernel_map.GroupedPairs` in two passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
-* :func:`event_conv_forward`: the inference forward of the event-driven path: gather the pairs
-  whose input voxel spiked, GEMM them offset by offset (BLAS called from numba), scatter-add. Its
-  work scales with the spikes, where the batched path pays a fixed layout, gather and matmul cost
-  per call; all of it runs in three numba calls (a loop of per-pair axpys measured 3-5x slower
-  than the GEMMs: numba does not keep the accumulators in registers).
+* :func:`event_conv_forward` (and :func:`event_weight_grad` in training): the forward of the
+  event-driven path: gather the pairs whose input voxel spiked, GEMM them offset by offset (BLAS
+  called from numba), scatter-add, in one numba call. Its work scales with the spikes, where the
+  batched path pays a fixed layout, gather and matmul cost per call. (A loop of per-pair axpys
+  measured 3-5x slower than the GEMMs: numba does not keep the accumulators in registers.)
 """
 
 from __future__ import annotations
@@ -142,13 +142,13 @@ _OPENBLAS_SINGLE_THREAD_MACS = 65536 * 4
 #: whose idle virtual CPUs sleep) costs more than it saves
 _EVENT_PARALLEL_MIN_MACS = 1 << 25
 #: below this many rows per GEMM call the call overhead dominates: leave such layers to torch
-EVENT_GEMM_MIN_ROWS = 16
+_EVENT_GEMM_MIN_ROWS = 16
 
 
 def event_gemm_chunk(cin: int, cout: int) -> int:
     """Rows per GEMM call of :func:`event_conv_forward` for ``cin -> cout`` channels (0: too wide)."""
     chunk = _OPENBLAS_SINGLE_THREAD_MACS // max(1, cin * cout)
-    return chunk if chunk >= EVENT_GEMM_MIN_ROWS else 0
+    return chunk if chunk >= _EVENT_GEMM_MIN_ROWS else 0
 
 
 def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
