@@ -109,7 +109,7 @@ def _event_training(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.
     batched path skipping the silent voxels."""
     active = nonzero_rows(x)
     if _event_kernel_applies(x, w) and int(active.sum()) <= _EVENT_TRAINING_MAX_DENSITY * x.shape[0]:
-        return _EventSparseConv.apply(x, w, kmap)
+        return _EventSparseConv.apply(x, w, kmap, active)
     return _BatchedSparseConv.apply(x, w, kmap, active)
 
 
@@ -196,10 +196,10 @@ class _EventSparseConv(torch.autograd.Function):
     batched path."""
 
     @staticmethod
-    def forward(ctx, x, w, kmap: KernelMap):
+    def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor):
         pairs = kmap.by_input
         y, ctx.layout = event_conv_forward(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
-                                           torch.get_num_threads(), keep_layout=True)
+                                           torch.get_num_threads(), keep_layout=True, active=active)
         ctx.save_for_backward(w)
         ctx.kmap = kmap
         return y
@@ -221,7 +221,7 @@ class _EventSparseConv(torch.autograd.Function):
             _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
                   weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads,
                   ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
-        return out["x"], out["w"], None
+        return out["x"], out["w"], None, None
 
 
 class _BatchedSparseConv(torch.autograd.Function):

@@ -82,10 +82,8 @@ def nonzero_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 @numba.njit(**_OPTS)
-def _gather_active_pairs(x, bits, magnitude, in_ptr, pair_offset, pair_out, num_offsets):
+def _gather_active_pairs(x, active, in_ptr, pair_offset, pair_out, num_offsets):
     # counting sort of the spiking inputs' pairs by offset: two passes over those pairs only
-    active = np.empty(x.shape[0], np.bool_)
-    _nonzero_rows(bits, magnitude, active)
     segment = np.zeros(num_offsets + 1, np.int64)
     for i in range(x.shape[0]):
         if active[i]:
@@ -128,8 +126,11 @@ def _finish_event_conv(gathered, out_rows, segment, w, chunk, products, first_ro
 
 @numba.njit(**_OPTS)
 def _event_conv(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk, num_out):
-    # the whole single-threaded forward in one call: at 10% spikes a call's fixed cost matters
-    gathered, out_rows, segment = _gather_active_pairs(x, bits, magnitude, in_ptr, pair_offset, pair_out, w.shape[0])
+    # the whole single-threaded forward in one call, row test included: at 10% spikes a call's
+    # fixed cost matters
+    active = np.empty(x.shape[0], np.bool_)
+    _nonzero_rows(bits, magnitude, active)
+    gathered, out_rows, segment = _gather_active_pairs(x, active, in_ptr, pair_offset, pair_out, w.shape[0])
     products = np.empty((gathered.shape[0], w.shape[2]), x.dtype)
     return _finish_event_conv(gathered, out_rows, segment, w, chunk, products, 0, num_out)
 
@@ -152,7 +153,8 @@ def event_gemm_chunk(cin: int, cout: int) -> int:
 
 
 def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
-                       pair_out: torch.Tensor, num_out: int, threads: int, keep_layout: bool = False):
+                       pair_out: torch.Tensor, num_out: int, threads: int, keep_layout: bool = False,
+                       active: torch.Tensor | None = None):
     """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
     whose input row ``x[i]`` is not all zero (a voxel that spiked); no autograd. The pairs are
     given in input order (:class:`~neuroflow.layers.kernel_map.PairsByInput`: ``in_ptr [N + 1]``,
@@ -166,16 +168,18 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, p
     the output's zeroing is proportional to the spiking inputs' pairs.
 
     Returns ``y``, or with ``keep_layout`` ``(y, layout)``: the gathered rows, their output rows and
-    per-offset segments, which :func:`event_weight_grad` takes.
+    per-offset segments, which :func:`event_weight_grad` takes. ``active [N]`` bool, when the caller
+    has it (:func:`nonzero_rows`), saves the row test.
     """
     x_np = x.detach().contiguous().numpy()
     w_np = w.detach().contiguous().numpy()
     pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
     small = pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS
-    if not keep_layout and (threads < 2 or small):
+    if active is None and not keep_layout and (threads < 2 or small):
         return torch.from_numpy(_event_conv(x_np, *_row_bits(x_np), w_np, *pairs, chunk, num_out))
-    gathered, out_rows, segment = _gather_active_pairs(x_np, *_row_bits(x_np), *pairs, w_np.shape[0])
+    active = nonzero_rows(x) if active is None else active
+    gathered, out_rows, segment = _gather_active_pairs(x_np, active.numpy(), *pairs, w_np.shape[0])
     products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
     rows, done = gathered.shape[0], 0
     if threads > 1 and rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:  # enough spiked
