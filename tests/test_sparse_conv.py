@@ -118,6 +118,26 @@ def test_float32_matches_dense_and_event_driven_matches_plain(silent):
     torch.testing.assert_close(plain.detach(), reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("needs", ["x", "w"])
+@pytest.mark.parametrize("small_chunks", [False, True])
+def test_event_driven_training_of_one_argument(needs, small_chunks, monkeypatch):
+    """A first layer (input spikes without a gradient) or frozen weights: the event path gives the
+    one gradient asked for, equal to the plain path's; with GEMM chunks of 16 rows the weight
+    gradient sums several chunks per offset."""
+    if small_chunks:
+        kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
+        monkeypatch.setattr(kernels, "_OPENBLAS_SINGLE_THREAD_MACS", 16 * 16 * 8)
+    coords = random_coords(2, (9, 9, 9), 300, seed=13)
+    x = spikes_with_silent_rows(300, 16, seed=14, dtype=torch.float32, silent=0.8)
+    w = torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(15)) * 0.1
+    g = torch.randn(300, 8, generator=torch.Generator().manual_seed(16))
+    kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
+    leaf = {"x": x, "w": w}[needs].requires_grad_()
+    (skipping,) = torch.autograd.grad(sparse_conv(x, w, kmap, event_driven=True), (leaf,), g)
+    (plain,) = torch.autograd.grad(sparse_conv(x, w, kmap), (leaf,), g)
+    torch.testing.assert_close(skipping, plain, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("silent", [0.0, 0.5, 0.9])
 @pytest.mark.parametrize("submanifold", [True, False])
 @pytest.mark.parametrize("split", [False, True])  # the GEMMs on one thread / split over two

@@ -170,20 +170,26 @@ def _plain_threads():
         torch.set_num_threads(threads)
 
 
-def _both(first: Callable[[], None], second: Callable[[], None], threads: int, macs: int) -> None:
-    """Run two independent parts, on two threads when ``threads > 1`` and they are worth ``macs``
-    multiply-adds or more (tensor ops release the GIL)."""
-    if threads > 1 and macs >= _PARALLEL_MIN_MACS:
+def _both(first: Callable[[], None] | None, second: Callable[[], None] | None, threads: int, macs: int) -> None:
+    """Run two independent parts (``None``: a part not needed), on two threads when ``threads > 1``,
+    both are needed and they are worth ``macs`` multiply-adds or more (tensor ops release the GIL)."""
+    if first is not None and second is not None and threads > 1 and macs >= _PARALLEL_MIN_MACS:
         run_concurrently([first, second])
-    else:
-        first()
-        second()
+        return
+    for part in (first, second):
+        if part is not None:
+            part()
+
+
+def _with_zero_row(grad_y: torch.Tensor) -> torch.Tensor:
+    """``grad_y [M, C]`` with a zero row appended at index ``M``: what the padding entries of
+    :attr:`KernelMap.grouped` gather."""
+    return torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
 
 
 def _input_grad(grad_y: torch.Tensor, g: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     """``grad_x [N, Cin]``: ``g[out] @ W[o]^T`` scattered to the inputs over *every* pair (a silent
-    voxel's input gradient is not zero); ``g`` is ``grad_y`` with a zero row appended (what the
-    padding entries of :attr:`KernelMap.grouped` gather)."""
+    voxel's input gradient is not zero); ``g`` is :func:`_with_zero_row` of ``grad_y``."""
     full, c = kmap.grouped, kmap.center
     grad_x = grad_y @ w[c].t() if c >= 0 else grad_y.new_zeros((kmap.num_in, w.shape[1]))
     products = torch.bmm(_gather(g, full.out_idx, full), w[full.offsets].transpose(1, 2))
@@ -210,16 +216,14 @@ class _EventSparseConv(torch.autograd.Function):
         (w,) = ctx.saved_tensors
         out = {"x": None, "w": None}
         with _plain_threads() as threads:
-            g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
-
             def input_grad():
-                out["x"] = _input_grad(grad_y, g, w, ctx.kmap)
+                out["x"] = _input_grad(grad_y, _with_zero_row(grad_y), w, ctx.kmap)
 
             def weight_grad():
                 out["w"] = event_weight_grad(ctx.layout, grad_y, w.shape)
 
-            _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
-                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads,
+            _both(input_grad if ctx.needs_input_grad[0] else None,
+                  weight_grad if ctx.needs_input_grad[1] else None, threads,
                   ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
         return out["x"], out["w"], None, None
 
@@ -265,8 +269,7 @@ class _BatchedSparseConv(torch.autograd.Function):
         c = kmap.center
         out = {"x": None, "w": None}
         with _plain_threads() as threads:
-            # a zero row at index num_out: what the padding entries gather
-            g = torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
+            g = _with_zero_row(grad_y)
 
             def input_grad():
                 out["x"] = _input_grad(grad_y, g, w, kmap)
@@ -280,8 +283,8 @@ class _BatchedSparseConv(torch.autograd.Function):
                     grad_w[c] = x.t() @ grad_y if rows is None else x[rows].t() @ grad_y[rows]
                 out["w"] = grad_w
 
-            _both(input_grad if ctx.needs_input_grad[0] else (lambda: None),
-                  weight_grad if ctx.needs_input_grad[1] else (lambda: None), threads,
+            _both(input_grad if ctx.needs_input_grad[0] else None,
+                  weight_grad if ctx.needs_input_grad[1] else None, threads,
                   ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
         return out["x"], out["w"], None, None
 
