@@ -17,9 +17,13 @@ spike (rows of integer spikes 1..4, the others all zero), with ``event_driven=Tr
 the non-skipping path at 100 %.
 
 The implementations run interleaved round by round and the table reports medians and minima
-(this machine is shared and noisy).
+(this machine is shared and noisy). Unless ``--system-malloc`` is given, the script first calls
+:func:`neuroflow.allocator.retain_freed_memory` (as the ``neuroflow`` command and the other
+benchmarks do; every implementation alike): with glibc's defaults the interleaved cases, whose
+temporary arrays differ in size, each start on fresh pages, and the page faults dominated (measured:
+the event-driven forward at 10% 0.87 ms with the defaults, 0.29 ms without the faults).
 
-    python benchmarks/bench_sparse_conv.py [--repeat 30] [--threads 2] [--json results.json]
+    python benchmarks/bench_sparse_conv.py [--repeat 30] [--threads 2] [--json results.json] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from neuroflow.allocator import retain_freed_memory
 from neuroflow.layers import build_kernel_map, sparse_conv
 
 GRID, VOXELS, CHANNELS, KERNEL = 64, 8192, 32, 3
@@ -76,13 +81,15 @@ def dense_step(coords, x, w, g):
     return run
 
 
-def neuroflow_step(kmap, x, w, g, event_driven=False):
+def neuroflow_step(kmap, x, w, g, event_driven=False, input_grad=True):
+    """Forward + backward; without ``input_grad`` only the weight gradient (a network's first layer,
+    whose input spikes come from the encoder and need no gradient)."""
     def run():
-        xs = x.detach().requires_grad_()
+        xs = x.detach().requires_grad_(input_grad)
         ws = w.detach().requires_grad_()
         y = sparse_conv(xs, ws, kmap, event_driven=event_driven)
-        grad_x, grad_w = torch.autograd.grad(y, (xs, ws), g)
-        return y.detach(), grad_x, grad_w
+        grads = torch.autograd.grad(y, (xs, ws) if input_grad else (ws,), g)
+        return (y.detach(), *grads)
 
     return run
 
@@ -143,7 +150,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30, help="timed rounds per implementation")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for neuroflow (spconv runs on 1)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's default malloc thresholds (fresh pages for large arrays)")
     args = parser.parse_args()
+    if not args.system_malloc:
+        print(f"retain freed memory (glibc mallopt): {retain_freed_memory()}")
 
     gen = torch.Generator().manual_seed(0)
     coords = random_voxels(gen)
@@ -183,7 +194,8 @@ def main() -> None:
     ours = fast["neuroflow"]["median_ms"]
     results = {
         "setting": {"grid": GRID, "voxels": VOXELS, "channels": CHANNELS, "kernel": KERNEL,
-                    "pairs": kmap.num_pairs, "threads": args.threads, "repeat": args.repeat},
+                    "pairs": kmap.num_pairs, "threads": args.threads, "repeat": args.repeat,
+                    "system_malloc": args.system_malloc},
         "kernel_map_ms": map_ms,
         "max_abs_error_vs_dense": errors,
         "times": fast,
@@ -196,28 +208,35 @@ def main() -> None:
           + (f", vs spconv: {results['speedup_vs_spconv']:.2f}x" if "spconv" in fast else ""))
 
     # event-driven: time against the fraction of voxels that spike
-    steps = {"dense_path_100%": (neuroflow_forward(kmap, spike_rows(gen, 1.0), w, False), args.threads)}
-    train = {"dense_path_100%": (neuroflow_step(kmap, spike_rows(gen, 1.0), w, g), args.threads)}
+    # three settings: inference; training with the input gradient (a layer inside the network:
+    # grad_x needs every pair, spiking or not); training without it (the first layer)
+    full = spike_rows(gen, 1.0)
+    settings = {
+        "forward": {"dense_path_100%": (neuroflow_forward(kmap, full, w, False), args.threads)},
+        "forward_backward": {"dense_path_100%": (neuroflow_step(kmap, full, w, g), args.threads)},
+        "forward_backward_weights_only": {
+            "dense_path_100%": (neuroflow_step(kmap, full, w, g, input_grad=False), args.threads)},
+    }
     for density in (1.0, 0.5, 0.1):
         spikes = spike_rows(gen, density)
         skipping, plain = neuroflow_step(kmap, spikes, w, g, True)(), neuroflow_step(kmap, spikes, w, g)()
         if max_error(skipping, plain) > TOLERANCE:
             raise SystemExit(f"event-driven result differs from the plain path at density {density}")
-        steps[f"event_{density:.0%}"] = (neuroflow_forward(kmap, spikes, w, True), args.threads)
-        train[f"event_{density:.0%}"] = (neuroflow_step(kmap, spikes, w, g, True), args.threads)
-    forward, both = measure(steps, args.repeat), measure(train, args.repeat)
-    base_f, base_b = forward["dense_path_100%"]["median_ms"], both["dense_path_100%"]["median_ms"]
-    print(f"\nspike density (voxels with a non-zero row), median ms; ratio = non-skipping path at 100% / this")
-    print(f"{'case':<18}{'forward':>10}{'ratio':>8}{'fwd+bwd':>10}{'ratio':>8}")
-    for name in forward:
-        f_ms, b_ms = forward[name]["median_ms"], both[name]["median_ms"]
-        print(f"{name:<18}{f_ms:>10.3f}{base_f / f_ms:>8.2f}{b_ms:>10.3f}{base_b / b_ms:>8.2f}")
-    results["event_driven"] = {
-        name: {"forward": forward[name], "forward_backward": both[name],
-               "forward_speedup": base_f / forward[name]["median_ms"],
-               "forward_backward_speedup": base_b / both[name]["median_ms"]}
-        for name in forward
-    }
+        name = f"event_{density:.0%}"
+        settings["forward"][name] = (neuroflow_forward(kmap, spikes, w, True), args.threads)
+        settings["forward_backward"][name] = (neuroflow_step(kmap, spikes, w, g, True), args.threads)
+        settings["forward_backward_weights_only"][name] = (
+            neuroflow_step(kmap, spikes, w, g, True, input_grad=False), args.threads)
+    timings = {setting: measure(steps, args.repeat) for setting, steps in settings.items()}
+    print("\nspike density (voxels with a non-zero row), median ms; ratio = non-skipping path at 100% / this")
+    print(f"{'case':<18}" + "".join(f"{label:>12}{'ratio':>7}" for label in ("forward", "fwd+bwd", "fwd+grad_W")))
+    results["event_driven"] = {}
+    for name in settings["forward"]:
+        row = results["event_driven"][name] = {}
+        for setting, times in timings.items():
+            row[setting] = times[name]
+            row[f"{setting}_speedup"] = times["dense_path_100%"]["median_ms"] / times[name]["median_ms"]
+        print(f"{name:<18}" + "".join(f"{row[s]['median_ms']:>12.3f}{row[s + '_speedup']:>7.2f}" for s in timings))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
