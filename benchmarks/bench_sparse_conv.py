@@ -19,9 +19,11 @@ the non-skipping path at 100 %.
 The implementations run interleaved round by round and the table reports medians and minima
 (this machine is shared and noisy). Unless ``--system-malloc`` is given, the script first calls
 :func:`neuroflow.allocator.retain_freed_memory` (as the ``neuroflow`` command and the other
-benchmarks do; every implementation alike): with glibc's defaults the interleaved cases, whose
-temporary arrays differ in size, each start on fresh pages, and the page faults dominated (measured:
-the event-driven forward at 10% 0.87 ms with the defaults, 0.29 ms without the faults).
+benchmarks do; every implementation alike), so that arrays of different sizes allocated in turn
+do not start on fresh pages. (In a test that alternated two kernel versions at three densities,
+the page faults made the event forward at 10% 0.87 ms instead of 0.29; in this script's own
+rounds the ratios moved within the noise: 10% forward 3.64-3.97x with glibc's defaults and
+3.93-4.09x without, in alternating runs.)
 
     python benchmarks/bench_sparse_conv.py [--repeat 30] [--threads 2] [--json results.json] [--system-malloc]
 """
