@@ -36,15 +36,31 @@ def _scatter_add_rows(y, index, rows):
             yr[c] += rr[c]
 
 
+@numba.njit(**_OPTS)
+def _scatter_add_blocks(y, index, rows):
+    # rows [G, P, C] with any strides (a transposed product): row g P + p
+    block = rows.shape[1]
+    for g in range(rows.shape[0]):
+        for p in range(block):
+            yr = y[index[g * block + p]]
+            for c in range(yr.shape[0]):
+                yr[c] += rows[g, p, c]
+
+
 def scatter_add_rows(y: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """In place ``y[index[p]] += rows[p]`` for ``y [M, C]``, ``index [P]`` int64, ``rows [P, C]``; returns ``y``.
+    """In place ``y[index[p]] += rows[p]`` for ``y [M, C]``, ``index [P]`` int64 and ``rows [P, C]``,
+    or ``rows [G, P', C]`` of any strides whose row ``g P' + p'`` goes to ``index[g P' + p']``
+    (e.g. a transposed batched product, read in place); returns ``y``.
 
     ``y`` must be contiguous; no autograd (used inside hand-written forward/backward passes).
     """
     if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) and y.is_contiguous():
-        _scatter_add_rows(y.numpy(), index.contiguous().numpy(), rows.contiguous().numpy())
+        if rows.dim() == 3:
+            _scatter_add_blocks(y.numpy(), index.contiguous().numpy(), rows.numpy())
+        else:
+            _scatter_add_rows(y.numpy(), index.contiguous().numpy(), rows.contiguous().numpy())
         return y
-    return y.index_add_(0, index, rows)
+    return y.index_add_(0, index, rows.reshape(-1, rows.shape[-1]))
 
 
 @numba.njit(**_OPTS)
