@@ -5,7 +5,7 @@ Both models share one set of weights; ``event_driven=True`` (the default) makes 
 that follows a spiking layer skip the voxels whose spikes are all zero. The script first checks
 that both give the same logits, then times whole forward passes (no autograd) interleaved round by
 round, and reports the fraction of voxels that spiked at the input of the event-driven convolutions
-(the work they skip is the rest).
+(the work they skip is the rest) and, within those voxels, the fraction of non-zero channel entries.
 
 Data: ``--root`` a ``modelnet40_normal_resampled`` folder, else the embedded synthetic shapes
 (written to a temporary folder). Clouds are sampled to ``--points`` points and voxelised at
@@ -50,11 +50,18 @@ def load_batch(args, workdir: Path):
     return ds, ds.collate_fn([ds[i] for i in range(min(args.batch, len(ds)))])
 
 
-def spike_densities(model, x) -> list[float]:
-    """Fraction of voxels with a non-zero input row at each event-driven convolution."""
+def spike_densities(model, x) -> list[tuple[float, float]]:
+    """Per event-driven convolution: (fraction of voxels with a non-zero input row, fraction of
+    the entries of those rows that are non-zero: the work a per-spike kernel would have left)."""
     seen = []
-    hooks = [m.register_forward_pre_hook(lambda m, inputs: seen.append(float(nonzero_rows(inputs[0].features)
-                                                                                 .float().mean())))
+
+    def record(module, inputs):
+        features = inputs[0].features
+        rows = nonzero_rows(features)
+        active = features[rows]
+        seen.append((float(rows.float().mean()), float(active.ne(0).float().mean()) if active.numel() else 0.0))
+
+    hooks = [m.register_forward_pre_hook(record)
              for m in model.modules() if isinstance(m, (SubMConv3d, SparseConv3d)) and m.event_driven]
     with torch.no_grad():
         model(x)
@@ -120,14 +127,16 @@ def main() -> None:
                     "voxel_size": args.voxel_size, "threads": torch.get_num_threads(),
                     "data": args.root or "synthetic-shapes", "weights": args.checkpoint or "random, BN calibrated on the batch"},
         "max_abs_logit_difference": difference,
-        "mean_spiking_voxel_fraction": statistics.mean(densities) if densities else None,
+        "mean_spiking_voxel_fraction": statistics.mean(d[0] for d in densities) if densities else None,
+        "mean_nonzero_entry_fraction_in_spiking_voxels": statistics.mean(d[1] for d in densities) if densities else None,
         "times": {k: {"median_ms": statistics.median(v) * 1e3, "min_ms": min(v) * 1e3} for k, v in times.items()},
     }
     result["speedup"] = result["times"]["plain"]["median_ms"] / result["times"]["event_driven"]["median_ms"]
     print(f"E-3DSNN-T inference, {x.batch_size} clouds, {x.features.shape[0]} voxels, "
           f"{torch.get_num_threads()} threads; logits differ by {difference:.1e}")
     print(f"spiking voxels at the event-driven convolutions: mean {result['mean_spiking_voxel_fraction']:.1%} "
-          f"over {len(densities)} layers")
+          f"over {len(densities)} layers; non-zero entries in their rows: "
+          f"mean {result['mean_nonzero_entry_fraction_in_spiking_voxels']:.1%}")
     for name, t in result["times"].items():
         print(f"{name:<14}{t['median_ms']:>10.1f} ms median {t['min_ms']:>10.1f} ms min")
     print(f"event-driven speed-up: {result['speedup']:.2f}x")

@@ -27,13 +27,14 @@ with the number of spiking voxels, not of active sites. On the CPU and for up to
 16,384`` the forward is the event kernel
 (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking inputs'
 pairs offset by offset, GEMM, scatter-add, every step scaling with the spikes; against the
-non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 3.3-4.2x faster at 10% of the voxels
-spiking, 1.4-1.6x at 50%, 0.87-1.02x at 100%). In training it keeps the gathered rows for
+non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 3.6-4.3x faster at 10% of the voxels
+spiking, 1.5-1.7x at 50%, 0.87-1.05x at 100%). In training it keeps the gathered rows for
 ``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`) while at most half
 of the voxels spiked, and above that takes the batched path restricted to the spiking inputs.
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
-does (1.4x at 10%). The result equals the non-skipping path.
+does (1.4-1.6x at 10%; 1.9-2.4x when the input needs no gradient, as in a first layer). The
+result equals the non-skipping path.
 """
 
 from __future__ import annotations
