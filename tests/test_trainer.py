@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import json
 import math
 from pathlib import Path
@@ -24,6 +26,7 @@ from neuroflow.train import (
     save_checkpoint,
     train,
 )
+from neuroflow.train.optim import param_groups
 
 TIME_KEYS = {"epoch_time_s", "samples_per_s"}
 
@@ -133,6 +136,39 @@ def test_optimizers():
     assert len(sgd.param_groups[0]["params"]) == 1  # only the Linear weight is decayed
     adamw = build_optimizer(model, OptimizerConfig(name="adamw", lr=1e-3, betas=[0.8, 0.9]))
     assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["betas"] == (0.8, 0.9)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_fused_optimizer_equals_unfused_and_resumes_from_it(name):
+    """The optimiser is torch's fused one on the CPU; its steps equal the unfused optimiser's within
+    float32 rounding (the unfused torch implementation is the reference), and the state of an
+    unfused optimiser (a checkpoint of an older run) loads into it and training continues alike."""
+    torch.manual_seed(0)
+    # no bias before a BatchNorm: its true gradient is 0 and Adam would normalise rounding noise
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    cfg = OptimizerConfig(name=name, lr=0.05, momentum=0.9, weight_decay=1e-2)
+    ours = build_optimizer(model, cfg)
+    assert ours.defaults["fused"]
+    twin = copy.deepcopy(model)
+    groups = param_groups(twin, cfg.weight_decay)
+    reference = (torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov) if name == "sgd"
+                 else torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps))
+    x = torch.randn(16, 5)
+
+    def step(m, opt):
+        opt.zero_grad()
+        m(x).square().mean().backward()
+        opt.step()
+
+    for _ in range(3):
+        step(model, ours), step(twin, reference)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ours.load_state_dict(copy.deepcopy(reference.state_dict()))  # unfused state -> a fresh model's optimiser
+    for _ in range(2):
+        step(model, ours), step(twin, reference)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_checkpoint_errors(tmp_path):
