@@ -214,6 +214,25 @@ def test_hashed_neighbours_equal_brute_force():
     assert got == expected  # also checks the order: by offset, then output
 
 
+@pytest.mark.parametrize("shifts", ["mirrored", "one-sided"])
+def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts):
+    """The neighbour search looks up half the offsets when the shifts come in opposite pairs and
+    fills the other half by symmetry: against a plain dictionary of the voxels, for an anisotropic
+    dilated kernel (3 x 1 x 5, dilation (1, 1, 2)) and for shifts without mirrors."""
+    from neuroflow.layers.sparse_cpu_kernels import submanifold_found
+
+    coords = random_coords(2, (8, 8, 8), 300, seed=21)
+    if shifts == "mirrored":
+        shift = torch.tensor([[a - 1, 0, 2 * (c - 2)] for a in range(3) for c in range(5)])
+    else:
+        shift = torch.tensor([[1, 0, 0], [0, 2, -1], [0, 0, 0], [-1, -1, 3]])
+    found = submanifold_found(coords, (8, 8, 8), shift)
+    rows = {tuple(c): i for i, c in enumerate(coords.tolist())}
+    expected = [[rows.get((b, x + dx, y + dy, z + dz), -1) for b, x, y, z in coords.tolist()]
+                for dx, dy, dz in shift.tolist()]
+    assert found.tolist() == expected
+
+
 def test_huge_grid_with_few_points_builds_a_small_map():
     """A 2^20-wide grid (2^61 cells with the batch) works: memory follows the voxels, not the volume."""
     side = 1 << 20

@@ -292,15 +292,19 @@ def _new_table(n):
     return np.full(size, -1, np.int64), np.empty(size, np.int64)
 
 
-@numba.njit(**_OPTS)
+@numba.njit(inline="always", **_OPTS)
 def _lookup(table_keys, table_rows, key, insert_row):
-    """Row stored for ``key``; if absent, store ``insert_row`` (when >= 0) and return it, else -1."""
-    mask = table_keys.shape[0] - 1
+    """Row stored for ``key``; if absent, store ``insert_row`` (when >= 0) and return it, else -1.
+    Inlined: the map builders call it once per (voxel, offset)."""
+    mask = np.uint64(table_keys.shape[0] - 1)
     h = _slot(key, mask)
-    while table_keys[h] != -1:
-        if table_keys[h] == key:
+    while True:
+        stored = table_keys[h]
+        if stored == key:
             return table_rows[h]
-        h = (h + np.uint64(1)) & np.uint64(mask)
+        if stored == -1:
+            break
+        h = (h + np.uint64(1)) & mask
     if insert_row >= 0:
         table_keys[h] = key
         table_rows[h] = insert_row
@@ -309,20 +313,41 @@ def _lookup(table_keys, table_rows, key, insert_row):
 
 @numba.njit(**_OPTS)
 def _submanifold_found(coords, shape, shift):
-    """``found [K, N]``: row of voxel ``i``'s neighbour at ``shift[o]``, or -1."""
+    """``found [K, N]``: row of voxel ``i``'s neighbour at ``shift[o]``, or -1.
+
+    When the shifts come in opposite pairs (``shift[K - 1 - o] = -shift[o]``, as for every odd
+    kernel centred on the voxel) each neighbour found gives its mirror pair too (j is i's neighbour
+    at ``s`` exactly when i is j's at ``-s``), so only half the offsets are looked up, and the zero
+    shift needs none: ~2.5x fewer hash probes.
+    """
     n, K = coords.shape[0], shift.shape[0]
     X, Y, Z = shape[0], shape[1], shape[2]
     table_keys, table_rows = _new_table(n)
+    keys = np.empty(n, np.int64)
     for i in range(n):
-        _lookup(table_keys, table_rows, ((coords[i, 0] * X + coords[i, 1]) * Y + coords[i, 2]) * Z + coords[i, 3], i)
+        keys[i] = ((coords[i, 0] * X + coords[i, 1]) * Y + coords[i, 2]) * Z + coords[i, 3]
+        _lookup(table_keys, table_rows, keys[i], i)
+    mirrored = True
+    for o in range(K):
+        for a in range(3):
+            mirrored &= shift[K - 1 - o, a] == -shift[o, a]
     found = np.full((K, n), -1, np.int64)
     for o in range(K):
+        dx, dy, dz = shift[o, 0], shift[o, 1], shift[o, 2]
+        if mirrored and dx == 0 and dy == 0 and dz == 0:
+            for i in range(n):
+                found[o, i] = i
+            continue
+        if mirrored and K - 1 - o < o:  # filled while looking up its mirror
+            continue
+        delta = (dx * Y + dy) * Z + dz  # key offset of the shift (the coordinates are checked in range)
         for i in range(n):
-            x = coords[i, 1] + shift[o, 0]
-            y = coords[i, 2] + shift[o, 1]
-            z = coords[i, 3] + shift[o, 2]
+            x, y, z = coords[i, 1] + dx, coords[i, 2] + dy, coords[i, 3] + dz
             if 0 <= x < X and 0 <= y < Y and 0 <= z < Z:
-                found[o, i] = _lookup(table_keys, table_rows, ((coords[i, 0] * X + x) * Y + y) * Z + z, -1)
+                j = _lookup(table_keys, table_rows, keys[i] + delta, -1)
+                found[o, i] = j
+                if mirrored and j >= 0:
+                    found[K - 1 - o, j] = i
     return found
 
 
@@ -338,24 +363,29 @@ def _strided_found(coords, out_shape, positions, stride, max_out):
     m = 0
     for o in range(K):
         for i in range(n):
-            q = np.empty(3, np.int64)
-            ok = True
-            for a in range(3):
-                rel = coords[i, 1 + a] - positions[o, a]
-                if rel < 0 or rel % stride[a] != 0 or rel // stride[a] >= out_shape[a]:
-                    ok = False
-                    break
-                q[a] = rel // stride[a]
-            if not ok:
+            qx = _cell(coords[i, 1], positions[o, 0], stride[0], out_shape[0])
+            qy = _cell(coords[i, 2], positions[o, 1], stride[1], out_shape[1])
+            qz = _cell(coords[i, 3], positions[o, 2], stride[2], out_shape[2])
+            if qx < 0 or qy < 0 or qz < 0:
                 continue
-            key = ((coords[i, 0] * out_shape[0] + q[0]) * out_shape[1] + q[1]) * out_shape[2] + q[2]
+            key = ((coords[i, 0] * out_shape[0] + qx) * out_shape[1] + qy) * out_shape[2] + qz
             row = _lookup(table_keys, table_rows, key, m)
             if row == m:
-                out_coords[m, 0] = coords[i, 0]
-                out_coords[m, 1:] = q
+                out_coords[m, 0], out_coords[m, 1], out_coords[m, 2], out_coords[m, 3] = coords[i, 0], qx, qy, qz
                 m += 1
             found[o, i] = row
     return found, out_coords[:m].copy()
+
+
+@numba.njit(inline="always", **_OPTS)
+def _cell(c, position, stride, size):
+    """Output cell (one axis) that input coordinate ``c`` feeds through kernel ``position``, or -1."""
+    rel = c - position
+    if rel < 0 or rel % stride != 0 or rel // stride >= size:
+        return -1
+    return rel // stride
+
+
 def submanifold_found(coords: torch.Tensor, spatial_shape: tuple[int, int, int], shift: torch.Tensor) -> torch.Tensor:
     """``[K, N]`` int64: for each kernel shift ``[K, 3]`` and voxel ``i`` of ``coords [N, 4]``, the row
     of the voxel at ``coords[i] + shift`` (same sample), or -1. A hash table of the N voxels
