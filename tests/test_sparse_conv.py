@@ -102,7 +102,8 @@ def test_sparse_conv_equals_dense_conv3d(kernel, stride, submanifold, shape, bac
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("silent", [0.0, 0.5, 0.9])  # the event-driven path's three regimes
+# the event-driven path's regimes: every voxel spiked; most (the full layout); 50% (event kernels); 10%
+@pytest.mark.parametrize("silent", [0.0, 0.1, 0.5, 0.9])
 def test_float32_matches_dense_and_event_driven_matches_plain(silent):
     coords = random_coords(2, (9, 9, 9), 300, seed=3)
     x = spikes_with_silent_rows(300, 16, seed=4, dtype=torch.float32, silent=silent).requires_grad_()
@@ -138,7 +139,7 @@ def test_event_driven_training_of_one_argument(needs, small_chunks, monkeypatch)
     torch.testing.assert_close(skipping, plain, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("silent", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("silent", [0.0, 0.1, 0.5, 0.9])
 @pytest.mark.parametrize("submanifold", [True, False])
 @pytest.mark.parametrize("split", [False, True])  # the GEMMs on one thread / split over two
 def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, split, monkeypatch):
@@ -231,6 +232,24 @@ def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts):
     expected = [[rows.get((b, x + dx, y + dy, z + dz), -1) for b, x, y, z in coords.tolist()]
                 for dx, dy, dz in shift.tolist()]
     assert found.tolist() == expected
+
+
+def test_padded_blocks_hold_every_pair_once():
+    """The batched layout: every non-centre pair exactly once, each offset's row filled to at least
+    75% of its block's width, the rest padding into the dump row ``num_out``."""
+    coords = random_coords(2, (9, 9, 9), 300, seed=3)
+    kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
+    grouped = kmap.grouped
+    assert len(grouped.blocks) > 1  # this map's offsets differ enough in length to need several
+    got = []
+    for offsets, entries, (rows, width) in grouped.split():
+        ins, outs = grouped.in_idx[entries].view(rows, width), grouped.out_idx[entries].view(rows, width)
+        for o, in_row, out_row in zip(offsets.tolist(), ins, outs):
+            n = int((out_row != kmap.num_out).sum())
+            assert n >= 0.75 * width and (out_row[n:] == kmap.num_out).all()
+            got += [(o, int(i), int(q)) for i, q in zip(in_row[:n], out_row[:n])]
+    expected = [(o, int(i), int(q)) for o in range(27) if o != kmap.center for i, q in zip(*kmap.pairs(o))]
+    assert sorted(got) == sorted(expected)
 
 
 def test_huge_grid_with_few_points_builds_a_small_map():

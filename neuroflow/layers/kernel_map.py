@@ -105,17 +105,26 @@ class PairsByInput:
 
 @dataclass(frozen=True)
 class GroupedPairs:
-    """Pairs of the non-centre offsets laid out ``[G, P]`` (one row per offset, padded to the
-    longest) so that one batched matmul serves all offsets.
+    """Pairs of the non-centre offsets, one padded row per offset, in blocks of rows of similar
+    length (see :func:`~neuroflow.layers.sparse_cpu_kernels.padded_layout`), so that one batched
+    matmul serves each block.
 
     Padding entries gather input row 0 and scatter into the dump row ``num_out`` (callers allocate
     ``num_out + 1`` output rows), so they never touch a real output.
     """
 
     offsets: torch.Tensor  # [G] kernel offset of each row
-    in_idx: torch.Tensor  # [G * P]
-    out_idx: torch.Tensor  # [G * P]
-    width: int  # P
+    in_idx: torch.Tensor  # [R] the padded rows, block after block
+    out_idx: torch.Tensor  # [R]
+    blocks: tuple[tuple[int, int, int], ...]  # (first row, rows G_b, width P_b) per block
+
+    def split(self):
+        """Per block: ``(its offsets [G_b], its slice of the padded entries, (G_b, P_b))``."""
+        start = 0
+        for first, rows, width in self.blocks:
+            entries = slice(start, start + rows * width)
+            yield self.offsets[first:first + rows], entries, (rows, width)
+            start = entries.stop
 
 
 def group_pairs(kmap: "KernelMap", active: torch.Tensor | None) -> GroupedPairs:

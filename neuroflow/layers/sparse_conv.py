@@ -8,12 +8,13 @@ for the geometry). Weight layout ``[K, Cin, Cout]``, ``K = kx ky kz`` in offset 
 Backends:
 
 * ``"batched"`` (default via ``"auto"``): the centre offset of a submanifold map (every voxel
-  paired with itself) is one dense ``x @ W[c]``; all other offsets are one gather into a padded
-  ``[G, P, Cin]`` block (:class:`~neuroflow.layers.kernel_map.GroupedPairs`), one batched matmul
-  and one scatter-add (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
+  paired with itself) is one dense ``x @ W[c]``; all other offsets are one gather into padded
+  ``[G_b, P_b, Cin]`` blocks of offsets of similar length
+  (:class:`~neuroflow.layers.kernel_map.GroupedPairs`), one batched matmul and one scatter-add
+  per block (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
   Forward and backward are hand-written (the backward reuses the layout and the gathered inputs:
   ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a call
-  costs ~10 tensor operations whatever the kernel size. The operations run single-threaded, the
+  costs ~10-20 tensor operations whatever the kernel size. The operations run single-threaded, the
   two independent halves of each pass (centre / other offsets; ``grad_x`` / ``grad_W``) on two
   plain threads when torch has more than one (see :func:`_plain_threads`). Fully fused numba
   gather-matmul-scatter kernels (one axpy per pair and input channel) measured 2-5x slower here
@@ -23,14 +24,14 @@ Backends:
 
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
-with the number of spiking voxels, not of active sites. On the CPU and for up to ``Cin Cout =
-16,384`` the forward is the event kernel
+with the number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout =
+16,384`` and while at most 60% of the voxels spiked, the forward is the event kernel
 (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking inputs'
 pairs offset by offset, GEMM, scatter-add, every step scaling with the spikes; against the
 non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 3.6-4.3x faster at 10% of the voxels
-spiking, 1.5-1.7x at 50%, 0.87-1.05x at 100%). In training it keeps the gathered rows for
-``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`) while at most half
-of the voxels spiked, and above that takes the batched path restricted to the spiking inputs.
+spiking, 1.5-1.7x at 50%); in training it keeps the gathered rows for ``grad_W``
+(:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the batched path
+restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
 does (1.4-1.6x at 10%; 1.9-2.4x when the input needs no gradient, as in a first layer). The
@@ -48,7 +49,8 @@ from torch.autograd.function import once_differentiable
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
 from neuroflow.layers.sparse_cpu_kernels import (
-    event_conv_forward, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
+    event_conv_forward, event_conv_if_sparse, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
+    spiking_rows,
 )
 from neuroflow.parallel import run_concurrently
 
@@ -86,10 +88,8 @@ def sparse_conv(
         y = _reference(features, weight, kernel_map, event_driven)
     elif not event_driven:
         y = _BatchedSparseConv.apply(features, weight, kernel_map, None)
-    elif not needs_grad and _event_kernel_applies(features, weight):
-        y = _event_forward(features, weight, kernel_map)
     else:
-        y = _event_training(features, weight, kernel_map)
+        y = _event_driven(features, weight, kernel_map, needs_grad)
     return y if bias is None else y + bias
 
 
@@ -100,24 +100,32 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
             and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
 
 
-# Above this share of spiking voxels, training takes the batched path: there the event kernels'
-# gathering costs more than the skipping saves (fwd+bwd measured 1.0-1.1x at 50%, 0.7x at 100%).
-_EVENT_TRAINING_MAX_DENSITY = 0.5
+# Above this share of spiking voxels the batched path (restricted to the spiking voxels) is about
+# as fast as the event kernels or faster. Measured, forward, event / batched: 8,192 random voxels
+# 32 -> 32, 0.71 / 0.85 ms at 50%, 1.02 / 0.99 at 70%, 1.34 / 0.93 at 90%; 58,054 surface voxels
+# 32 -> 32, 17.5 / 26.7 ms at 50%, 31.6 / 35.2 at 70%, 35.0 / 34.0 (plain) at 100%. Training
+# (fwd+bwd) measured 1.0-1.1x at 50%, 0.7x at 100%.
+_EVENT_MAX_DENSITY = 0.6
 
 
-def _event_training(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-    """The event-driven path with autograd: the event kernels when few voxels spiked, else the
-    batched path skipping the silent voxels."""
-    active = nonzero_rows(x)
-    if _event_kernel_applies(x, w) and int(active.sum()) <= _EVENT_TRAINING_MAX_DENSITY * x.shape[0]:
-        return _EventSparseConv.apply(x, w, kmap, active)
+def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
+    """The event kernels when at most 60% of the voxels spiked (their work follows the spikes;
+    with autograd they keep the gathered rows for ``grad_W``), else the batched path skipping the
+    silent voxels."""
+    if not _event_kernel_applies(x, w):
+        return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
+    limit = int(_EVENT_MAX_DENSITY * x.shape[0])
+    if needs_grad:
+        active, count = spiking_rows(x)
+        if count <= limit:
+            return _EventSparseConv.apply(x, w, kmap, active)
+    else:
+        pairs = kmap.by_input
+        y, active = event_conv_if_sparse(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
+                                         torch.get_num_threads(), limit)
+        if y is not None:
+            return y
     return _BatchedSparseConv.apply(x, w, kmap, active)
-
-
-def _event_forward(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-    """Inference forward over the pairs whose input voxel spiked only: its work scales with the spikes."""
-    pairs = kmap.by_input
-    return event_conv_forward(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads())
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
@@ -140,9 +148,11 @@ def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: 
 
 # Rows are picked with index_select / index_copy_, never advanced indexing (``w[offsets]``): on the
 # CPU that measured 6-10x slower (26 of [27, 64, 64] weights: 150 us against 23 us).
-def _gather(rows: torch.Tensor, index: torch.Tensor, pairs: GroupedPairs) -> torch.Tensor:
-    """``rows[index]`` as ``[G, P, C]``."""
-    return rows.index_select(0, index).view(pairs.offsets.numel(), pairs.width, rows.shape[1])
+def _blocks(gathered: torch.Tensor, pairs: GroupedPairs):
+    """Per block of ``pairs``: ``(its offsets [G_b], its slice of the padded entries, its rows of
+    gathered [R, C] as [G_b, P_b, C])``."""
+    for offsets, entries, shape in pairs.split():
+        yield offsets, entries, gathered[entries].view(*shape, gathered.shape[1])
 
 
 # Below this many multiply-adds the hand-off to a second thread costs more than it saves (0.1-0.3
@@ -213,8 +223,10 @@ def _input_grad(grad_y: torch.Tensor, g: torch.Tensor, w: torch.Tensor, kmap: Ke
     voxel's input gradient is not zero); ``g`` is :func:`_with_zero_row` of ``grad_y``."""
     full, c = kmap.grouped, kmap.center
     grad_x = grad_y @ w[c].t() if c >= 0 else grad_y.new_zeros((kmap.num_in, w.shape[1]))
-    products = _offset_products(_gather(g, full.out_idx, full), w.index_select(0, full.offsets).transpose(1, 2))
-    return scatter_add_rows(grad_x, full.in_idx, products)
+    for offsets, entries, g_rows in _blocks(g.index_select(0, full.out_idx), full):
+        products = _offset_products(g_rows, w.index_select(0, offsets).transpose(1, 2))
+        scatter_add_rows(grad_x, full.in_idx[entries], products)
+    return grad_x
 
 
 class _EventSparseConv(torch.autograd.Function):
@@ -249,15 +261,24 @@ class _EventSparseConv(torch.autograd.Function):
         return out["x"], out["w"], None, None
 
 
+# Above this share of spiking voxels the batched path uses the map's cached layout of all pairs
+# instead of laying out the spiking voxels' pairs on each call. Measured, E-3DSNN-T inference on 4
+# real ModelNet40 clouds (~97% of voxels spiking at each convolution): event-driven 153 ms with
+# the per-call layout against 131 ms for the non-skipping model.
+_RELAYOUT_MAX_DENSITY = 0.8
+
+
 class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None):
         """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel)."""
         with _plain_threads() as threads:
             n_active = int(active.sum()) if active is not None else x.shape[0]
-            # every voxel spiked: nothing to skip; the centre offset is worth gathering only
+            # most voxels spiked: the map's cached layout (a silent row adds zeros) costs less than
+            # laying out the spiking ones' pairs anew; the centre offset is worth gathering only
             # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)
-            pairs = kmap.grouped if n_active == x.shape[0] else group_pairs(kmap, active)
+            dense = n_active >= _RELAYOUT_MAX_DENSITY * x.shape[0]
+            pairs = kmap.grouped if dense else group_pairs(kmap, active)
             centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
             c = kmap.center
             # one spare output row takes the padding entries' products (never read, so not zeroed)
@@ -272,12 +293,14 @@ class _BatchedSparseConv(torch.autograd.Function):
                     scatter_add_rows(y, centre_rows, x.index_select(0, centre_rows) @ w[c])
 
             def others():
-                parts["gathered"] = _gather(x, pairs.in_idx, pairs)
-                parts["products"] = _offset_products(parts["gathered"], w.index_select(0, pairs.offsets))
+                parts["gathered"] = x.index_select(0, pairs.in_idx)
+                parts["products"] = [(entries, _offset_products(rows, w.index_select(0, offsets)))
+                                     for offsets, entries, rows in _blocks(parts["gathered"], pairs)]
 
             macs = (pairs.in_idx.numel() + n_active) * w.shape[1] * w.shape[2]
             _both(centre, others, threads, macs)
-            scatter_add_rows(y, pairs.out_idx, parts["products"])
+            for entries, products in parts["products"]:
+                scatter_add_rows(y, pairs.out_idx[entries], products)
         ctx.save_for_backward(x, w, centre_rows, parts["gathered"])
         ctx.kmap, ctx.pairs = kmap, pairs
         return y[:-1]
@@ -298,8 +321,9 @@ class _BatchedSparseConv(torch.autograd.Function):
             def weight_grad():
                 pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
                 grad_w = w.new_zeros(w.shape)
-                grad_w.index_copy_(0, pairs.offsets,
-                                   torch.bmm(gathered.transpose(1, 2), _gather(g, pairs.out_idx, pairs)))
+                g_rows = g.index_select(0, pairs.out_idx)
+                for (offsets, _, x_b), (_, _, g_b) in zip(_blocks(gathered, pairs), _blocks(g_rows, pairs)):
+                    grad_w.index_copy_(0, offsets, torch.bmm(x_b.transpose(1, 2), g_b))
                 if c >= 0:
                     rows = centre_rows
                     grad_w[c] = (x.t() @ grad_y if rows is None
