@@ -25,12 +25,13 @@ Backends:
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
 with the number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout =
-16,384`` and while at most 60% of the voxels spiked, the forward is the event kernel
-(:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking inputs'
-pairs offset by offset, GEMM, scatter-add, every step scaling with the spikes; against the
-non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 3.6-4.3x faster at 10% of the voxels
-spiking, 1.5-1.7x at 50%); in training it keeps the gathered rows for ``grad_W``
-(:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the batched path
+16,384`` and while at most 60% of the voxels spiked (50% in training), the forward is the event
+kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking
+inputs' pairs offset by offset, GEMM, scatter-add, every step scaling with the spikes; against
+the non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 2.9-4.3x faster at 10% of the
+voxels spiking, 1.2-1.7x at 50%, the lower figures when the machine ran fast and the
+non-skipping path took 0.7 ms instead of 1.1-1.6); in training it keeps the gathered rows for
+``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the batched path
 restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
@@ -100,21 +101,21 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
             and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
 
 
-# Above this share of spiking voxels the batched path (restricted to the spiking voxels) is about
-# as fast as the event kernels or faster. Measured, forward, event / batched: 8,192 random voxels
-# 32 -> 32, 0.71 / 0.85 ms at 50%, 1.02 / 0.99 at 70%, 1.34 / 0.93 at 90%; 58,054 surface voxels
-# 32 -> 32, 17.5 / 26.7 ms at 50%, 31.6 / 35.2 at 70%, 35.0 / 34.0 (plain) at 100%. Training
-# (fwd+bwd) measured 1.0-1.1x at 50%, 0.7x at 100%.
-_EVENT_MAX_DENSITY = 0.6
+# Above these shares of spiking voxels the batched path (restricted to the spiking voxels) is about
+# as fast as the event kernels or faster. Measured, inference forward, event / batched: 8,192 random
+# voxels 32 -> 32, 0.71 / 0.85 ms at 50%, 1.02 / 0.99 at 70%, 1.34 / 0.93 at 90%; 58,054 surface
+# voxels 32 -> 32, 17.5 / 26.7 ms at 50%, 31.6 / 35.2 at 70%, 35.0 / 34.0 (plain) at 100%.
+# Training (fwd+bwd), surface voxels 16 -> 16: 28.0 / 29.0 ms at 50%, 31.8 / 28.8 at 60%.
+_EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.5}
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
-    """The event kernels when at most 60% of the voxels spiked (their work follows the spikes;
-    with autograd they keep the gathered rows for ``grad_W``), else the batched path skipping the
-    silent voxels."""
+    """The event kernels when at most 60% of the voxels spiked (50% in training; their work
+    follows the spikes; with autograd they keep the gathered rows for ``grad_W``), else the
+    batched path skipping the silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
-    limit = int(_EVENT_MAX_DENSITY * x.shape[0])
+    limit = int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
     if needs_grad:
         active, count = spiking_rows(x)
         if count <= limit:
