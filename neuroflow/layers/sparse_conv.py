@@ -31,11 +31,11 @@ inputs' pairs offset by offset, GEMM, scatter-add, every step scaling with the s
 the non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 2.9-4.3x faster at 10% of the
 voxels spiking, 1.2-1.7x at 50%, the lower figures when the machine ran fast and the
 non-skipping path took 0.7 ms instead of 1.1-1.6); in training it keeps the gathered rows for
-``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the batched path
-restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
+``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the
+batched path restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
-does (1.4-1.6x at 10%; 1.9-2.4x when the input needs no gradient, as in a first layer). The
+does (1.4-1.6x at 10%; 1.9-2.8x when the input needs no gradient, as in a first layer). The
 result equals the non-skipping path.
 """
 
