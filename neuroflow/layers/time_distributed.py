@@ -18,16 +18,41 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
     return y.reshape(steps, y.shape[0] // steps, *y.shape[1:])
 
 
+#: layers that compute the same under torch's channels-last (NHWC) layout and keep it
+_CHANNELS_LAST_LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.Dropout, nn.Identity)
+_POOLING = (nn.AvgPool2d, nn.MaxPool2d)
+
+
+def _runs_channels_last(layers: nn.Sequential, x: torch.Tensor) -> bool:
+    """Whether ``x [N, C, H, W]`` goes through ``layers`` in channels-last: on the CPU, for stacks
+    of convolutions, BatchNorm and pooling that pool (where the layout pays: see
+    :class:`TimeDistributed`)."""
+    return (x.dim() == 4 and x.device.type == "cpu" and any(isinstance(m, _POOLING) for m in layers)
+            and all(isinstance(m, _CHANNELS_LAST_LAYERS) for m in layers))
+
+
 class TimeDistributed(nn.Sequential):
     """Run stateless modules (Conv, BatchNorm, Linear, pooling...) on ``[T, B, ...]`` input.
 
     The modules see one big batch ``[T * B, ...]``, so BatchNorm statistics are shared over time
     steps, as in SpikingJelly's ``SeqToANNContainer``. It is an ``nn.Sequential``: the wrapped layers
     stay reachable by index for inspection and graph export.
+
+    On the CPU, image input ``[T, B, C, H, W]`` to a stack of convolutions, BatchNorm and pooling
+    that pools runs in the channels-last layout (converted on the way in and back on the way out):
+    torch's NCHW pooling is slow on the CPU (2x2 average pooling of [512, 16, 34, 34]: 11 ms NCHW,
+    3 ms channels-last); a training step of the quickstart SCNN measured 119-122 -> 99-101 ms.
+    Stacks without pooling stay NCHW: the Meta-SpikeFormer's 1x1 and depthwise convolutions
+    measured 15% slower in channels-last (a step 132 -> 150-152 ms).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputShapeError(f"TimeDistributed expects x of shape [T, B, ...], got {shape}")
-        return unfold_time(super().forward(fold_time(x)), x.shape[0])
+        folded = fold_time(x)
+        if _runs_channels_last(self, folded):
+            y = super().forward(folded.contiguous(memory_format=torch.channels_last)).contiguous()
+        else:
+            y = super().forward(folded)
+        return unfold_time(y, x.shape[0])
