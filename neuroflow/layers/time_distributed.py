@@ -59,8 +59,8 @@ class TimeDistributed(nn.Sequential):
     torch's NCHW pooling is slow on the CPU (2x2 average pooling of [512, 16, 34, 34]: 11 ms NCHW,
     3 ms channels-last); a training step of the quickstart SCNN measured 118-122 -> 72 ms (with
     the gradients kept in the same layout, :class:`_ToLayout`).
-    Stacks without pooling stay NCHW: the Meta-SpikeFormer's 1x1 and depthwise convolutions
-    measured 15% slower in channels-last (a step 132 -> 150-152 ms).
+    Stacks without pooling stay NCHW: for the Meta-SpikeFormer's 1x1 and depthwise convolutions
+    channels-last measured no gain (a training step 112-115 ms NCHW, 108-112 ms channels-last).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
