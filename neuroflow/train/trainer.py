@@ -169,9 +169,11 @@ def train_one_epoch(
     totals = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n (this rank)
     start = time.perf_counter()
     show = cfg.loop.progress and ctx.is_main
-    bar = _bar(loader, len(loader), f"epoch {state.epoch + 1}/{cfg.loop.epochs} train", show)
+    # updated by hand: a bar wrapping the loader syncs its count only every 0.1 s, so a postfix
+    # refresh between syncs showed a stale step
+    bar = _bar(None, len(loader), f"epoch {state.epoch + 1}/{cfg.loop.epochs} train", show)
     lr = schedule.lr(state.global_step)
-    for i, (x, y) in enumerate(bar):
+    for i, (x, y) in enumerate(loader):
         x = x.to(ctx.device, non_blocking=True)
         y = y.to(ctx.device, non_blocking=True)
         logits = model(x)  # [T, B, classes]
@@ -186,6 +188,7 @@ def train_one_epoch(
         n = y.shape[0]
         correct = (logits.detach().mean(0).argmax(1) == y).sum().item()
         totals += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
+        bar.update()
         if show and (i % cfg.loop.log_every == 0 or i == len(loader) - 1):
             seen = totals[2].item() * ctx.world_size
             bar.set_postfix({"loss": f"{totals[0].item() / totals[2].item():.3f}",
