@@ -276,6 +276,23 @@ def test_sparse_conv_modules_are_counted_from_their_kernel_maps(kind):
     assert counts.macs == 0
 
 
+@pytest.mark.parametrize("values", ["binary", "counts", "real"])
+def test_channels_last_input_counts_equal_nchw(values):
+    """TimeDistributed runs pooling stacks in channels-last: a conv or pooling input in that layout
+    takes the numba kernel through its NHWC view and must count as the same input in NCHW (the
+    float64 torch path is the reference)."""
+    from neuroflow.energy.ops import pool_ops
+
+    torch.manual_seed(5)
+    x = torch.rand(6, 3, 8, 8)
+    x = {"binary": (x < 0.3).float(), "counts": torch.poisson(x), "real": x}[values]
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    assert not nhwc.is_contiguous()
+    for fn in (lambda t: conv_synaptic_ops(t, 4, (3, 3), (1, 1), (1, 1), (1, 1)),
+               lambda t: pool_ops(t, (2, 2), (2, 2), (0, 0))):
+        assert fn(nhwc).as_dict() == pytest.approx(fn(x.double()).as_dict())
+
+
 @pytest.mark.parametrize("values", ["binary", "counts", "signed", "real", "sparse_real"])
 def test_numba_and_torch_paths_agree(values):
     # float32 contiguous CPU tensors take the one-pass numba kernel, float64 the torch path

@@ -105,9 +105,16 @@ def is_spike_tensor(x: torch.Tensor) -> bool:
         return True
     if _marked(x):
         return True
-    if fast_path(x):
-        return all_integer(x)
+    for view in (x, _channels_last_view(x)):
+        if view is not None and fast_path(view):
+            return all_integer(view)
     return bool(torch.equal(x, torch.round(x)))
+
+
+def _channels_last_view(x: torch.Tensor) -> torch.Tensor | None:
+    """``x [N, C, H, W]`` as ``[N, H, W, C]`` (contiguous when ``x`` is channels-last, as inside
+    TimeDistributed's pooling stacks), else ``None``."""
+    return x.permute(0, 2, 3, 1) if x.dim() == 4 else None
 
 
 def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
@@ -125,9 +132,15 @@ def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
         x = x.to(torch.float32)
     kept = [n for d, n in enumerate(x.shape) if d not in dims]
     numel = x.numel()
-    leading = tuple(range(len(dims)))
-    if fast_path(x) and tuple(dims) == leading:
-        abs_sum, nonzero_per, integer = column_stats(x, x.dim() - len(dims))
+    columns = None
+    if fast_path(x) and tuple(dims) == tuple(range(len(dims))):
+        columns = column_stats(x, x.dim() - len(dims))
+    elif tuple(dims) == (0, 1) and (nhwc := _channels_last_view(x)) is not None and fast_path(nhwc):
+        # channels-last input: the kernel reduces N over [H, W, C] columns, then C is summed away
+        abs_sum, nonzero_per, integer = column_stats(nhwc, 3)
+        columns = abs_sum.sum(-1), nonzero_per.sum(-1), integer
+    if columns is not None:
+        abs_sum, nonzero_per, integer = columns
         if spiking is None:
             spiking = integer or _marked(x)
         events = abs_sum if spiking else nonzero_per
