@@ -15,6 +15,7 @@ order). BatchNorm is the exception: each rank normalises with its own batch stat
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -81,7 +82,16 @@ def init_distributed(cfg: ExperimentConfig) -> DistContext:
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Leave the process group, with the DDP model freed first.
+
+    Why: DDP's reducer holds the process group, and DDP objects sit in reference cycles; left to
+    the interpreter's own shutdown, gloo's worker threads were destroyed while it tore down, and a
+    rank aborted once ("terminate called without an active exception", SIGABRT, in the 2-process
+    point-cloud test, after the run had finished). No barrier here: after an error on one rank the
+    others may be inside a collective, and a barrier would hang both until the timeout.
+    """
     if ctx.is_distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -468,6 +468,7 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
             _say(ctx, "no test split: test accuracy not measured")
         _say(ctx, f"checkpoint: {best_path}")
         _say(ctx, f"summary: {path}")
+    barrier(ctx)  # ranks leave together: none tears its process group down while rank 0 reports
     return summary
 
 
