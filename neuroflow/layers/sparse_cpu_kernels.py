@@ -10,9 +10,9 @@
   passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
-* :func:`event_conv_forward` (and :func:`event_weight_grad` in training): the forward of the
-  event-driven path: gather the pairs whose input voxel spiked, GEMM them offset by offset (BLAS
-  called from numba), scatter-add, in one numba call. Its work scales with the spikes, where the
+* :func:`event_conv_if_sparse` / :func:`event_conv_forward` (and :func:`event_weight_grad` in
+  training): the forward of the event-driven path: gather the pairs whose input voxel spiked,
+  GEMM them offset by offset (BLAS called from numba), scatter-add, in one numba call. Its work scales with the spikes, where the
   batched path pays a fixed layout, gather and matmul cost per call. (A loop of per-pair axpys
   measured 3-5x slower than the GEMMs: numba does not keep the accumulators in registers.)
 """
@@ -182,11 +182,6 @@ def event_gemm_chunk(cin: int, cout: int) -> int:
     return chunk if chunk >= _EVENT_GEMM_MIN_ROWS else 0
 
 
-def _single_call(x_np: np.ndarray, w_np: np.ndarray, pair_out: torch.Tensor, threads: int) -> bool:
-    """Whether the forward runs as one single-threaded numba call (:func:`_event_conv`)."""
-    return threads < 2 or pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS
-
-
 def event_conv_if_sparse(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
                          pair_out: torch.Tensor, num_out: int, threads: int,
                          max_active: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -194,7 +189,7 @@ def event_conv_if_sparse(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor,
     else ``(None, active)``, the row test for the caller's other path. A single-threaded layer
     does the test and the forward in one numba call."""
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    if _single_call(x_np, w_np, pair_out, threads):
+    if threads < 2 or pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS:
         y, active, done = _event_conv(x_np, *_row_bits(x_np), w_np, in_ptr.numpy(), pair_offset.numpy(),
                                       pair_out.numpy(), event_gemm_chunk(w_np.shape[1], w_np.shape[2]), num_out,
                                       max_active)
@@ -202,35 +197,32 @@ def event_conv_if_sparse(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor,
     active, count = spiking_rows(x)
     if count > max_active:
         return None, active
-    return event_conv_forward(x, w, in_ptr, pair_offset, pair_out, num_out, threads, active=active), active
+    return event_conv_forward(x, w, active, in_ptr, pair_offset, pair_out, num_out, threads), active
 
 
-def event_conv_forward(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
-                       pair_out: torch.Tensor, num_out: int, threads: int, keep_layout: bool = False,
-                       active: torch.Tensor | None = None):
+def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, in_ptr: torch.Tensor,
+                       pair_offset: torch.Tensor, pair_out: torch.Tensor, num_out: int, threads: int,
+                       keep_layout: bool = False):
     """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
-    whose input row ``x[i]`` is not all zero (a voxel that spiked); no autograd. The pairs are
-    given in input order (:class:`~neuroflow.layers.kernel_map.PairsByInput`: ``in_ptr [N + 1]``,
-    ``pair_offset``, ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]`` of one
-    CPU float dtype with ``event_gemm_chunk(Cin, Cout) > 0``.
+    whose input voxel spiked (``active [N]`` bool, from :func:`spiking_rows`); no autograd. The
+    pairs are given in input order (:class:`~neuroflow.layers.kernel_map.PairsByInput`: ``in_ptr
+    [N + 1]``, ``pair_offset``, ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
+    of one CPU float dtype with ``event_gemm_chunk(Cin, Cout) > 0``.
 
-    One numba pass finds the spiking inputs and gathers their pairs' input rows offset by offset;
-    GEMMs (OpenBLAS called from numba, in single-threaded chunks) multiply each offset's rows by
-    ``w[o]``, split over ``threads`` plain threads when the work is large; one thread scatter-adds
-    the products, so the result does not depend on ``threads``. Every step but the row test and
-    the output's zeroing is proportional to the spiking inputs' pairs.
+    One numba pass gathers the spiking inputs' pairs' input rows offset by offset; GEMMs (OpenBLAS
+    called from numba, in single-threaded chunks) multiply each offset's rows by ``w[o]``, split
+    over ``threads`` plain threads when the work is large; one thread scatter-adds the products, so
+    the result does not depend on ``threads``. Every step but the output's zeroing is proportional
+    to the spiking inputs' pairs. (:func:`event_conv_if_sparse` adds the row test, in the same
+    numba call for single-threaded layers.)
 
     Returns ``y``, or with ``keep_layout`` ``(y, layout)``: the gathered rows, their output rows and
-    per-offset segments, which :func:`event_weight_grad` takes. ``active [N]`` bool, when the caller
-    has it (:func:`nonzero_rows`), saves the row test.
+    per-offset segments, which :func:`event_weight_grad` takes.
     """
     x_np = x.detach().contiguous().numpy()
     w_np = w.detach().contiguous().numpy()
     pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
-    if active is None and not keep_layout and _single_call(x_np, w_np, pair_out, threads):
-        return torch.from_numpy(_event_conv(x_np, *_row_bits(x_np), w_np, *pairs, chunk, num_out, x_np.shape[0])[0])
-    active = nonzero_rows(x) if active is None else active
     gathered, out_rows, segment = _gather_active_pairs(x_np, np.flatnonzero(active.numpy()), *pairs, w_np.shape[0])
     products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
     rows, done = gathered.shape[0], 0
