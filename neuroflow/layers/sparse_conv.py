@@ -219,13 +219,14 @@ def _with_zero_row(grad_y: torch.Tensor) -> torch.Tensor:
     return torch.cat([grad_y, grad_y.new_zeros((1, grad_y.shape[1]))])
 
 
-def _input_grad(grad_y: torch.Tensor, g: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+def _input_grad(grad_y: torch.Tensor, g_rows: torch.Tensor, w: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     """``grad_x [N, Cin]``: ``g[out] @ W[o]^T`` scattered to the inputs over *every* pair (a silent
-    voxel's input gradient is not zero); ``g`` is :func:`_with_zero_row` of ``grad_y``."""
+    voxel's input gradient is not zero); ``g_rows`` is :func:`_with_zero_row` of ``grad_y``
+    gathered at ``kmap.grouped.out_idx``."""
     full, c = kmap.grouped, kmap.center
     grad_x = grad_y @ w[c].t() if c >= 0 else grad_y.new_zeros((kmap.num_in, w.shape[1]))
-    for offsets, entries, g_rows in _blocks(g.index_select(0, full.out_idx), full):
-        products = _offset_products(g_rows, w.index_select(0, offsets).transpose(1, 2))
+    for offsets, entries, g_b in _blocks(g_rows, full):
+        products = _offset_products(g_b, w.index_select(0, offsets).transpose(1, 2))
         scatter_add_rows(grad_x, full.in_idx[entries], products)
     return grad_x
 
@@ -238,8 +239,8 @@ class _EventSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor):
         pairs = kmap.by_input
-        y, ctx.layout = event_conv_forward(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
-                                           torch.get_num_threads(), keep_layout=True, active=active)
+        y, ctx.layout = event_conv_forward(x, w, active, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
+                                           torch.get_num_threads(), keep_layout=True)
         ctx.save_for_backward(w)
         ctx.kmap = kmap
         return y
@@ -251,7 +252,8 @@ class _EventSparseConv(torch.autograd.Function):
         out = {"x": None, "w": None}
         with _plain_threads() as threads:
             def input_grad():
-                out["x"] = _input_grad(grad_y, _with_zero_row(grad_y), w, ctx.kmap)
+                g_rows = _with_zero_row(grad_y).index_select(0, ctx.kmap.grouped.out_idx)
+                out["x"] = _input_grad(grad_y, g_rows, w, ctx.kmap)
 
             def weight_grad():
                 out["w"] = event_weight_grad(ctx.layout, grad_y, w.shape)
@@ -315,14 +317,18 @@ class _BatchedSparseConv(torch.autograd.Function):
         out = {"x": None, "w": None}
         with _plain_threads() as threads:
             g = _with_zero_row(grad_y)
+            # both parts gather g at the same pairs when the forward used the map's full layout:
+            # gather once
+            pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
+            shared = g.index_select(0, pairs.out_idx) if pairs is kmap.grouped else None
 
             def input_grad():
-                out["x"] = _input_grad(grad_y, g, w, kmap)
+                g_rows = shared if shared is not None else g.index_select(0, kmap.grouped.out_idx)
+                out["x"] = _input_grad(grad_y, g_rows, w, kmap)
 
             def weight_grad():
-                pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
                 grad_w = w.new_zeros(w.shape)
-                g_rows = g.index_select(0, pairs.out_idx)
+                g_rows = shared if shared is not None else g.index_select(0, pairs.out_idx)
                 for (offsets, _, x_b), (_, _, g_b) in zip(_blocks(gathered, pairs), _blocks(g_rows, pairs)):
                     grad_w.index_copy_(0, offsets, torch.bmm(x_b.transpose(1, 2), g_b))
                 if c >= 0:
