@@ -165,6 +165,28 @@ def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, spl
     torch.testing.assert_close(skipping, reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_event_kernels_split_into_parts_equal_one_part(parts):
+    """The event forward split over numba's threads (row test, gather, GEMMs, sums) gives the
+    one-thread result bit for bit: the same output and kept layout, whatever the split."""
+    kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
+    coords = random_coords(2, (9, 9, 9), 300, seed=17)
+    x = spikes_with_silent_rows(300, 16, seed=18, dtype=torch.float32, silent=0.6).numpy()
+    w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(19)) * 0.1).numpy()
+    pairs = build_kernel_map(coords, (9, 9, 9), 2, 3).by_input
+    arrays = (pairs.ptr.numpy(), pairs.offset.numpy(), pairs.out_idx.numpy())
+    common = (x, *kernels._row_bits(x), w, *arrays, 16, 300)
+    y1 = kernels._event_conv(*common, 1)
+    assert (kernels._event_conv_parallel(*common, parts) == y1).all()
+    rows = (x != 0).any(1).nonzero()[0]
+    assert 0 < rows.shape[0] < 300
+    layout1 = kernels._gather_active_pairs(x, rows, *arrays, 27, 1)
+    layout2 = kernels._gather_active_pairs_parallel(x, rows, *arrays, 27, parts)
+    for a, b in zip(layout1, layout2):
+        assert a.shape == b.shape and (a == b).all()
+    assert (kernels._event_products_parallel(*layout1, w, 16, 300, parts) == y1).all()
+
+
 def test_event_driven_inference_of_wide_layers_and_odd_channels():
     """Channels too wide for the event GEMM chunks (128 x 160 > 16,384) take the batched path, an odd
     float32 channel count the generic row test; both still equal the non-skipping path, outputs

@@ -25,17 +25,16 @@ Backends:
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
 with the number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout =
-16,384`` and while at most 60% of the voxels spiked (50% in training), the forward is the event
-kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`: gather the spiking
-inputs' pairs offset by offset, GEMM, scatter-add, every step scaling with the spikes; against
-the non-skipping path at 100%, 8,192 voxels 32 -> 32, measured 2.9-4.3x faster at 10% of the
-voxels spiking, 1.2-1.7x at 50%, the lower figures when the machine ran fast and the
-non-skipping path took 0.7 ms instead of 1.1-1.6); in training it keeps the gathered rows for
-``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the
-batched path restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
+16,384``, the forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`:
+gather the spiking inputs' pairs offset by offset, GEMM, sum into the output rows, every step
+scaling with the spikes and split over numba's threads; against the non-skipping path at 100%,
+8,192 voxels 32 -> 32, measured 5.4x faster at 10% of the voxels spiking, 2.5x at 50%, 1.5x at
+100%). In training it takes the event kernel while at most 50% of the voxels spiked, keeping the
+gathered rows for ``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`),
+else the batched path restricted to the spiking inputs (see :data:`_EVENT_MAX_DENSITY_TRAINING`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
-does (1.4-1.6x at 10%; 1.9-2.8x when the input needs no gradient, as in a first layer). The
+does (1.4-1.6x at 10%; 2.0-2.8x when the input needs no gradient, as in a first layer). The
 result equals the non-skipping path.
 """
 
@@ -50,7 +49,7 @@ from torch.autograd.function import once_differentiable
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
 from neuroflow.layers.sparse_cpu_kernels import (
-    event_conv_forward, event_conv_if_sparse, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
+    event_conv, event_conv_forward, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
     spiking_rows,
 )
 from neuroflow.parallel import run_concurrently
@@ -101,31 +100,29 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
             and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
 
 
-# Above these shares of spiking voxels the batched path (restricted to the spiking voxels) is about
-# as fast as the event kernels or faster. Measured, inference forward, event / batched: 8,192 random
-# voxels 32 -> 32, 0.71 / 0.85 ms at 50%, 1.02 / 0.99 at 70%, 1.34 / 0.93 at 90%; 58,054 surface
-# voxels 32 -> 32, 17.5 / 26.7 ms at 50%, 31.6 / 35.2 at 70%, 35.0 / 34.0 (plain) at 100%.
-# Training (fwd+bwd), surface voxels 16 -> 16: 28.0 / 29.0 ms at 50%, 31.8 / 28.8 at 60%.
-_EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.5}
+# In training, above this share of spiking voxels the batched path (restricted to the spiking voxels)
+# is about as fast as the event kernels or faster: its grad_W reuses the forward's layout, where
+# the event path's grad_W GEMMs are small. Measured, fwd+bwd, event / batched, surface voxels
+# 16 -> 16: 28.0 / 29.0 ms at 50%, 31.8 / 28.8 at 60%. Inference always takes the event kernel:
+# with its steps split over numba's threads it measured faster at every density, 100% included
+# (8,192 random voxels 32 -> 32: 0.80 / 1.19 ms at 100%, 0.77 / 1.20 at 90%; E-3DSNN-T on 8 real
+# ModelNet40 clouds, ~97% of the voxels spiking: 357 ms against 478 for the batched path and 410
+# for the non-skipping model).
+_EVENT_MAX_DENSITY_TRAINING = 0.5
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
-    """The event kernels when at most 60% of the voxels spiked (50% in training; their work
-    follows the spikes; with autograd they keep the gathered rows for ``grad_W``), else the
-    batched path skipping the silent voxels."""
+    """The event kernels (their work follows the spikes), in training while at most 50% of the
+    voxels spiked (keeping the gathered rows for ``grad_W``), else the batched path skipping the
+    silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
-    limit = int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
-    if needs_grad:
-        active, count = spiking_rows(x)
-        if count <= limit:
-            return _EventSparseConv.apply(x, w, kmap, active)
-    else:
+    if not needs_grad:
         pairs = kmap.by_input
-        y, active = event_conv_if_sparse(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
-                                         torch.get_num_threads(), limit)
-        if y is not None:
-            return y
+        return event_conv(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads())
+    active, count = spiking_rows(x)
+    if count <= _EVENT_MAX_DENSITY_TRAINING * x.shape[0]:
+        return _EventSparseConv.apply(x, w, kmap, active)
     return _BatchedSparseConv.apply(x, w, kmap, active)
 
 

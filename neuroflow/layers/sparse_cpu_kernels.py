@@ -10,20 +10,27 @@
   passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
-* :func:`event_conv_if_sparse` / :func:`event_conv_forward` (and :func:`event_weight_grad` in
+* :func:`event_conv` / :func:`event_conv_forward` (and :func:`event_weight_grad` in
   training): the forward of the event-driven path: gather the pairs whose input voxel spiked,
-  GEMM them offset by offset (BLAS called from numba), scatter-add, in one numba call. Its work scales with the spikes, where the
-  batched path pays a fixed layout, gather and matmul cost per call. (A loop of per-pair axpys
-  measured 3-5x slower than the GEMMs: numba does not keep the accumulators in registers.)
+  GEMM them offset by offset (BLAS called from numba), sum the products into the output rows, in
+  one numba call. Its work scales with the spikes, where the batched path pays a fixed layout,
+  gather and matmul cost per call. (A loop of per-pair axpys measured 3-5x slower than the GEMMs:
+  numba does not keep the accumulators in registers.) Large layers split each step over numba's
+  threads (``prange``, a ~4 us hand-off where a plain thread's took 0.1-0.3 ms), with the
+  one-thread result bit for bit.
 """
 
 from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 import torch
 
-from neuroflow.parallel import run_concurrently
+from neuroflow.parallel import numba_parallel
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -109,19 +116,27 @@ def nonzero_rows(x: torch.Tensor) -> torch.Tensor:
     return spiking_rows(x)[0]
 
 
+# --- the event-driven forward: gather the spiking inputs' pairs by offset, GEMM, sum into the outputs ---
+# Each step splits into ``parts`` independent ranges (prange: numba's threads when compiled with
+# parallel=True, a plain loop otherwise), and every split gives the serial result bit for bit: the
+# pairs keep their serial order and each output row sums its products in that order.
+
+
+@numba.njit(inline="always", **_OPTS)
+def _part(n, t, parts):
+    """Range ``[lo, hi)`` of part ``t`` of ``parts`` over ``n`` items."""
+    return n * t // parts, n * (t + 1) // parts
+
+
 @numba.njit(**_OPTS)
-def _gather_active_pairs(x, rows, in_ptr, pair_offset, pair_out, num_offsets):
-    # counting sort of the spiking inputs' pairs (``rows``: their indices) by offset: two passes
-    # over those pairs only
-    segment = np.zeros(num_offsets + 1, np.int64)
+def _count_pairs(rows, in_ptr, pair_offset, counts):
     for i in rows:
         for p in range(in_ptr[i], in_ptr[i + 1]):
-            segment[pair_offset[p] + 1] += 1
-    for o in range(num_offsets):
-        segment[o + 1] += segment[o]
-    fill = segment[:-1].copy()
-    gathered = np.empty((segment[-1], x.shape[1]), x.dtype)
-    out_rows = np.empty(segment[-1], pair_out.dtype)
+            counts[pair_offset[p]] += 1
+
+
+@numba.njit(**_OPTS)
+def _fill_pairs(x, rows, in_ptr, pair_offset, pair_out, fill, gathered, out_rows):
     for i in rows:
         for p in range(in_ptr[i], in_ptr[i + 1]):
             r = fill[pair_offset[p]]
@@ -129,49 +144,105 @@ def _gather_active_pairs(x, rows, in_ptr, pair_offset, pair_out, num_offsets):
             for c in range(x.shape[1]):
                 gathered[r, c] = x[i, c]
             out_rows[r] = pair_out[p]
+
+
+def _gather_active_pairs_body(x, rows, in_ptr, pair_offset, pair_out, num_offsets, parts):
+    # counting sort of the spiking inputs' pairs (``rows``: their indices, ascending) by offset.
+    # Within an offset, part t's pairs follow part t - 1's: the serial order.
+    counts = np.zeros((parts, num_offsets), np.int64)
+    for t in numba.prange(parts):
+        lo, hi = _part(rows.shape[0], t, parts)
+        _count_pairs(rows[lo:hi], in_ptr, pair_offset, counts[t])
+    segment = np.zeros(num_offsets + 1, np.int64)
+    start = np.empty((parts, num_offsets), np.int64)
+    for o in range(num_offsets):
+        r = segment[o]
+        for t in range(parts):
+            start[t, o] = r
+            r += counts[t, o]
+        segment[o + 1] = r
+    gathered = np.empty((segment[-1], x.shape[1]), x.dtype)
+    out_rows = np.empty(segment[-1], pair_out.dtype)
+    for t in numba.prange(parts):
+        lo, hi = _part(rows.shape[0], t, parts)
+        _fill_pairs(x, rows[lo:hi], in_ptr, pair_offset, pair_out, start[t], gathered, out_rows)
     return gathered, out_rows, segment
 
 
 @numba.njit(**_OPTS)
 def _segment_matmuls(gathered, w, segment, lo, hi, chunk, products):
-    # products[r] = gathered[r] @ w[o] for the rows r in [lo, hi), o the offset of r's segment
+    # products[r] = gathered[r] @ w[o], o the offset of r's segment, for the chunks of `chunk` rows
+    # (counted from each segment's start) that begin in [lo, hi): every split makes the same calls
     for o in range(segment.shape[0] - 1):
-        first, last = max(segment[o], lo), min(segment[o + 1], hi)
-        for r in range(first, last, chunk):
-            end = min(r + chunk, last)
-            np.dot(gathered[r:end], w[o], products[r:end])
+        for r in range(segment[o], segment[o + 1], chunk):
+            if lo <= r < hi:
+                end = min(r + chunk, segment[o + 1])
+                np.dot(gathered[r:end], w[o], products[r:end])
 
 
 @numba.njit(**_OPTS)
-def _finish_event_conv(gathered, out_rows, segment, w, chunk, products, first_row, num_out):
-    # the products from first_row on (those before are done), then their sum into the output rows
-    _segment_matmuls(gathered, w, segment, first_row, gathered.shape[0], chunk, products)
-    y = np.zeros((num_out, w.shape[2]), gathered.dtype)
-    _scatter_add_rows(y, out_rows, products)
+def _sum_into_rows(y, out_rows, products, lo, hi):
+    # y[q] = sum of the products whose output row is q, for the rows q in [lo, hi) (0 if none)
+    y[lo:hi] = 0
+    for r in range(out_rows.shape[0]):
+        q = out_rows[r]
+        if lo <= q < hi:
+            for c in range(y.shape[1]):
+                y[q, c] += products[r, c]
+
+
+def _event_products_body(gathered, out_rows, segment, w, chunk, num_out, parts):
+    # the GEMMs split by pairs, the sums by output rows
+    products = np.empty((gathered.shape[0], w.shape[2]), gathered.dtype)
+    for t in numba.prange(parts):
+        lo, hi = _part(gathered.shape[0], t, parts)
+        _segment_matmuls(gathered, w, segment, lo, hi, chunk, products)
+    y = np.empty((num_out, w.shape[2]), gathered.dtype)
+    for t in numba.prange(parts):
+        lo, hi = _part(num_out, t, parts)
+        _sum_into_rows(y, out_rows, products, lo, hi)
     return y
 
 
-@numba.njit(**_OPTS)
-def _event_conv(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk, num_out, max_active):
-    # the whole single-threaded forward in one call, row test included (at 10% spikes a call's
-    # fixed cost matters): (y, active, True), or (an empty y, active, False) when more than
-    # max_active rows spiked
+def _event_conv_body(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk, num_out, parts):
+    # the whole forward in one numba call, row test included (at 10% spikes a call's fixed cost
+    # matters)
     active = np.empty(x.shape[0], np.bool_)
-    if _nonzero_rows(bits, magnitude, active) > max_active:
-        return np.empty((0, w.shape[2]), x.dtype), active, False
+    for t in numba.prange(parts):
+        lo, hi = _part(x.shape[0], t, parts)
+        _nonzero_rows(bits[lo:hi], magnitude, active[lo:hi])
     gathered, out_rows, segment = _gather_active_pairs(x, np.flatnonzero(active), in_ptr, pair_offset, pair_out,
-                                                       w.shape[0])
-    products = np.empty((gathered.shape[0], w.shape[2]), x.dtype)
-    return _finish_event_conv(gathered, out_rows, segment, w, chunk, products, 0, num_out), active, True
+                                                       w.shape[0], parts)
+    return _event_products(gathered, out_rows, segment, w, chunk, num_out, parts)
+
+
+def _compiled(body, parallel: bool, **calls):
+    """``body`` compiled serial (one part: prange is a plain loop) or on numba's threads, with the
+    functions it calls by name replaced by ``calls`` (their parallel variants). Each variant is a
+    renamed copy of the function: numba's disk cache names compiled code by function name, and
+    would hand one variant's code to the other."""
+    name = body.__name__.replace("_body", "_parallel" if parallel else "")
+    twin = types.FunctionType(body.__code__, {**body.__globals__, **calls}, name)
+    twin.__qualname__ = name
+    return numba.njit(parallel=parallel, **_OPTS)(twin)
+
+
+_gather_active_pairs = _compiled(_gather_active_pairs_body, parallel=False)
+_event_products = _compiled(_event_products_body, parallel=False)
+_event_conv = _compiled(_event_conv_body, parallel=False)
+_gather_active_pairs_parallel = _compiled(_gather_active_pairs_body, parallel=True)
+_event_products_parallel = _compiled(_event_products_body, parallel=True)
+_event_conv_parallel = _compiled(_event_conv_body, parallel=True, _gather_active_pairs=_gather_active_pairs_parallel,
+                                 _event_products=_event_products_parallel)
 
 
 #: OpenBLAS runs a GEMM of at most this many multiply-adds (m n k) on the calling thread only
 #: (SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c); larger ones wake its
 #: own thread pool, which measured ~3x slower here next to torch's threads.
 _OPENBLAS_SINGLE_THREAD_MACS = 65536 * 4
-#: below this many multiply-adds the hand-off to a second thread (0.1-0.3 ms on the 2-core VM,
-#: whose idle virtual CPUs sleep) costs more than it saves
-_EVENT_PARALLEL_MIN_MACS = 1 << 25
+#: below this many multiply-adds (over all pairs) a layer runs on one thread: each of the ~4
+#: parallel steps costs a ~4 us hand-off
+_EVENT_PARALLEL_MIN_MACS = 1 << 20
 #: below this many rows per GEMM call the call overhead dominates: leave such layers to torch
 _EVENT_GEMM_MIN_ROWS = 16
 
@@ -182,22 +253,24 @@ def event_gemm_chunk(cin: int, cout: int) -> int:
     return chunk if chunk >= _EVENT_GEMM_MIN_ROWS else 0
 
 
-def event_conv_if_sparse(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
-                         pair_out: torch.Tensor, num_out: int, threads: int,
-                         max_active: int) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """:func:`event_conv_forward` if at most ``max_active`` rows of ``x`` spiked: ``(y, active)``;
-    else ``(None, active)``, the row test for the caller's other path. A single-threaded layer
-    does the test and the forward in one numba call."""
+@contextmanager
+def _event_parts(pairs: int, w: np.ndarray, threads: int) -> Iterator[int]:
+    """Parts to split an event-driven layer of ``pairs`` pairs into: 1 below
+    ``_EVENT_PARALLEL_MIN_MACS``, else as :func:`~neuroflow.parallel.numba_parallel` allows."""
+    with numba_parallel(threads if pairs * w.shape[1] * w.shape[2] >= _EVENT_PARALLEL_MIN_MACS else 1) as parts:
+        yield parts
+
+
+def event_conv(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
+               pair_out: torch.Tensor, num_out: int, threads: int) -> torch.Tensor:
+    """:func:`event_conv_forward` with the row test (which rows of ``x`` spiked) in the same numba
+    call: ``y [num_out, Cout]``."""
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    if threads < 2 or pair_out.shape[0] * w_np.shape[1] * w_np.shape[2] < _EVENT_PARALLEL_MIN_MACS:
-        y, active, done = _event_conv(x_np, *_row_bits(x_np), w_np, in_ptr.numpy(), pair_offset.numpy(),
-                                      pair_out.numpy(), event_gemm_chunk(w_np.shape[1], w_np.shape[2]), num_out,
-                                      max_active)
-        return (torch.from_numpy(y) if done else None), torch.from_numpy(active)
-    active, count = spiking_rows(x)
-    if count > max_active:
-        return None, active
-    return event_conv_forward(x, w, active, in_ptr, pair_offset, pair_out, num_out, threads), active
+    with _event_parts(pair_out.shape[0], w_np, threads) as parts:
+        y = (_event_conv_parallel if parts > 1 else _event_conv)(
+            x_np, *_row_bits(x_np), w_np, in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy(),
+            event_gemm_chunk(w_np.shape[1], w_np.shape[2]), num_out, parts)
+    return torch.from_numpy(y)
 
 
 def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, in_ptr: torch.Tensor,
@@ -209,12 +282,11 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, i
     [N + 1]``, ``pair_offset``, ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
     of one CPU float dtype with ``event_gemm_chunk(Cin, Cout) > 0``.
 
-    One numba pass gathers the spiking inputs' pairs' input rows offset by offset; GEMMs (OpenBLAS
-    called from numba, in single-threaded chunks) multiply each offset's rows by ``w[o]``, split
-    over ``threads`` plain threads when the work is large; one thread scatter-adds the products, so
-    the result does not depend on ``threads``. Every step but the output's zeroing is proportional
-    to the spiking inputs' pairs. (:func:`event_conv_if_sparse` adds the row test, in the same
-    numba call for single-threaded layers.)
+    Numba loops gather the spiking inputs' pairs' input rows offset by offset; GEMMs (OpenBLAS
+    called from numba, in single-threaded chunks) multiply each offset's rows by ``w[o]``; the
+    products are summed into the output rows. Every step but the output's zeroing is proportional
+    to the spiking inputs' pairs, and each splits over up to ``threads`` of numba's threads when
+    the layer is large enough, with the same result (:func:`event_conv` adds the row test).
 
     Returns ``y``, or with ``keep_layout`` ``(y, layout)``: the gathered rows, their output rows and
     per-offset segments, which :func:`event_weight_grad` takes.
@@ -223,17 +295,12 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, i
     w_np = w.detach().contiguous().numpy()
     pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
-    gathered, out_rows, segment = _gather_active_pairs(x_np, np.flatnonzero(active.numpy()), *pairs, w_np.shape[0])
-    products = np.empty((gathered.shape[0], w_np.shape[2]), x_np.dtype)
-    rows, done = gathered.shape[0], 0
-    if threads > 1 and rows * w_np.shape[1] * w_np.shape[2] >= _EVENT_PARALLEL_MIN_MACS:  # enough spiked
-        bounds = [rows * t // threads for t in range(threads + 1)]
-        run_concurrently([
-            (lambda lo=lo, hi=hi: _segment_matmuls(gathered, w_np, segment, lo, hi, chunk, products))
-            for lo, hi in zip(bounds[:-1], bounds[1:])
-        ])
-        done = rows
-    y = torch.from_numpy(_finish_event_conv(gathered, out_rows, segment, w_np, chunk, products, done, num_out))
+    rows = np.flatnonzero(active.numpy())
+    with _event_parts(pair_out.shape[0], w_np, threads) as parts:
+        gather, products = ((_gather_active_pairs_parallel, _event_products_parallel) if parts > 1
+                            else (_gather_active_pairs, _event_products))
+        gathered, out_rows, segment = gather(x_np, rows, *pairs, w_np.shape[0], parts)
+        y = torch.from_numpy(products(gathered, out_rows, segment, w_np, chunk, num_out, parts))
     return (y, (gathered, out_rows, segment)) if keep_layout else y
 
 

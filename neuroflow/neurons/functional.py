@@ -6,15 +6,13 @@ reference (any dtype and device); both give identical spikes and gradients withi
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 import torch
 
 from neuroflow.errors import InvalidArgumentError
 from neuroflow.neurons import cpu_kernels
 from neuroflow.neurons.dynamics import Dynamics, initial_state, multistep_reference, validate_input
+from neuroflow.parallel import numba_parallel
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -79,33 +77,14 @@ def _column_bounds(steps: int, m: int) -> np.ndarray:
     return np.array([*range(0, m, per), m], dtype=np.int64)
 
 
-#: the process that first ran the parallel kernels
-_parallel_pid: int | None = None
-_parallel_lock = threading.Lock()
-
-
-def _may_run_parallel() -> bool:
-    """False in a process forked from one that ran the parallel kernels: GNU OpenMP is not fork-safe
-    (numba aborts such a child's first parallel region), so a forked child (a data-loader worker,
-    a fork-based pool) runs the kernels on its own thread."""
-    global _parallel_pid
-    if _parallel_pid is None:
-        _parallel_pid = os.getpid()
-    return _parallel_pid == os.getpid()
-
-
 def _run_columns(serial, parallel, bounds: np.ndarray, arrays: tuple, rest: tuple) -> None:
     """``serial(*arrays, lo, hi, *rest)`` over one column range, or ``parallel(*arrays, bounds,
     *rest)`` over several (numba's OpenMP threads; see :mod:`~neuroflow.neurons.cpu_kernels`)."""
-    # one parallel launch at a time: numba's fallback threading layer (workqueue, where OpenMP and
-    # TBB are missing) aborts on concurrent launches; a second caller runs on its own thread
-    if bounds.shape[0] > 2 and _may_run_parallel() and _parallel_lock.acquire(blocking=False):
-        try:
+    with numba_parallel(bounds.shape[0] - 1) as parts:
+        if parts > 1:
             parallel(*arrays, bounds, *rest)
-        finally:
-            _parallel_lock.release()
-    else:
-        serial(*arrays, bounds[0], bounds[-1], *rest)
+        else:
+            serial(*arrays, bounds[0], bounds[-1], *rest)
 
 
 def _kernel_scalars(dyn: Dynamics, w: torch.Tensor | None):
