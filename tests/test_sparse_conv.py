@@ -175,9 +175,10 @@ def test_event_kernels_split_into_parts_equal_one_part(parts):
     w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(19)) * 0.1).numpy()
     pairs = build_kernel_map(coords, (9, 9, 9), 2, 3).by_input
     arrays = (pairs.ptr.numpy(), pairs.offset.numpy(), pairs.out_idx.numpy())
-    common = (x, *kernels._row_bits(x), w, *arrays, 16, 300)
-    y1 = kernels._event_conv(*common, 1)
-    assert (kernels._event_conv_parallel(*common, parts) == y1).all()
+    common = (x, *kernels._row_bits(x), w, *arrays, 16, 300, 300)
+    y1, active1, done1 = kernels._event_conv(*common, 1)
+    y2, active2, done2 = kernels._event_conv_parallel(*common, parts)
+    assert done1 and done2 and (active1 == active2).all() and (y1 == y2).all()
     rows = (x != 0).any(1).nonzero()[0]
     assert 0 < rows.shape[0] < 300
     layout1 = kernels._gather_active_pairs(x, rows, *arrays, 27, 1)

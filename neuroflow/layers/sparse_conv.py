@@ -29,9 +29,10 @@ with the number of spiking voxels, not of active sites. On the CPU, for up to ``
 gather the spiking inputs' pairs offset by offset, GEMM, sum into the output rows, every step
 scaling with the spikes and split over numba's threads; against the non-skipping path at 100%,
 8,192 voxels 32 -> 32, measured 5.4x faster at 10% of the voxels spiking, 2.5x at 50%, 1.5x at
-100%). In training it takes the event kernel while at most 50% of the voxels spiked, keeping the
-gathered rows for ``grad_W`` (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`),
-else the batched path restricted to the spiking inputs (see :data:`_EVENT_MAX_DENSITY_TRAINING`).
+100%), except where the batched path restricted to the spiking inputs is faster (see
+:data:`_EVENT_MAX_DENSITY`): in training above 50% spiking voxels, and on one thread above 60%.
+In training the event kernel keeps the gathered rows for ``grad_W``
+(:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
 does (1.4-1.6x at 10%; 2.0-2.8x when the input needs no gradient, as in a first layer). The
@@ -100,29 +101,34 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
             and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
 
 
-# In training, above this share of spiking voxels the batched path (restricted to the spiking voxels)
-# is about as fast as the event kernels or faster: its grad_W reuses the forward's layout, where
-# the event path's grad_W GEMMs are small. Measured, fwd+bwd, event / batched, surface voxels
-# 16 -> 16: 28.0 / 29.0 ms at 50%, 31.8 / 28.8 at 60%. Inference always takes the event kernel:
-# with its steps split over numba's threads it measured faster at every density, 100% included
-# (8,192 random voxels 32 -> 32: 0.80 / 1.19 ms at 100%, 0.77 / 1.20 at 90%; E-3DSNN-T on 8 real
-# ModelNet40 clouds, ~97% of the voxels spiking: 357 ms against 478 for the batched path and 410
-# for the non-skipping model).
-_EVENT_MAX_DENSITY_TRAINING = 0.5
+# Above these shares of spiking voxels the batched path (restricted to the spiking voxels) is about
+# as fast as the event kernels or faster. Training: its grad_W reuses the forward's layout, where the
+# event path's grad_W GEMMs are small (fwd+bwd, event / batched, surface voxels 16 -> 16: 28.0 /
+# 29.0 ms at 50%, 31.8 / 28.8 at 60%). Inference on one thread: the batched path's GEMMs are
+# faster (8,192 random voxels 32 -> 32: 1.07 / 1.18 ms at 50%, 1.35 / 1.35 at 70%, 1.85 / 1.35 at
+# 100%). Inference with the event kernel's steps split over numba's threads has no limit: it
+# measured faster at every density (2 threads: 0.65 / 1.09 ms at 50%, 1.07 / 1.54 at 100%;
+# E-3DSNN-T on 8 real ModelNet40 clouds, ~97% of the voxels spiking: 357 ms against 478 for the
+# batched path and 410 for the non-skipping model).
+_EVENT_MAX_DENSITY = {"training": 0.5, "inference_one_thread": 0.6}
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
-    """The event kernels (their work follows the spikes), in training while at most 50% of the
-    voxels spiked (keeping the gathered rows for ``grad_W``), else the batched path skipping the
-    silent voxels."""
+    """The event kernels (their work follows the spikes) while few enough voxels spiked (see
+    :data:`_EVENT_MAX_DENSITY`; in training they keep the gathered rows for ``grad_W``), else the
+    batched path skipping the silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
-    if not needs_grad:
+    if needs_grad:
+        active, count = spiking_rows(x)
+        if count <= _EVENT_MAX_DENSITY["training"] * x.shape[0]:
+            return _EventSparseConv.apply(x, w, kmap, active)
+    else:
         pairs = kmap.by_input
-        return event_conv(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads())
-    active, count = spiking_rows(x)
-    if count <= _EVENT_MAX_DENSITY_TRAINING * x.shape[0]:
-        return _EventSparseConv.apply(x, w, kmap, active)
+        y, active = event_conv(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads(),
+                               int(_EVENT_MAX_DENSITY["inference_one_thread"] * x.shape[0]))
+        if y is not None:
+            return y
     return _BatchedSparseConv.apply(x, w, kmap, active)
 
 

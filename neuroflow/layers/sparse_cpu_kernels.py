@@ -204,16 +204,20 @@ def _event_products_body(gathered, out_rows, segment, w, chunk, num_out, parts):
     return y
 
 
-def _event_conv_body(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk, num_out, parts):
+def _event_conv_body(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk, num_out, max_active, parts):
     # the whole forward in one numba call, row test included (at 10% spikes a call's fixed cost
-    # matters)
+    # matters): (y, active, True), or (an empty y, active, False) when more than max_active rows
+    # spiked
     active = np.empty(x.shape[0], np.bool_)
+    counts = np.zeros(parts, np.int64)
     for t in numba.prange(parts):
         lo, hi = _part(x.shape[0], t, parts)
-        _nonzero_rows(bits[lo:hi], magnitude, active[lo:hi])
+        counts[t] = _nonzero_rows(bits[lo:hi], magnitude, active[lo:hi])
+    if counts.sum() > max_active:
+        return np.empty((0, w.shape[2]), x.dtype), active, False
     gathered, out_rows, segment = _gather_active_pairs(x, np.flatnonzero(active), in_ptr, pair_offset, pair_out,
                                                        w.shape[0], parts)
-    return _event_products(gathered, out_rows, segment, w, chunk, num_out, parts)
+    return _event_products(gathered, out_rows, segment, w, chunk, num_out, parts), active, True
 
 
 def _compiled(body, parallel: bool, **calls):
@@ -262,15 +266,19 @@ def _event_parts(pairs: int, w: np.ndarray, threads: int) -> Iterator[int]:
 
 
 def event_conv(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
-               pair_out: torch.Tensor, num_out: int, threads: int) -> torch.Tensor:
+               pair_out: torch.Tensor, num_out: int, threads: int,
+               max_active_one_thread: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """:func:`event_conv_forward` with the row test (which rows of ``x`` spiked) in the same numba
-    call: ``y [num_out, Cout]``."""
+    call: ``(y [num_out, Cout], active [N])``. When the layer runs on one thread and more than
+    ``max_active_one_thread`` rows spiked, ``(None, active)`` instead: the row test for the
+    caller's other path."""
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
     with _event_parts(pair_out.shape[0], w_np, threads) as parts:
-        y = (_event_conv_parallel if parts > 1 else _event_conv)(
+        y, active, done = (_event_conv_parallel if parts > 1 else _event_conv)(
             x_np, *_row_bits(x_np), w_np, in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy(),
-            event_gemm_chunk(w_np.shape[1], w_np.shape[2]), num_out, parts)
-    return torch.from_numpy(y)
+            event_gemm_chunk(w_np.shape[1], w_np.shape[2]), num_out,
+            x_np.shape[0] if parts > 1 else max_active_one_thread, parts)
+    return (torch.from_numpy(y) if done else None), torch.from_numpy(active)
 
 
 def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, in_ptr: torch.Tensor,
