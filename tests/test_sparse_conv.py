@@ -74,8 +74,8 @@ CASES = [  # (kernel, stride, submanifold, grid)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_sparse_conv_equals_dense_conv3d(kernel, stride, submanifold, shape, backend, event_driven, threads,
                                          monkeypatch):
-    if threads > 1:  # run the two halves of each pass on two threads even at this small size
-        monkeypatch.setattr(importlib.import_module("neuroflow.layers.sparse_conv"), "_PARALLEL_MIN_MACS", 0)
+    if threads > 1:  # split the event kernels over numba's threads even at this small size
+        monkeypatch.setattr(importlib.import_module("neuroflow.layers.sparse_cpu_kernels"), "_EVENT_PARALLEL_MIN_MACS", 0)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -30,7 +30,7 @@ from functools import cached_property
 import torch
 
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse_cpu_kernels import padded_layout, strided_found, submanifold_found
+from neuroflow.layers.sparse_cpu_kernels import pairs_by_input, padded_layout, strided_found, submanifold_found
 
 @dataclass(frozen=True)
 class KernelMap:
@@ -81,12 +81,11 @@ class KernelMap:
     def by_input(self) -> "PairsByInput":
         """The pairs ordered by input voxel (then offset), for work that visits spiking inputs only.
         Offsets and output rows are stored as int32 (half the memory traffic of int64)."""
-        order = torch.argsort(self.in_idx, stable=True)
-        counts = self.offset_ptr.diff()
-        offset = torch.repeat_interleave(torch.arange(self.kernel_volume, device=counts.device), counts)
-        ptr = torch.zeros(self.num_in + 1, dtype=torch.int64, device=self.in_idx.device)
-        ptr[1:] = torch.cumsum(self.fan_out(), 0)
-        return PairsByInput(ptr=ptr, offset=offset[order].to(torch.int32), out_idx=self.out_idx[order].to(torch.int32))
+        return PairsByInput(*pairs_by_input(self.in_idx, self.out_idx, self.offset_ptr, self.num_in))
+
+    def has_pairs_by_input(self) -> bool:
+        """Whether :attr:`by_input` has been built (it is cached on first use)."""
+        return "by_input" in self.__dict__
 
     def fan_out(self) -> torch.Tensor:
         """``[N]`` number of (offset, output) pairs each input voxel feeds."""

@@ -14,9 +14,11 @@ Backends:
   per block (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
   Forward and backward are hand-written (the backward reuses the layout and the gathered inputs:
   ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a call
-  costs ~10-20 tensor operations whatever the kernel size. The operations run single-threaded, the
-  two independent halves of each pass (centre / other offsets; ``grad_x`` / ``grad_W``) on two
-  plain threads when torch has more than one (see :func:`_plain_threads`). Fully fused numba
+  costs ~10-20 tensor operations whatever the kernel size, each on torch's intra-op threads.
+  (Running them single-threaded, with the independent halves of each pass on two plain threads,
+  measured 1.5x slower for an E-3DSNN-T training step on 4 real ModelNet40 clouds on the 2-core
+  VM: 328 against 213 ms; switching torch's thread count on every call and a plain thread
+  competing with torch's spinning workers cost more than they saved.) Fully fused numba
   gather-matmul-scatter kernels (one axpy per pair and input channel) measured 2-5x slower here
   than the BLAS matmuls at 32 channels, so only the scatter and the layout are numba loops.
 * ``"torch"``: the reference, one gather / matmul / ``index_add`` per offset, autograd backward
@@ -25,14 +27,12 @@ Backends:
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
 with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
 with the number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout =
-16,384``, the forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`:
-gather the spiking inputs' pairs offset by offset, GEMM, sum into the output rows, every step
-scaling with the spikes and split over numba's threads; against the non-skipping path at 100%,
-8,192 voxels 32 -> 32, measured 5.4x faster at 10% of the voxels spiking, 2.5x at 50%, 1.5x at
-100%), except where the batched path restricted to the spiking inputs is faster (see
-:data:`_EVENT_MAX_DENSITY`): in training above 50% spiking voxels, and on one thread above 60%.
-In training the event kernel keeps the gathered rows for ``grad_W``
-(:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`).
+16,384`` and while at most 60% of the voxels spiked (40% in training), the forward is the event
+kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: gather the spiking inputs' pairs
+offset by offset, GEMM, sum into the output rows, every step scaling with the spikes and split over
+numba's threads); in training it keeps the gathered rows for ``grad_W``
+(:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the batched path
+restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
 does (1.4-1.6x at 10%; 2.0-2.8x when the input needs no gradient, as in a first layer). The
@@ -40,9 +40,6 @@ result equals the non-skipping path.
 """
 
 from __future__ import annotations
-
-from contextlib import contextmanager
-from typing import Callable
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -53,7 +50,6 @@ from neuroflow.layers.sparse_cpu_kernels import (
     event_conv, event_conv_forward, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
     spiking_rows,
 )
-from neuroflow.parallel import run_concurrently
 
 BACKENDS = ("auto", "batched", "torch")
 
@@ -101,35 +97,40 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
             and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
 
 
-# Above these shares of spiking voxels the batched path (restricted to the spiking voxels) is about
-# as fast as the event kernels or faster. Training: its grad_W reuses the forward's layout, where the
-# event path's grad_W GEMMs are small (fwd+bwd, event / batched, surface voxels 16 -> 16: 28.0 /
-# 29.0 ms at 50%, 31.8 / 28.8 at 60%). Inference on one thread: the batched path's GEMMs are
-# faster (8,192 random voxels 32 -> 32: 1.07 / 1.18 ms at 50%, 1.35 / 1.35 at 70%, 1.85 / 1.35 at
-# 100%). Inference with the event kernel's steps split over numba's threads has no limit: it
-# measured faster at every density (2 threads: 0.65 / 1.09 ms at 50%, 1.07 / 1.54 at 100%;
-# E-3DSNN-T on 8 real ModelNet40 clouds, ~97% of the voxels spiking: 357 ms against 478 for the
-# batched path and 410 for the non-skipping model).
-_EVENT_MAX_DENSITY = {"training": 0.5, "inference_one_thread": 0.6}
+# Above these shares of spiking voxels the batched path (restricted to the spiking voxels, its
+# operations on torch's threads) is about as fast as the event kernels or faster. Measured on the
+# 2-core VM, 8,192 random voxels 32 -> 32, event / batched: inference, 2 threads, 0.24 / 0.48 ms
+# at 10%, 0.52 / 0.66 at 50%, 0.66 / 0.64 at 70%, 0.82 / 0.61 at 100% (1 thread: 0.68 / 0.79 at
+# 50%, 0.86 / 0.77 at 70%); training (fwd+bwd, where the batched grad_W reuses the forward's
+# layout), 2 threads: 2.34 / 2.57 ms at 30%, 2.90 / 2.57 at 50%.
+_EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
-    """The event kernels (their work follows the spikes) while few enough voxels spiked (see
-    :data:`_EVENT_MAX_DENSITY`; in training they keep the gathered rows for ``grad_W``), else the
-    batched path skipping the silent voxels."""
+    """The event kernels (their work follows the spikes) while at most 60% of the voxels spiked
+    (40% in training, where they keep the gathered rows for ``grad_W``), else the batched path
+    skipping the silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
-    if needs_grad:
-        active, count = spiking_rows(x)
-        if count <= _EVENT_MAX_DENSITY["training"] * x.shape[0]:
-            return _EventSparseConv.apply(x, w, kmap, active)
-    else:
+    limit = int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
+    if not needs_grad and kmap.has_pairs_by_input():
+        # the row test and the forward in one numba call (~50 us less at 10% spiking voxels)
         pairs = kmap.by_input
         y, active = event_conv(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads(),
-                               int(_EVENT_MAX_DENSITY["inference_one_thread"] * x.shape[0]))
+                               limit)
         if y is not None:
             return y
-    return _BatchedSparseConv.apply(x, w, kmap, active)
+        return _BatchedSparseConv.apply(x, w, kmap, active)
+    # the row test first: the pairs in input order are built for a layer that takes the event
+    # kernel only (~1 ms for 116,160 pairs, wasted on a layer that falls back)
+    active, count = spiking_rows(x)
+    if count > limit:
+        return _BatchedSparseConv.apply(x, w, kmap, active)
+    pairs = kmap.by_input
+    if needs_grad:
+        return _EventSparseConv.apply(x, w, kmap, active)
+    return event_conv_forward(x, w, active, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
+                              torch.get_num_threads())
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
@@ -157,45 +158,6 @@ def _blocks(gathered: torch.Tensor, pairs: GroupedPairs):
     gathered [R, C] as [G_b, P_b, C])``."""
     for offsets, entries, shape in pairs.split():
         yield offsets, entries, gathered[entries].view(*shape, gathered.shape[1])
-
-
-# Below this many multiply-adds the hand-off to a second thread costs more than it saves (0.1-0.3
-# ms on the 2-core VM, whose idle virtual CPUs sleep). Measured there: 8,192 voxels 32 -> 32
-# (23 M) fwd+bwd 10-20% faster on two threads; an E-3DSNN step on small clouds (convolutions of
-# < 1 M) ~6% faster without the hand-offs.
-_PARALLEL_MIN_MACS = 1 << 23
-
-
-@contextmanager
-def _plain_threads():
-    """Run the enclosed tensor operations single-threaded, yielding the caller's thread count.
-
-    Why: at these sizes (thousands of voxels x tens of channels) every intra-op parallel region
-    costs more than it saves, and on a loaded machine far more (measured on the shared 2-core VM:
-    each op took >= 8 ms at 2 threads against 0.05-0.5 ms at 1). Parallelism comes instead from
-    running independent parts on plain threads (:func:`_both`) when the work is large.
-    torch's thread count is process-wide, so other threads briefly see 1 too.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield 1
-        return
-    torch.set_num_threads(1)
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _both(first: Callable[[], None] | None, second: Callable[[], None] | None, threads: int, macs: int) -> None:
-    """Run two independent parts (``None``: a part not needed), on two threads when ``threads > 1``,
-    both are needed and they are worth ``macs`` multiply-adds or more (tensor ops release the GIL)."""
-    if first is not None and second is not None and threads > 1 and macs >= _PARALLEL_MIN_MACS:
-        run_concurrently([first, second])
-        return
-    for part in (first, second):
-        if part is not None:
-            part()
 
 
 #: products narrower than this many columns are computed transposed (see :func:`_offset_products`)
@@ -252,19 +214,13 @@ class _EventSparseConv(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y):
         (w,) = ctx.saved_tensors
-        out = {"x": None, "w": None}
-        with _plain_threads() as threads:
-            def input_grad():
-                g_rows = _with_zero_row(grad_y).index_select(0, ctx.kmap.grouped.out_idx)
-                out["x"] = _input_grad(grad_y, g_rows, w, ctx.kmap)
-
-            def weight_grad():
-                out["w"] = event_weight_grad(ctx.layout, grad_y, w.shape)
-
-            _both(input_grad if ctx.needs_input_grad[0] else None,
-                  weight_grad if ctx.needs_input_grad[1] else None, threads,
-                  ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
-        return out["x"], out["w"], None, None
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            g_rows = _with_zero_row(grad_y).index_select(0, ctx.kmap.grouped.out_idx)
+            grad_x = _input_grad(grad_y, g_rows, w, ctx.kmap)
+        if ctx.needs_input_grad[1]:
+            grad_w = event_weight_grad(ctx.layout, grad_y, w.shape)
+        return grad_x, grad_w, None, None
 
 
 # Above this share of spiking voxels the batched path uses the map's cached layout of all pairs
@@ -278,36 +234,25 @@ class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None):
         """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel)."""
-        with _plain_threads() as threads:
-            n_active = int(active.sum()) if active is not None else x.shape[0]
-            # most voxels spiked: the map's cached layout (a silent row adds zeros) costs less than
-            # laying out the spiking ones' pairs anew; the centre offset is worth gathering only
-            # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)
-            dense = n_active >= _RELAYOUT_MAX_DENSITY * x.shape[0]
-            pairs = kmap.grouped if dense else group_pairs(kmap, active)
-            centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
-            c = kmap.center
-            # one spare output row takes the padding entries' products (never read, so not zeroed)
-            dense_centre = c >= 0 and centre_rows is None
-            y = (x.new_empty if dense_centre else x.new_zeros)((kmap.num_out + 1, w.shape[2]))
-            parts = {}
-
-            def centre():
-                if dense_centre:
-                    torch.mm(x, w[c], out=y[:-1])
-                elif c >= 0:
-                    scatter_add_rows(y, centre_rows, x.index_select(0, centre_rows) @ w[c])
-
-            def others():
-                parts["gathered"] = x.index_select(0, pairs.in_idx)
-                parts["products"] = [(entries, _offset_products(rows, w.index_select(0, offsets)))
-                                     for offsets, entries, rows in _blocks(parts["gathered"], pairs)]
-
-            macs = (pairs.in_idx.numel() + n_active) * w.shape[1] * w.shape[2]
-            _both(centre, others, threads, macs)
-            for entries, products in parts["products"]:
-                scatter_add_rows(y, pairs.out_idx[entries], products)
-        ctx.save_for_backward(x, w, centre_rows, parts["gathered"])
+        n_active = int(active.sum()) if active is not None else x.shape[0]
+        # most voxels spiked: the map's cached layout (a silent row adds zeros) costs less than
+        # laying out the spiking ones' pairs anew; the centre offset is worth gathering only
+        # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)
+        dense = n_active >= _RELAYOUT_MAX_DENSITY * x.shape[0]
+        pairs = kmap.grouped if dense else group_pairs(kmap, active)
+        centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
+        c = kmap.center
+        # one spare output row takes the padding entries' products (never read, so not zeroed)
+        dense_centre = c >= 0 and centre_rows is None
+        y = (x.new_empty if dense_centre else x.new_zeros)((kmap.num_out + 1, w.shape[2]))
+        if dense_centre:
+            torch.mm(x, w[c], out=y[:-1])
+        elif c >= 0:
+            scatter_add_rows(y, centre_rows, x.index_select(0, centre_rows) @ w[c])
+        gathered = x.index_select(0, pairs.in_idx)
+        for offsets, entries, rows in _blocks(gathered, pairs):
+            scatter_add_rows(y, pairs.out_idx[entries], _offset_products(rows, w.index_select(0, offsets)))
+        ctx.save_for_backward(x, w, centre_rows, gathered)
         ctx.kmap, ctx.pairs = kmap, pairs
         return y[:-1]
 
@@ -317,33 +262,23 @@ class _BatchedSparseConv(torch.autograd.Function):
         x, w, centre_rows, gathered = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         c = kmap.center
-        out = {"x": None, "w": None}
-        with _plain_threads() as threads:
-            g = _with_zero_row(grad_y)
-            # both parts gather g at the same pairs when the forward used the map's full layout:
-            # gather once
-            pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
-            shared = g.index_select(0, pairs.out_idx) if pairs is kmap.grouped else None
-
-            def input_grad():
-                g_rows = shared if shared is not None else g.index_select(0, kmap.grouped.out_idx)
-                out["x"] = _input_grad(grad_y, g_rows, w, kmap)
-
-            def weight_grad():
-                grad_w = w.new_zeros(w.shape)
-                g_rows = shared if shared is not None else g.index_select(0, pairs.out_idx)
-                for (offsets, _, x_b), (_, _, g_b) in zip(_blocks(gathered, pairs), _blocks(g_rows, pairs)):
-                    grad_w.index_copy_(0, offsets, torch.bmm(x_b.transpose(1, 2), g_b))
-                if c >= 0:
-                    rows = centre_rows
-                    grad_w[c] = (x.t() @ grad_y if rows is None
-                                 else x.index_select(0, rows).t() @ grad_y.index_select(0, rows))
-                out["w"] = grad_w
-
-            _both(input_grad if ctx.needs_input_grad[0] else None,
-                  weight_grad if ctx.needs_input_grad[1] else None, threads,
-                  ctx.kmap.num_pairs * w.shape[1] * w.shape[2])
-        return out["x"], out["w"], None, None
+        grad_x = grad_w = None
+        g = _with_zero_row(grad_y)
+        pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
+        # both gradients gather g at the same pairs when the forward used the map's full layout
+        shared = g.index_select(0, pairs.out_idx) if pairs is kmap.grouped else None
+        if ctx.needs_input_grad[0]:
+            g_rows = shared if shared is not None else g.index_select(0, kmap.grouped.out_idx)
+            grad_x = _input_grad(grad_y, g_rows, w, kmap)
+        if ctx.needs_input_grad[1]:
+            grad_w = w.new_zeros(w.shape)
+            g_rows = shared if shared is not None else g.index_select(0, pairs.out_idx)
+            for (offsets, _, x_b), (_, _, g_b) in zip(_blocks(gathered, pairs), _blocks(g_rows, pairs)):
+                grad_w.index_copy_(0, offsets, torch.bmm(x_b.transpose(1, 2), g_b))
+            if c >= 0:
+                grad_w[c] = (x.t() @ grad_y if centre_rows is None
+                             else x.index_select(0, centre_rows).t() @ grad_y.index_select(0, centre_rows))
+        return grad_x, grad_w, None, None
 
 
 # --- per-sample pooling ------------------------------------------------------------------------------
