@@ -35,7 +35,7 @@ numba's threads); in training it keeps the gathered rows for ``grad_W``
 restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
-does (1.4-1.6x at 10%; 2.0-2.8x when the input needs no gradient, as in a first layer). The
+does (1.3-1.4x at 10%; 1.8-1.9x when the input needs no gradient, as in a first layer). The
 result equals the non-skipping path.
 """
 
