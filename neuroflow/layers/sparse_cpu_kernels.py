@@ -218,23 +218,25 @@ def _event_conv_body(x, bits, magnitude, w, in_ptr, pair_offset, pair_out, chunk
     return _event_products(gathered, out_rows, segment, w, chunk, num_out, parts), active, True
 
 
-def _compiled(body, parallel: bool, **calls):
-    """``body`` compiled serial (one part: prange is a plain loop) or on numba's threads, with the
-    functions it calls by name replaced by ``calls`` (their parallel variants). Each variant is a
-    renamed copy of the function: numba's disk cache names compiled code by function name, and
-    would hand one variant's code to the other."""
-    name = body.__name__.replace("_body", "_parallel" if parallel else "")
+def _compiled(body, name: str, parallel: bool = False, **calls):
+    """``body`` compiled as ``name``: serial (one part: prange is a plain loop) or, with
+    ``parallel``, its prange loops on numba's threads; the functions it calls by name are replaced
+    by ``calls`` (their parallel variants). Each variant is a renamed copy of the function:
+    numba's disk cache names compiled code by function name, and would hand one variant's code to
+    the other."""
     twin = types.FunctionType(body.__code__, {**body.__globals__, **calls}, name)
     twin.__qualname__ = name
     return numba.njit(parallel=parallel, **_OPTS)(twin)
 
 
-_gather_active_pairs = _compiled(_gather_active_pairs_body, parallel=False)
-_event_products = _compiled(_event_products_body, parallel=False)
-_event_conv = _compiled(_event_conv_body, parallel=False)
-_gather_active_pairs_parallel = _compiled(_gather_active_pairs_body, parallel=True)
-_event_products_parallel = _compiled(_event_products_body, parallel=True)
-_event_conv_parallel = _compiled(_event_conv_body, parallel=True, _gather_active_pairs=_gather_active_pairs_parallel,
+_gather_active_pairs = _compiled(_gather_active_pairs_body, "_gather_active_pairs")
+_event_products = _compiled(_event_products_body, "_event_products")
+_event_conv = _compiled(_event_conv_body, "_event_conv")
+_gather_active_pairs_parallel = _compiled(_gather_active_pairs_body, "_gather_active_pairs_parallel", parallel=True)
+_event_products_parallel = _compiled(_event_products_body, "_event_products_parallel", parallel=True)
+# its own row test runs on the calling thread (see _event_conv_body): only its callees are parallel
+_event_conv_parallel = _compiled(_event_conv_body, "_event_conv_parallel",
+                                 _gather_active_pairs=_gather_active_pairs_parallel,
                                  _event_products=_event_products_parallel)
 
 
@@ -364,8 +366,8 @@ def pairs_by_input(in_idx: torch.Tensor, out_idx: torch.Tensor, offset_ptr: torc
     """``(ptr [N + 1] int64, offset [P] int32, out_idx [P] int32)``: the pairs of a kernel map
     (``in_idx``, ``out_idx`` grouped by offset, ``offset_ptr [K + 1]``) ordered by input voxel,
     then offset; input ``i``'s pairs are ``ptr[i]:ptr[i + 1]``. A counting sort, O(P): measured
-    3.5x faster than a stable ``argsort`` of ``in_idx`` (116,160 pairs: 0.94 against 3.3 ms). Computed on the CPU, returned on
-    ``in_idx``'s device."""
+    3.5x faster than a stable ``argsort`` of ``in_idx`` (116,160 pairs: 0.94 against 3.3 ms).
+    Computed on the CPU, returned on ``in_idx``'s device."""
     arrays = (t.detach().cpu().numpy() for t in (in_idx, out_idx, offset_ptr))
     return tuple(torch.from_numpy(a).to(in_idx.device) for a in _pairs_by_input(*arrays, num_in))
 
