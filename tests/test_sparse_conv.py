@@ -216,6 +216,20 @@ def test_nonzero_rows_counts_negative_zero_as_zero():
         assert nonzero_rows(x).tolist() == [False, True, True, False] == x.ne(0).any(1).tolist()
 
 
+@pytest.mark.parametrize("kernel,stride,submanifold", [(3, 1, True), (2, 2, False), (3, 2, False)])
+def test_pairs_by_input_is_the_stable_sort_of_the_pairs_by_input(kernel, stride, submanifold):
+    """The counting sort behind ``KernelMap.by_input`` against a stable argsort of the pairs by
+    input voxel (within an input the pairs keep their offset order)."""
+    coords = random_coords(2, (9, 8, 7), 200, seed=20)
+    kmap = build_kernel_map(coords, (9, 8, 7), 2, kernel, stride, 1, submanifold)
+    order = torch.argsort(kmap.in_idx, stable=True)
+    offset = torch.repeat_interleave(torch.arange(kmap.kernel_volume), kmap.offset_ptr.diff())
+    pairs = kmap.by_input
+    assert torch.equal(pairs.offset.long(), offset[order])
+    assert torch.equal(pairs.out_idx.long(), kmap.out_idx[order])
+    assert torch.equal(pairs.ptr.diff(), kmap.fan_out())
+
+
 def test_strided_output_sites_are_the_occupied_cells():
     coords = random_coords(2, (9, 8, 7), 120, seed=6)
     kmap = build_kernel_map(coords, (9, 8, 7), 2, 2, 2, 1, submanifold=False)
