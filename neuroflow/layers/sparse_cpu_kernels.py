@@ -23,8 +23,6 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -36,23 +34,17 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 
 @numba.njit(**_OPTS)
-def _scatter_add_rows(y, index, rows):
-    for p in range(index.shape[0]):
-        yr = y[index[p]]
-        rr = rows[p]
-        for c in range(yr.shape[0]):
-            yr[c] += rr[c]
-
-
-@numba.njit(**_OPTS)
-def _scatter_add_blocks(y, index, rows):
-    # rows [G, P, C] with any strides (a transposed product): row g P + p
+def _add_rows(y, index, rows, lo, hi):
+    # y[index[g P + p]] += rows[g, p] for the targets in [lo, hi); rows [G, P, C] of any strides (a
+    # transposed product read in place). Each target row adds its rows in order, so a split of the
+    # targets into ranges gives the same sums.
     block = rows.shape[1]
     for g in range(rows.shape[0]):
         for p in range(block):
-            yr = y[index[g * block + p]]
-            for c in range(yr.shape[0]):
-                yr[c] += rows[g, p, c]
+            q = index[g * block + p]
+            if lo <= q < hi:
+                for c in range(y.shape[1]):
+                    y[q, c] += rows[g, p, c]
 
 
 def scatter_add_rows(y: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -63,10 +55,8 @@ def scatter_add_rows(y: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -
     ``y`` must be contiguous; no autograd (used inside hand-written forward/backward passes).
     """
     if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) and y.is_contiguous():
-        if rows.dim() == 3:
-            _scatter_add_blocks(y.numpy(), index.contiguous().numpy(), rows.numpy())
-        else:
-            _scatter_add_rows(y.numpy(), index.contiguous().numpy(), rows.contiguous().numpy())
+        blocks = rows.numpy() if rows.dim() == 3 else rows.contiguous().numpy()[None]
+        _add_rows(y.numpy(), index.contiguous().numpy(), blocks, 0, y.shape[0])
         return y
     return y.index_add_(0, index, rows.reshape(-1, rows.shape[-1]))
 
@@ -180,17 +170,6 @@ def _segment_matmuls(gathered, w, segment, lo, hi, chunk, products):
                 np.dot(gathered[r:end], w[o], products[r:end])
 
 
-@numba.njit(**_OPTS)
-def _sum_into_rows(y, out_rows, products, lo, hi):
-    # y[q] = sum of the products whose output row is q, for the rows q in [lo, hi) (0 if none)
-    y[lo:hi] = 0
-    for r in range(out_rows.shape[0]):
-        q = out_rows[r]
-        if lo <= q < hi:
-            for c in range(y.shape[1]):
-                y[q, c] += products[r, c]
-
-
 def _event_products_body(gathered, out_rows, segment, w, chunk, num_out, parts):
     # the GEMMs split by pairs, the sums by output rows
     products = np.empty((gathered.shape[0], w.shape[2]), gathered.dtype)
@@ -198,9 +177,11 @@ def _event_products_body(gathered, out_rows, segment, w, chunk, num_out, parts):
         lo, hi = _part(gathered.shape[0], t, parts)
         _segment_matmuls(gathered, w, segment, lo, hi, chunk, products)
     y = np.empty((num_out, w.shape[2]), gathered.dtype)
+    blocks = products.reshape(1, products.shape[0], products.shape[1])
     for t in numba.prange(parts):
         lo, hi = _part(num_out, t, parts)
-        _sum_into_rows(y, out_rows, products, lo, hi)
+        y[lo:hi] = 0
+        _add_rows(y, out_rows, blocks, lo, hi)
     return y
 
 
@@ -258,12 +239,10 @@ def event_gemm_chunk(cin: int, cout: int) -> int:
     return chunk if chunk >= _EVENT_GEMM_MIN_ROWS else 0
 
 
-@contextmanager
-def _event_parts(pairs: int, w: np.ndarray, threads: int) -> Iterator[int]:
-    """Parts to split an event-driven layer of ``pairs`` pairs into: 1 below
-    ``_EVENT_PARALLEL_MIN_MACS``, else as :func:`~neuroflow.parallel.numba_parallel` allows."""
-    with numba_parallel(threads if pairs * w.shape[1] * w.shape[2] >= _EVENT_PARALLEL_MIN_MACS else 1) as parts:
-        yield parts
+def _event_threads(pairs: int, w: np.ndarray, threads: int) -> int:
+    """Threads for an event-driven layer of ``pairs`` pairs: 1 below ``_EVENT_PARALLEL_MIN_MACS``
+    multiply-adds, else ``threads`` (as :func:`~neuroflow.parallel.numba_parallel` allows)."""
+    return threads if pairs * w.shape[1] * w.shape[2] >= _EVENT_PARALLEL_MIN_MACS else 1
 
 
 def event_conv(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offset: torch.Tensor,
@@ -273,7 +252,7 @@ def event_conv(x: torch.Tensor, w: torch.Tensor, in_ptr: torch.Tensor, pair_offs
     Cout], active [N])``; else ``(None, active)``, the row test for the caller's other path. The
     row test and the forward run in one numba call."""
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    with _event_parts(pair_out.shape[0], w_np, threads) as parts:
+    with numba_parallel(_event_threads(pair_out.shape[0], w_np, threads)) as parts:
         y, active, done = (_event_conv_parallel if parts > 1 else _event_conv)(
             x_np, *_row_bits(x_np), w_np, in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy(),
             event_gemm_chunk(w_np.shape[1], w_np.shape[2]), num_out, max_active, parts)
@@ -303,7 +282,7 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, i
     pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
     rows = np.flatnonzero(active.numpy())
-    with _event_parts(pair_out.shape[0], w_np, threads) as parts:
+    with numba_parallel(_event_threads(pair_out.shape[0], w_np, threads)) as parts:
         gather, products = ((_gather_active_pairs_parallel, _event_products_parallel) if parts > 1
                             else (_gather_active_pairs, _event_products))
         gathered, out_rows, segment = gather(x_np, rows, *pairs, w_np.shape[0], parts)
