@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -167,25 +168,48 @@ def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, spl
 
 @pytest.mark.parametrize("parts", [2, 3])
 def test_event_kernels_split_into_parts_equal_one_part(parts):
-    """The event forward split over numba's threads (row test, gather, GEMMs, sums) gives the
-    one-thread result bit for bit: the same output and kept layout, whatever the split."""
+    """The event kernels split over numba's threads give the one-thread result bit for bit: the
+    inference kernel (row test, per-output sums) and the training forward (gather, GEMMs, sums and
+    the layout kept for grad_W), whatever the split."""
     kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
     coords = random_coords(2, (9, 9, 9), 300, seed=17)
     x = spikes_with_silent_rows(300, 16, seed=18, dtype=torch.float32, silent=0.6).numpy()
     w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(19)) * 0.1).numpy()
-    pairs = build_kernel_map(coords, (9, 9, 9), 2, 3).by_input
-    arrays = (pairs.ptr.numpy(), pairs.offset.numpy(), pairs.out_idx.numpy())
-    common = (x, *kernels._row_bits(x), w, *arrays, 16, 300, 300)
+    kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
+    by_output = (kmap.by_output.ptr.numpy(), kmap.by_output.offset.numpy(), kmap.by_output.partner.numpy())
+    common = (x, *kernels._row_bits(x), w, *by_output, 300, 300)
     y1, active1, done1 = kernels._event_conv(*common, 1)
     y2, active2, done2 = kernels._event_conv_parallel(*common, parts)
     assert done1 and done2 and (active1 == active2).all() and (y1 == y2).all()
     rows = (x != 0).any(1).nonzero()[0]
     assert 0 < rows.shape[0] < 300
-    layout1 = kernels._gather_active_pairs(x, rows, *arrays, 27, 1)
-    layout2 = kernels._gather_active_pairs_parallel(x, rows, *arrays, 27, parts)
+    by_input = (kmap.by_input.ptr.numpy(), kmap.by_input.offset.numpy(), kmap.by_input.partner.numpy())
+    layout1 = kernels._gather_active_pairs(x, rows, *by_input, 27, 1)
+    layout2 = kernels._gather_active_pairs_parallel(x, rows, *by_input, 27, parts)
     for a, b in zip(layout1, layout2):
         assert a.shape == b.shape and (a == b).all()
-    assert (kernels._event_products_parallel(*layout1, w, 16, 300, parts) == y1).all()
+    products1 = kernels._event_products(*layout1, w, 16, 300, 1)
+    assert (kernels._event_products_parallel(*layout1, w, 16, 300, parts) == products1).all()
+    # the two forms sum the products in different orders: equal to rounding
+    np.testing.assert_allclose(products1, y1, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cout", [1, 8, 16, 24, 32, 40, 56, 64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_event_inference_kernel_column_blocks(cout, dtype):
+    """The inference kernel's 32-, 16- and 8-column vector blocks and its scalar tail, for float32
+    and float64, against the torch reference (gather, matmul, index_add per offset)."""
+    coords = random_coords(1, (8, 8, 8), 150, seed=21)
+    kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
+    x = spikes_with_silent_rows(150, 12, seed=22, dtype=dtype, silent=0.5)
+    w = torch.randn(27, 12, cout, generator=torch.Generator().manual_seed(23), dtype=dtype) * 0.1
+    with torch.no_grad():
+        skipping = sparse_conv(x, w, kmap, event_driven=True)
+        again = sparse_conv(x, w, kmap, event_driven=True)  # the map's pairs by output now cached
+        reference = sparse_conv(x, w, kmap, backend="torch")
+    assert torch.equal(again, skipping)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(skipping, reference, rtol=tolerance, atol=tolerance)
 
 
 def test_event_driven_inference_of_wide_layers_and_odd_channels():
@@ -217,17 +241,18 @@ def test_nonzero_rows_counts_negative_zero_as_zero():
 
 
 @pytest.mark.parametrize("kernel,stride,submanifold", [(3, 1, True), (2, 2, False), (3, 2, False)])
-def test_pairs_by_input_is_the_stable_sort_of_the_pairs_by_input(kernel, stride, submanifold):
-    """The counting sort behind ``KernelMap.by_input`` against a stable argsort of the pairs by
-    input voxel (within an input the pairs keep their offset order)."""
+def test_pairs_by_voxel_are_the_stable_sorts_of_the_pairs(kernel, stride, submanifold):
+    """The counting sorts behind ``KernelMap.by_input`` / ``by_output`` against a stable argsort of
+    the pairs by input / output voxel (within a voxel the pairs keep their offset order)."""
     coords = random_coords(2, (9, 8, 7), 200, seed=20)
     kmap = build_kernel_map(coords, (9, 8, 7), 2, kernel, stride, 1, submanifold)
-    order = torch.argsort(kmap.in_idx, stable=True)
     offset = torch.repeat_interleave(torch.arange(kmap.kernel_volume), kmap.offset_ptr.diff())
-    pairs = kmap.by_input
-    assert torch.equal(pairs.offset.long(), offset[order])
-    assert torch.equal(pairs.out_idx.long(), kmap.out_idx[order])
-    assert torch.equal(pairs.ptr.diff(), kmap.fan_out())
+    for key, partner, pairs, count in ((kmap.in_idx, kmap.out_idx, kmap.by_input, kmap.num_in),
+                                       (kmap.out_idx, kmap.in_idx, kmap.by_output, kmap.num_out)):
+        order = torch.argsort(key, stable=True)
+        assert torch.equal(pairs.offset.long(), offset[order])
+        assert torch.equal(pairs.partner.long(), partner[order])
+        assert torch.equal(pairs.ptr.diff(), torch.bincount(key, minlength=count))
 
 
 def test_strided_output_sites_are_the_occupied_cells():

@@ -30,7 +30,7 @@ from functools import cached_property
 import torch
 
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse_cpu_kernels import pairs_by_input, padded_layout, strided_found, submanifold_found
+from neuroflow.layers.sparse_cpu_kernels import pairs_by_voxel, padded_layout, strided_found, submanifold_found
 
 @dataclass(frozen=True)
 class KernelMap:
@@ -78,14 +78,21 @@ class KernelMap:
         return group_pairs(self, None)
 
     @cached_property
-    def by_input(self) -> "PairsByInput":
-        """The pairs ordered by input voxel (then offset), for work that visits spiking inputs only.
-        Offsets and output rows are stored as int32 (half the memory traffic of int64)."""
-        return PairsByInput(*pairs_by_input(self.in_idx, self.out_idx, self.offset_ptr, self.num_in))
+    def by_input(self) -> "PairsByVoxel":
+        """The pairs ordered by input voxel (then offset), each with its output row as ``partner``:
+        for work that visits the spiking inputs only (the event-driven forward in training).
+        Offsets and rows are stored as int32 (half the memory traffic of int64)."""
+        return PairsByVoxel(*pairs_by_voxel(self.in_idx, self.out_idx, self.offset_ptr, self.num_in))
 
-    def has_pairs_by_input(self) -> bool:
-        """Whether :attr:`by_input` has been built (it is cached on first use)."""
-        return "by_input" in self.__dict__
+    @cached_property
+    def by_output(self) -> "PairsByVoxel":
+        """The pairs ordered by output voxel (then offset), each with its input row as ``partner``:
+        for the output-stationary event-driven forward in inference."""
+        return PairsByVoxel(*pairs_by_voxel(self.out_idx, self.in_idx, self.offset_ptr, self.num_out))
+
+    def has_pairs_by_output(self) -> bool:
+        """Whether :attr:`by_output` has been built (it is cached on first use)."""
+        return "by_output" in self.__dict__
 
     def fan_out(self) -> torch.Tensor:
         """``[N]`` number of (offset, output) pairs each input voxel feeds."""
@@ -93,13 +100,14 @@ class KernelMap:
 
 
 @dataclass(frozen=True)
-class PairsByInput:
-    """The pairs of a kernel map in input order: input ``i``'s pairs are ``ptr[i]:ptr[i + 1]``,
-    each with its kernel ``offset`` and ``out_idx``."""
+class PairsByVoxel:
+    """The pairs of a kernel map ordered by one end (inputs or outputs): voxel ``v``'s pairs are
+    ``ptr[v]:ptr[v + 1]``, each with its kernel ``offset`` and the row at its other end,
+    ``partner``."""
 
     ptr: torch.Tensor  # [N + 1] int64
     offset: torch.Tensor  # [P] int32
-    out_idx: torch.Tensor  # [P] int32
+    partner: torch.Tensor  # [P] int32
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,21 @@ Backends:
   (it skips silent rows only when the features need no gradient).
 
 ``event_driven=True`` skips input rows that are all zero (voxels that did not spike): only pairs
-with an active input are gathered and multiplied, so the forward's work (and ``grad_W``'s) scales
-with the number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout =
-16,384`` and while at most 60% of the voxels spiked (40% in training), the forward is the event
-kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: gather the spiking inputs' pairs
-offset by offset, GEMM, sum into the output rows, every step scaling with the spikes and split over
-numba's threads); in training it keeps the gathered rows for ``grad_W``
-(:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`). Above that, the batched path
-restricted to the spiking inputs is as fast or faster (see :data:`_EVENT_MAX_DENSITY`).
+with an active input are multiplied, so the forward's work (and ``grad_W``'s) scales with the
+number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout = 16,384``:
+
+* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 1,024``), the
+  forward is the output-stationary event kernel
+  (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row test, then each output row
+  accumulates the products of its spiking inputs' pairs in vector registers, split over numba's
+  threads by output rows);
+* in training, while at most 40% spiked, the spiking inputs' pairs are gathered offset by offset
+  and multiplied by GEMMs (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`),
+  keeping the gathered rows for ``grad_W``
+  (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`).
+
+Above that, the batched path restricted to the spiking inputs is as fast or faster (see
+:data:`_EVENT_MAX_DENSITY`).
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
 does (1.3-1.4x at 10%; 1.8-1.9x when the input needs no gradient, as in a first layer). The
@@ -99,38 +106,45 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 # Above these shares of spiking voxels the batched path (restricted to the spiking voxels, its
 # operations on torch's threads) is about as fast as the event kernels or faster. Measured on the
-# 2-core VM, 8,192 random voxels 32 -> 32, event / batched: inference, 2 threads, 0.24 / 0.48 ms
-# at 10%, 0.52 / 0.66 at 50%, 0.66 / 0.64 at 70%, 0.82 / 0.61 at 100% (1 thread: 0.68 / 0.79 at
-# 50%, 0.86 / 0.77 at 70%); training (fwd+bwd, where the batched grad_W reuses the forward's
-# layout), 2 threads: 2.34 / 2.57 ms at 30%, 2.90 / 2.57 at 50%.
+# 2-core VM, 8,192 random voxels, 2 threads, inference (output-stationary kernel / batched path):
+# 32 -> 32 channels 0.49 / 0.73 ms at 70% spiking voxels and 0.59 / 0.61 at 100% (16 -> 16: 0.32 /
+# 0.57 and 0.34 / 0.35), so narrow layers (Cin Cout <= 1,024) always take the event kernel; 64 -> 64
+# 1.54 / 1.68 at 70%, 2.09 / 1.60 at 100%; 128 -> 128 5.5 / 5.8 at 50%, 6.4 / 5.2 at 70%.
+# Training (fwd+bwd, where the batched grad_W reuses the forward's layout), 32 -> 32: 2.34 / 2.57 ms
+# at 30%, 2.90 / 2.57 at 50%.
 _EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
+_NARROW_LAYER_MACS = 1024
+
+
+def _event_limit(x: torch.Tensor, w: torch.Tensor, needs_grad: bool) -> int:
+    """Most spiking rows of ``x`` for which the event kernel runs (see :data:`_EVENT_MAX_DENSITY`)."""
+    if not needs_grad and w.shape[1] * w.shape[2] <= _NARROW_LAYER_MACS:
+        return x.shape[0]
+    return int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
     """The event kernels (their work follows the spikes) while at most 60% of the voxels spiked
-    (40% in training, where they keep the gathered rows for ``grad_W``), else the batched path
-    skipping the silent voxels."""
+    (always in inference for narrow layers; 40% in training, where they keep the gathered rows for
+    ``grad_W``), else the batched path skipping the silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
-    limit = int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
-    if not needs_grad and kmap.has_pairs_by_input():
+    limit = _event_limit(x, w, needs_grad)
+    if not needs_grad and kmap.has_pairs_by_output():
         # the row test and the forward in one numba call (~50 us less at 10% spiking voxels)
-        pairs = kmap.by_input
-        y, active = event_conv(x, w, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out, torch.get_num_threads(),
+        pairs = kmap.by_output
+        y, active = event_conv(x, w, pairs.ptr, pairs.offset, pairs.partner, kmap.num_out, torch.get_num_threads(),
                                limit)
-        if y is not None:
-            return y
-        return _BatchedSparseConv.apply(x, w, kmap, active)
-    # the row test first: the pairs in input order are built for a layer that takes the event
-    # kernel only (~1 ms for 116,160 pairs, wasted on a layer that falls back)
+        return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
+    # the row test first: the sorted pairs are built for a layer that takes the event kernel only
+    # (~1 ms for 116,160 pairs, wasted on a layer that falls back)
     active, count = spiking_rows(x)
     if count > limit:
         return _BatchedSparseConv.apply(x, w, kmap, active)
-    pairs = kmap.by_input
     if needs_grad:
         return _EventSparseConv.apply(x, w, kmap, active)
-    return event_conv_forward(x, w, active, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
-                              torch.get_num_threads())
+    pairs = kmap.by_output
+    return event_conv(x, w, pairs.ptr, pairs.offset, pairs.partner, kmap.num_out, torch.get_num_threads(), limit)[0]
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
@@ -204,8 +218,8 @@ class _EventSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor):
         pairs = kmap.by_input
-        y, ctx.layout = event_conv_forward(x, w, active, pairs.ptr, pairs.offset, pairs.out_idx, kmap.num_out,
-                                           torch.get_num_threads(), keep_layout=True)
+        y, ctx.layout = event_conv_forward(x, w, active, pairs.ptr, pairs.offset, pairs.partner, kmap.num_out,
+                                           torch.get_num_threads())
         ctx.save_for_backward(w)
         ctx.kmap = kmap
         return y
