@@ -113,6 +113,7 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 # Training (fwd+bwd, where the batched grad_W reuses the forward's layout), 32 -> 32: 2.34 / 2.57 ms
 # at 30%, 2.90 / 2.57 at 50%.
 _EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
+#: ``Cin Cout`` (multiply-adds per pair) up to which inference always takes the event kernel
 _NARROW_LAYER_MACS = 1024
 
 
