@@ -1,14 +1,19 @@
-"""``acc += x[i] @ w[o]`` for one input row, as a numba intrinsic with its accumulators in vector
-registers: the inner step of the output-stationary event-driven convolution
+"""``y[q] += x[i] @ w[o]`` for one pair (input row ``i``, kernel offset ``o``, output row ``q``), as
+a numba intrinsic with its accumulators in vector registers: the inner step of the
+output-stationary event-driven convolution
 (:mod:`~neuroflow.layers.sparse_cpu_kernels`).
 
 Why an intrinsic: written as numba loops, the same product ran at 1.4-6 GMAC/s on the 2-core
 development VM (LLVM kept the accumulators in memory, or could not vectorise the fully unrolled
-loop for fear of aliasing between ``acc`` and ``w``). Here each column block of ``8 n`` outputs is
+loop for fear of aliasing between the output row and ``w``). Here each column block of ``8 n`` outputs is
 ``n`` vectors of 8 lanes held in registers over the whole ``Cin`` loop: one broadcast of ``x[i, k]``
 and ``n`` vector multiply-adds per input channel (``llvm.fmuladd``: a fused multiply-add where the
 CPU has one). Measured 11-13 GMAC/s per thread for 32 -> 32 channels, the speed of OpenBLAS's GEMMs
 of 25-54 rows on the same machine, but without gathering the rows first or scattering the products.
+
+Editing this file: numba's disk cache of the kernels that inline these intrinsics is keyed on
+*their* source file (:mod:`~neuroflow.layers.sparse_cpu_kernels`), not this one; touch that file
+(or delete its ``__pycache__``) so that they are compiled again.
 """
 
 from __future__ import annotations
@@ -44,12 +49,12 @@ def _make_block_gemv(vectors: int):
             cout = builder.extract_value(w_a.shape, 2)
             x_row = builder.gep(x_a.data, [builder.mul(i_, cin)])
             w_block = builder.gep(w_a.data, [builder.add(builder.mul(o_, builder.mul(cin, cout)), c0_)])
-            acc_block = builder.gep(y_a.data, [builder.add(builder.mul(q_, cout), c0_)])
+            y_block = builder.gep(y_a.data, [builder.add(builder.mul(q_, cout), c0_)])
             as_vec = lambda pointer, j: builder.bitcast(builder.gep(pointer, [index(LANES * j)]), vec.as_pointer())
             # stack slots in the entry block: LLVM promotes them to registers
             slots = [cgutils.alloca_once(builder, vec) for _ in range(vectors)]
             for j, slot in enumerate(slots):
-                builder.store(builder.load(as_vec(acc_block, j), align=1), slot)
+                builder.store(builder.load(as_vec(y_block, j), align=1), slot)
             fmuladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
                                                      f"llvm.fmuladd.v{LANES}{'f32' if x.dtype.bitwidth == 32 else 'f64'}")
             lane0 = ir.Constant(ir.IntType(32), 0)
@@ -63,7 +68,7 @@ def _make_block_gemv(vectors: int):
                     wk = builder.load(as_vec(w_row, j), align=1)
                     builder.store(builder.call(fmuladd, [xk, wk, builder.load(slot)]), slot)
             for j, slot in enumerate(slots):
-                builder.store(builder.load(slot), as_vec(acc_block, j), align=1)
+                builder.store(builder.load(slot), as_vec(y_block, j), align=1)
             return context.get_dummy_value()
 
         return sig, codegen
