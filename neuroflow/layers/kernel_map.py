@@ -109,6 +109,12 @@ class PairsByVoxel:
     offset: torch.Tensor  # [P] int32
     partner: torch.Tensor  # [P] int32
 
+    @cached_property
+    def arrays(self) -> tuple:
+        """``(ptr, offset, partner)`` as numpy arrays sharing the tensors' memory (CPU only), made
+        once: the event kernels take them on every call."""
+        return self.ptr.numpy(), self.offset.numpy(), self.partner.numpy()
+
 
 @dataclass(frozen=True)
 class GroupedPairs:

@@ -133,9 +133,7 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
     limit = _event_limit(x, w, needs_grad)
     if not needs_grad and kmap.has_pairs_by_output():
         # the row test and the forward in one numba call (~50 us less at 10% spiking voxels)
-        pairs = kmap.by_output
-        y, active = event_conv(x, w, pairs.ptr, pairs.offset, pairs.partner, kmap.num_out, torch.get_num_threads(),
-                               limit)
+        y, active = event_conv(x, w, kmap.by_output.arrays, kmap.num_out, torch.get_num_threads(), limit)
         return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
     # the row test first: the sorted pairs are built for a layer that takes the event kernel only
     # (~1 ms for 116,160 pairs, wasted on a layer that falls back)
@@ -144,8 +142,7 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
         return _BatchedSparseConv.apply(x, w, kmap, active)
     if needs_grad:
         return _EventSparseConv.apply(x, w, kmap, active)
-    pairs = kmap.by_output
-    return event_conv(x, w, pairs.ptr, pairs.offset, pairs.partner, kmap.num_out, torch.get_num_threads(), limit)[0]
+    return event_conv(x, w, kmap.by_output.arrays, kmap.num_out, torch.get_num_threads(), limit)[0]
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
@@ -218,8 +215,7 @@ class _EventSparseConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor):
-        pairs = kmap.by_input
-        y, ctx.layout = event_conv_forward(x, w, active, pairs.ptr, pairs.offset, pairs.partner, kmap.num_out,
+        y, ctx.layout = event_conv_forward(x, w, active, kmap.by_input.arrays, kmap.num_out,
                                            torch.get_num_threads())
         ctx.save_for_backward(w)
         ctx.kmap = kmap

@@ -279,35 +279,34 @@ def _event_threads(pairs: int, w: np.ndarray, threads: int) -> int:
     return threads if pairs * w.shape[1] * w.shape[2] >= _EVENT_PARALLEL_MIN_MACS else 1
 
 
-def event_conv(x: torch.Tensor, w: torch.Tensor, out_ptr: torch.Tensor, pair_offset: torch.Tensor,
-               pair_in: torch.Tensor, num_out: int, threads: int,
-               max_active: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple[np.ndarray, np.ndarray, np.ndarray], num_out: int,
+               threads: int, max_active: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The event-driven inference forward, if at most ``max_active`` rows of ``x`` spiked: ``(y
     [num_out, Cout], active [N])``; else ``(None, active)``, the row test for the caller's other
     path. No autograd.
 
     ``y[q] = sum over q's pairs (i, o) whose input spiked of x[i] @ w[o]``, the pairs given in
-    output order (:attr:`~neuroflow.layers.kernel_map.KernelMap.by_output`: ``out_ptr [M + 1]``,
-    ``pair_offset``, ``pair_in [P]``). Output-stationary: each output row accumulates its products
+    output order (``arrays`` of :attr:`~neuroflow.layers.kernel_map.KernelMap.by_output`: ``out_ptr
+    [M + 1]``, ``pair_offset``, ``pair_in [P]``). Output-stationary: each output row accumulates its products
     in vector registers (:mod:`~neuroflow.layers.simd_gemv`) and is written once, so the work is
     the spiking inputs' pairs plus one pass over the inputs (row test) and the outputs. Large layers
     split the outputs over numba's threads, with the one-thread result bit for bit. ``x [N, Cin]``,
     ``w [K, Cin, Cout]`` of one CPU float dtype.
     """
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    with numba_parallel(_event_threads(pair_in.shape[0], w_np, threads)) as parts:
+    with numba_parallel(_event_threads(pairs[2].shape[0], w_np, threads)) as parts:
         y, active, done = (_event_conv_parallel if parts > 1 else _event_conv)(
-            x_np, *_row_bits(x_np), w_np, out_ptr.numpy(), pair_offset.numpy(), pair_in.numpy(), num_out,
-            max_active, parts)
+            x_np, *_row_bits(x_np), w_np, *pairs, num_out, max_active, parts)
     return (torch.from_numpy(y) if done else None), torch.from_numpy(active)
 
 
-def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, in_ptr: torch.Tensor,
-                       pair_offset: torch.Tensor, pair_out: torch.Tensor, num_out: int, threads: int):
+def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor,
+                       pairs: tuple[np.ndarray, np.ndarray, np.ndarray], num_out: int, threads: int):
     """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
     whose input voxel spiked (``active [N]`` bool, from :func:`spiking_rows`); no autograd. The
-    pairs are given in input order (:attr:`~neuroflow.layers.kernel_map.KernelMap.by_input`: ``in_ptr
-    [N + 1]``, ``pair_offset``, ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
+    pairs are given in input order (``arrays`` of
+    :attr:`~neuroflow.layers.kernel_map.KernelMap.by_input`: ``in_ptr [N + 1]``, ``pair_offset``,
+    ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
     of one CPU float dtype with ``event_gemm_chunk(Cin, Cout) > 0``.
 
     Numba loops gather the spiking inputs' pairs' input rows offset by offset; GEMMs (OpenBLAS
@@ -321,10 +320,9 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, i
     """
     x_np = x.detach().contiguous().numpy()
     w_np = w.detach().contiguous().numpy()
-    pairs = (in_ptr.numpy(), pair_offset.numpy(), pair_out.numpy())
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
     rows = np.flatnonzero(active.numpy())
-    with numba_parallel(_event_threads(pair_out.shape[0], w_np, threads)) as parts:
+    with numba_parallel(_event_threads(pairs[2].shape[0], w_np, threads)) as parts:
         gather, products = ((_gather_active_pairs_parallel, _event_products_parallel) if parts > 1
                             else (_gather_active_pairs, _event_products))
         gathered, out_rows, segment = gather(x_np, rows, *pairs, w_np.shape[0], parts)
