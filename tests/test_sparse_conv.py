@@ -27,6 +27,8 @@ from neuroflow.layers import (
     global_mean_pool,
     sparse_conv,
 )
+from neuroflow.layers.kernel_map import PairsByVoxel
+from neuroflow.layers.sparse_cpu_kernels import pairs_by_voxel
 
 
 def random_coords(batch: int, shape: tuple[int, int, int], n: int, seed: int) -> torch.Tensor:
@@ -176,8 +178,9 @@ def test_event_kernels_split_into_parts_equal_one_part(parts):
     x = spikes_with_silent_rows(300, 16, seed=18, dtype=torch.float32, silent=0.6).numpy()
     w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(19)) * 0.1).numpy()
     kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
-    by_output = (kmap.by_output.ptr.numpy(), kmap.by_output.offset.numpy(), kmap.by_output.partner.numpy())
-    common = (x, *kernels._row_bits(x), w, *by_output, 300, 300)
+    block = 16  # 19 blocks of output rows, so that 2 and 3 parts split them
+    by_output = kernels._pairs_by_voxel(kmap.out_idx.numpy(), kmap.in_idx.numpy(), kmap.offset_ptr.numpy(), 300, block)
+    common = (x, *kernels._row_bits(x), w, *by_output, block, 300, 300)
     y1, active1, done1 = kernels._event_conv(*common, 1)
     y2, active2, done2 = kernels._event_conv_parallel(*common, parts)
     assert done1 and done2 and (active1 == active2).all() and (y1 == y2).all()
@@ -242,17 +245,23 @@ def test_nonzero_rows_counts_negative_zero_as_zero():
 
 @pytest.mark.parametrize("kernel,stride,submanifold", [(3, 1, True), (2, 2, False), (3, 2, False)])
 def test_pairs_by_voxel_are_the_stable_sorts_of_the_pairs(kernel, stride, submanifold):
-    """The counting sorts behind ``KernelMap.by_input`` / ``by_output`` against a stable argsort of
-    the pairs by input / output voxel (within a voxel the pairs keep their offset order)."""
+    """The counting sorts behind ``KernelMap.by_input`` (by input voxel) and ``by_output`` (by
+    block of output rows) against a stable argsort of the pairs by that key (within a key the
+    pairs keep their offset order)."""
     coords = random_coords(2, (9, 8, 7), 200, seed=20)
     kmap = build_kernel_map(coords, (9, 8, 7), 2, kernel, stride, 1, submanifold)
     offset = torch.repeat_interleave(torch.arange(kmap.kernel_volume), kmap.offset_ptr.diff())
-    for key, partner, pairs, count in ((kmap.in_idx, kmap.out_idx, kmap.by_input, kmap.num_in),
-                                       (kmap.out_idx, kmap.in_idx, kmap.by_output, kmap.num_out)):
-        order = torch.argsort(key, stable=True)
+    by_output_16 = pairs_by_voxel(kmap.out_idx, kmap.in_idx, kmap.offset_ptr, kmap.num_out, 16)  # several blocks
+    cases = ((kmap.in_idx, kmap.out_idx, kmap.by_input, 1, kmap.num_in),
+             (kmap.out_idx, kmap.in_idx, kmap.by_output, kmap.by_output.block, kmap.num_out),
+             (kmap.out_idx, kmap.in_idx, PairsByVoxel(*by_output_16, block=16), 16, kmap.num_out))
+    for key, partner, pairs, block, count in cases:
+        order = torch.argsort(key // block, stable=True)
+        assert pairs.block == block
         assert torch.equal(pairs.offset.long(), offset[order])
+        assert torch.equal(pairs.voxel.long(), key[order])
         assert torch.equal(pairs.partner.long(), partner[order])
-        assert torch.equal(pairs.ptr.diff(), torch.bincount(key, minlength=count))
+        assert torch.equal(pairs.ptr.diff(), torch.bincount(key // block, minlength=-(-count // block)))
 
 
 def test_strided_output_sites_are_the_occupied_cells():

@@ -32,6 +32,15 @@ import torch
 from neuroflow.errors import InvalidArgumentError
 from neuroflow.layers.sparse_cpu_kernels import pairs_by_voxel, padded_layout, strided_found, submanifold_found
 
+#: output rows per group of :attr:`KernelMap.by_output`. The event-driven inference kernel walks the
+#: pairs in one flat loop, group by group, each group's pairs by offset (so each weight offset is
+#: read once per group). Same-process A/B against pairs ordered by output row (a loop per row),
+#: 8,192 random voxels 32 -> 32, 2 threads: 0.164 / 0.179 and 0.191 / 0.217 ms at 10% spiking
+#: voxels, 0.43 / 0.46 ms at 100%; E-3DSNN-T inference on 4 real ModelNet40 clouds equal (83-89 /
+#: 85-90 ms). Groups of 256 rows were 3-6% slower on the real clouds.
+OUTPUT_BLOCK = 64
+
+
 @dataclass(frozen=True)
 class KernelMap:
     """Input -> output voxel pairs of one convolution geometry.
@@ -82,13 +91,14 @@ class KernelMap:
         """The pairs ordered by input voxel (then offset), each with its output row as ``partner``:
         for work that visits the spiking inputs only (the event-driven forward in training).
         Offsets and rows are stored as int32 (half the memory traffic of int64)."""
-        return PairsByVoxel(*pairs_by_voxel(self.in_idx, self.out_idx, self.offset_ptr, self.num_in))
+        return PairsByVoxel(*pairs_by_voxel(self.in_idx, self.out_idx, self.offset_ptr, self.num_in), block=1)
 
     @cached_property
     def by_output(self) -> "PairsByVoxel":
-        """The pairs ordered by output voxel (then offset), each with its input row as ``partner``:
-        for the output-stationary event-driven forward in inference."""
-        return PairsByVoxel(*pairs_by_voxel(self.out_idx, self.in_idx, self.offset_ptr, self.num_out))
+        """The pairs in blocks of :data:`OUTPUT_BLOCK` output rows, by offset within a block, each
+        with its input row as ``partner``: for the event-driven forward in inference."""
+        return PairsByVoxel(*pairs_by_voxel(self.out_idx, self.in_idx, self.offset_ptr, self.num_out, OUTPUT_BLOCK),
+                            block=OUTPUT_BLOCK)
 
     def has_pairs_by_output(self) -> bool:
         """Whether :attr:`by_output` has been built (it is cached on first use)."""
@@ -101,19 +111,22 @@ class KernelMap:
 
 @dataclass(frozen=True)
 class PairsByVoxel:
-    """The pairs of a kernel map ordered by one end (inputs or outputs): voxel ``v``'s pairs are
-    ``ptr[v]:ptr[v + 1]``, each with its kernel ``offset`` and the row at its other end,
-    ``partner``."""
+    """The pairs of a kernel map ordered by one end (inputs or outputs), in groups of ``block``
+    consecutive voxels of that end and by kernel offset within a group: group ``g``'s pairs are
+    ``ptr[g]:ptr[g + 1]``, each with its ``offset``, its ``voxel`` at the ordered end and the row
+    at the other end, ``partner``."""
 
-    ptr: torch.Tensor  # [N + 1] int64
+    ptr: torch.Tensor  # [ceil(N / block) + 1] int64
     offset: torch.Tensor  # [P] int32
+    voxel: torch.Tensor  # [P] int32
     partner: torch.Tensor  # [P] int32
+    block: int
 
     @cached_property
     def arrays(self) -> tuple:
-        """``(ptr, offset, partner)`` as numpy arrays sharing the tensors' memory (CPU only), made
-        once: the event kernels take them on every call."""
-        return self.ptr.numpy(), self.offset.numpy(), self.partner.numpy()
+        """``(ptr, offset, voxel, partner)`` as numpy arrays sharing the tensors' memory (CPU only),
+        made once: the event kernels take them on every call."""
+        return self.ptr.numpy(), self.offset.numpy(), self.voxel.numpy(), self.partner.numpy()
 
 
 @dataclass(frozen=True)

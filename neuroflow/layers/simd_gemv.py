@@ -1,7 +1,6 @@
 """``y[q] += x[i] @ w[o]`` for one pair (input row ``i``, kernel offset ``o``, output row ``q``), as
-a numba intrinsic with its accumulators in vector registers: the inner step of the
-output-stationary event-driven convolution
-(:mod:`~neuroflow.layers.sparse_cpu_kernels`).
+a numba intrinsic with its accumulators in vector registers: the inner step of the event-driven
+convolution in inference (:mod:`~neuroflow.layers.sparse_cpu_kernels`).
 
 Why an intrinsic: written as numba loops, the same product ran at 1.4-6 GMAC/s on the 2-core
 development VM (LLVM kept the accumulators in memory, or could not vectorise the fully unrolled

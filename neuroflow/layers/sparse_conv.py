@@ -29,10 +29,9 @@ with an active input are multiplied, so the forward's work (and ``grad_W``'s) sc
 number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout = 16,384``:
 
 * in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 1,024``), the
-  forward is the output-stationary event kernel
-  (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row test, then each output row
-  accumulates the products of its spiking inputs' pairs in vector registers, split over numba's
-  threads by output rows);
+  forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row
+  test, then each spiking input's products, accumulated in vector registers, are added into
+  their output rows in place, blocks of output rows split over numba's threads);
 * in training, while at most 40% spiked, the spiking inputs' pairs are gathered offset by offset
   and multiplied by GEMMs (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`),
   keeping the gathered rows for ``grad_W``
@@ -106,7 +105,7 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 # Above these shares of spiking voxels the batched path (restricted to the spiking voxels, its
 # operations on torch's threads) is about as fast as the event kernels or faster. Measured on the
-# 2-core VM, 8,192 random voxels, 2 threads, inference (output-stationary kernel / batched path):
+# 2-core VM, 8,192 random voxels, 2 threads, inference (event kernel / batched path):
 # 32 -> 32 channels 0.49 / 0.73 ms at 70% spiking voxels and 0.59 / 0.61 at 100% (16 -> 16: 0.32 /
 # 0.57 and 0.34 / 0.35), so narrow layers (Cin Cout <= 1,024) always take the event kernel; 64 -> 64
 # 1.54 / 1.68 at 70%, 2.09 / 1.60 at 100%; 128 -> 128 5.5 / 5.8 at 50%, 6.4 / 5.2 at 70%.
@@ -133,7 +132,8 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
     limit = _event_limit(x, w, needs_grad)
     if not needs_grad and kmap.has_pairs_by_output():
         # the row test and the forward in one numba call (~50 us less at 10% spiking voxels)
-        y, active = event_conv(x, w, kmap.by_output.arrays, kmap.num_out, torch.get_num_threads(), limit)
+        pairs = kmap.by_output
+        y, active = event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), limit)
         return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
     # the row test first: the sorted pairs are built for a layer that takes the event kernel only
     # (~1 ms for 116,160 pairs, wasted on a layer that falls back)
@@ -142,7 +142,8 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
         return _BatchedSparseConv.apply(x, w, kmap, active)
     if needs_grad:
         return _EventSparseConv.apply(x, w, kmap, active)
-    return event_conv(x, w, kmap.by_output.arrays, kmap.num_out, torch.get_num_threads(), limit)[0]
+    pairs = kmap.by_output
+    return event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), limit)[0]
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:

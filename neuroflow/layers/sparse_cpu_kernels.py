@@ -10,12 +10,14 @@
   passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
-* :func:`event_conv`, the event-driven forward in inference: a row test, then each output row
-  sums the products of its pairs whose input spiked, accumulated in vector registers
-  (:mod:`~neuroflow.layers.simd_gemv`) and written once. Against the gather-GEMM-scatter form
-  below (same process, 8,192 random voxels 32 -> 32): 0.42 against 0.49 ms at 50% spiking voxels,
-  0.23 against 0.25 ms at 10%; at 0% it costs 0.10 ms (the row test over the input, zeroing the
-  output, the pass over the pairs).
+* :func:`event_conv`, the event-driven forward in inference: a row test, then each product of a
+  spiking input's pair is added into its output row in place, accumulated in vector registers
+  (:mod:`~neuroflow.layers.simd_gemv`); no gather, no scatter. Against the gather-GEMM-scatter
+  form below (same process, 8,192 random voxels 32 -> 32, pairs then ordered by output row): 0.42
+  against 0.49 ms at 50% spiking voxels, 0.23 against 0.25 ms at 10%; ordering the pairs in
+  blocks of output rows (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`) took another 8-12%
+  off at 10%. At 0% it costs ~0.1 ms (the row test over the input, zeroing the output, the pass
+  over the pairs).
 * :func:`event_conv_forward` and :func:`event_weight_grad`, the event-driven path in training:
   gather the pairs whose input voxel spiked, GEMM them offset by offset (BLAS called from numba),
   sum the products into the output rows; ``grad_W`` reuses the gathered rows.
@@ -212,11 +214,13 @@ def _pair_product(y, q, x, i, w, o):
                 y[q, j] += x[i, k] * w[o, k, j]
 
 
-def _event_conv_body(x, bits, magnitude, w, out_ptr, pair_offset, pair_in, num_out, max_active, parts):
+def _event_conv_body(x, bits, magnitude, w, block_ptr, pair_offset, pair_out, pair_in, block, num_out, max_active,
+                     parts):
     # the inference forward in one numba call: (y, active, True), or (an empty y, active, False)
-    # when more than max_active rows spiked. Output-stationary: each output row sums the products
-    # of its pairs whose input spiked, in pair order, in place (no gather, no scatter, one pass
-    # over the outputs); parts own disjoint output ranges, so any split gives the same bits.
+    # when more than max_active rows spiked. The pairs come in blocks of `block` output rows, by
+    # offset within a block; one flat loop adds each spiking input's product into its output row
+    # in place. Every output row adds its products in offset order, and parts own whole blocks,
+    # so any split gives the same bits.
     active = np.empty(x.shape[0], np.bool_)
     counts = np.zeros(parts, np.int64)
     for t in numba.prange(parts):
@@ -227,13 +231,15 @@ def _event_conv_body(x, bits, magnitude, w, out_ptr, pair_offset, pair_in, num_o
     y = np.empty((num_out, w.shape[2]), x.dtype)
     flat = y.reshape(-1)
     cout = w.shape[2]
+    # the parts split the blocks where the pairs split evenly (deep layers have few blocks)
+    bounds = np.searchsorted(block_ptr, np.arange(parts + 1) * block_ptr[-1] // parts)
+    bounds[-1] = block_ptr.shape[0] - 1
     for t in numba.prange(parts):
-        lo, hi = _part(num_out, t, parts)
-        flat[lo * cout:hi * cout] = 0
-        for q in range(lo, hi):
-            for p in range(out_ptr[q], out_ptr[q + 1]):
-                if active[pair_in[p]]:
-                    _pair_product(y, q, x, pair_in[p], w, pair_offset[p])
+        lo, hi = bounds[t], bounds[t + 1]
+        flat[lo * block * cout:min(hi * block, num_out) * cout] = 0
+        for p in range(block_ptr[lo], block_ptr[hi]):
+            if active[pair_in[p]]:
+                _pair_product(y, pair_out[p], x, pair_in[p], w, pair_offset[p])
     return y, active, True
 
 
@@ -279,34 +285,35 @@ def _event_threads(pairs: int, w: np.ndarray, threads: int) -> int:
     return threads if pairs * w.shape[1] * w.shape[2] >= _EVENT_PARALLEL_MIN_MACS else 1
 
 
-def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple[np.ndarray, np.ndarray, np.ndarray], num_out: int,
-               threads: int, max_active: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_out: int, threads: int,
+               max_active: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The event-driven inference forward, if at most ``max_active`` rows of ``x`` spiked: ``(y
     [num_out, Cout], active [N])``; else ``(None, active)``, the row test for the caller's other
     path. No autograd.
 
     ``y[q] = sum over q's pairs (i, o) whose input spiked of x[i] @ w[o]``, the pairs given in
-    output order (``arrays`` of :attr:`~neuroflow.layers.kernel_map.KernelMap.by_output`: ``out_ptr
-    [M + 1]``, ``pair_offset``, ``pair_in [P]``). Output-stationary: each output row accumulates its products
-    in vector registers (:mod:`~neuroflow.layers.simd_gemv`) and is written once, so the work is
-    the spiking inputs' pairs plus one pass over the inputs (row test) and the outputs. Large layers
-    split the outputs over numba's threads, with the one-thread result bit for bit. ``x [N, Cin]``,
+    blocks of ``block`` output rows, by offset within a block (``arrays`` of
+    :attr:`~neuroflow.layers.kernel_map.KernelMap.by_output`: ``block_ptr``, ``pair_offset``,
+    ``pair_out``, ``pair_in``). Each product is added into its output row in place, accumulated in
+    vector registers (:mod:`~neuroflow.layers.simd_gemv`), so the work is the spiking inputs' pairs
+    plus one pass over the inputs (row test), the pairs and the outputs. Large layers split the
+    output blocks over numba's threads, with the one-thread result bit for bit. ``x [N, Cin]``,
     ``w [K, Cin, Cout]`` of one CPU float dtype.
     """
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    with numba_parallel(_event_threads(pairs[2].shape[0], w_np, threads)) as parts:
+    with numba_parallel(_event_threads(pairs[1].shape[0], w_np, threads)) as parts:
         y, active, done = (_event_conv_parallel if parts > 1 else _event_conv)(
-            x_np, *_row_bits(x_np), w_np, *pairs, num_out, max_active, parts)
+            x_np, *_row_bits(x_np), w_np, *pairs, block, num_out, max_active, parts)
     return (torch.from_numpy(y) if done else None), torch.from_numpy(active)
 
 
-def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor,
-                       pairs: tuple[np.ndarray, np.ndarray, np.ndarray], num_out: int, threads: int):
+def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, pairs: tuple, num_out: int,
+                       threads: int):
     """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
     whose input voxel spiked (``active [N]`` bool, from :func:`spiking_rows`); no autograd. The
     pairs are given in input order (``arrays`` of
     :attr:`~neuroflow.layers.kernel_map.KernelMap.by_input`: ``in_ptr [N + 1]``, ``pair_offset``,
-    ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
+    the inputs, ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
     of one CPU float dtype with ``event_gemm_chunk(Cin, Cout) > 0``.
 
     Numba loops gather the spiking inputs' pairs' input rows offset by offset; GEMMs (OpenBLAS
@@ -322,10 +329,11 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor,
     w_np = w.detach().contiguous().numpy()
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
     rows = np.flatnonzero(active.numpy())
-    with numba_parallel(_event_threads(pairs[2].shape[0], w_np, threads)) as parts:
+    in_ptr, pair_offset, _, pair_out = pairs
+    with numba_parallel(_event_threads(pair_out.shape[0], w_np, threads)) as parts:
         gather, products = ((_gather_active_pairs_parallel, _event_products_parallel) if parts > 1
                             else (_gather_active_pairs, _event_products))
-        gathered, out_rows, segment = gather(x_np, rows, *pairs, w_np.shape[0], parts)
+        gathered, out_rows, segment = gather(x_np, rows, in_ptr, pair_offset, pair_out, w_np.shape[0], parts)
         y = torch.from_numpy(products(gathered, out_rows, segment, w_np, chunk, num_out, parts))
     return y, (gathered, out_rows, segment)
 
@@ -361,36 +369,38 @@ def event_weight_grad(layout, grad_y: torch.Tensor, weight_shape: torch.Size) ->
 
 
 @numba.njit(**_OPTS)
-def _pairs_by_voxel(key_idx, partner_idx, offset_ptr, num_keys):
-    # counting sort of the pairs (grouped by offset) by their key voxel; within a key they stay in
-    # offset order
-    ptr = np.zeros(num_keys + 1, np.int64)
+def _pairs_by_voxel(key_idx, partner_idx, offset_ptr, num_keys, block):
+    # counting sort of the pairs (grouped by offset) by their key voxel's group of `block`; within
+    # a group they stay in offset order
+    ptr = np.zeros((num_keys + block - 1) // block + 1, np.int64)
     for p in range(key_idx.shape[0]):
-        ptr[key_idx[p] + 1] += 1
-    for i in range(num_keys):
-        ptr[i + 1] += ptr[i]
+        ptr[key_idx[p] // block + 1] += 1
+    for g in range(ptr.shape[0] - 1):
+        ptr[g + 1] += ptr[g]
     fill = ptr[:-1].copy()
     offset = np.empty(key_idx.shape[0], np.int32)
+    voxel = np.empty(key_idx.shape[0], np.int32)
     partner = np.empty(key_idx.shape[0], np.int32)
     for o in range(offset_ptr.shape[0] - 1):
         for p in range(offset_ptr[o], offset_ptr[o + 1]):
-            r = fill[key_idx[p]]
-            fill[key_idx[p]] = r + 1
-            offset[r] = o
-            partner[r] = partner_idx[p]
-    return ptr, offset, partner
+            g = key_idx[p] // block
+            r = fill[g]
+            fill[g] = r + 1
+            offset[r], voxel[r], partner[r] = o, key_idx[p], partner_idx[p]
+    return ptr, offset, voxel, partner
 
 
-def pairs_by_voxel(key_idx: torch.Tensor, partner_idx: torch.Tensor, offset_ptr: torch.Tensor,
-                   num_keys: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(ptr [num_keys + 1] int64, offset [P] int32, partner [P] int32)``: the pairs of a kernel
-    map (``key_idx``, ``partner_idx`` grouped by offset, ``offset_ptr [K + 1]``; the input and
-    output rows, in either role) ordered by key voxel, then offset; voxel ``v``'s pairs are
-    ``ptr[v]:ptr[v + 1]``. A counting sort, O(P): measured 3.5x faster than a stable ``argsort``
-    of the keys (116,160 pairs: 0.94 against 3.3 ms). Computed on the CPU, returned on
+def pairs_by_voxel(key_idx: torch.Tensor, partner_idx: torch.Tensor, offset_ptr: torch.Tensor, num_keys: int,
+                   block: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(ptr [G + 1] int64, offset [P] int32, voxel [P] int32, partner [P] int32)``: the pairs of
+    a kernel map (``key_idx``, ``partner_idx`` grouped by offset, ``offset_ptr [K + 1]``; the input
+    and output rows, in either role) ordered by group of ``block`` consecutive key voxels, then
+    offset; group ``g``'s pairs (key voxels ``g block`` to ``(g + 1) block - 1``) are ``ptr[g]:ptr[g
+    + 1]``, ``voxel`` their key voxels. A counting sort, O(P): measured 3.5x faster than a stable
+    ``argsort`` of the keys (116,160 pairs: 0.94 against 3.3 ms). Computed on the CPU, returned on
     ``key_idx``'s device."""
     arrays = (t.detach().cpu().numpy() for t in (key_idx, partner_idx, offset_ptr))
-    return tuple(torch.from_numpy(a).to(key_idx.device) for a in _pairs_by_voxel(*arrays, num_keys))
+    return tuple(torch.from_numpy(a).to(key_idx.device) for a in _pairs_by_voxel(*arrays, num_keys, block))
 
 
 #: offsets whose pair count is at least this share of a block's longest join that block (padding
