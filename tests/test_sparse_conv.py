@@ -180,7 +180,7 @@ def test_event_kernels_split_into_parts_equal_one_part(parts):
     kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
     block = 16  # 19 blocks of output rows, so that 2 and 3 parts split them
     by_output = kernels._pairs_by_voxel(kmap.out_idx.numpy(), kmap.in_idx.numpy(), kmap.offset_ptr.numpy(), 300, block)
-    common = (x, *kernels._row_bits(x), w, *by_output, block, 300, 300)
+    common = (x, w, *by_output, block, 300, 300)
     y1, active1, done1 = kernels._event_conv(*common, 1)
     y2, active2, done2 = kernels._event_conv_parallel(*common, parts)
     assert done1 and done2 and (active1 == active2).all() and (y1 == y2).all()

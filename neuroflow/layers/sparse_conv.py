@@ -96,11 +96,13 @@ def sparse_conv(
     return y if bias is None else y + bias
 
 
+_EVENT_DTYPES = (torch.float32, torch.float64)
+
+
 def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
     """Whether the event-driven kernels apply: CPU float32/64 and channels few enough for their
     single-threaded GEMM chunks (:func:`event_gemm_chunk`)."""
-    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0)
+    return x.is_cpu and x.dtype in _EVENT_DTYPES and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0
 
 
 # Above these shares of spiking voxels the batched path (restricted to the spiking voxels, its
