@@ -16,7 +16,7 @@
   form below (same process, 8,192 random voxels 32 -> 32, pairs then ordered by output row): 0.42
   against 0.49 ms at 50% spiking voxels, 0.23 against 0.25 ms at 10%; ordering the pairs in
   blocks of output rows (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`) took another 8-12%
-  off at 10%. At 0% it costs ~0.1 ms (the row test over the input, zeroing the output, the pass
+  off at 10%. At 0% it costs ~0.08 ms (the row test over the input, zeroing the output, the pass
   over the pairs).
 * :func:`event_conv_forward` and :func:`event_weight_grad`, the event-driven path in training:
   gather the pairs whose input voxel spiked, GEMM them offset by offset (BLAS called from numba),
