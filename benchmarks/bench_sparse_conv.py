@@ -139,10 +139,12 @@ def spike_rows(generator: torch.Generator, density: float) -> torch.Tensor:
 
 
 def measure(steps: dict, repeat: int) -> dict:
-    """Interleaved rounds; ``steps`` maps name -> (callable, threads)."""
+    """Interleaved rounds, every other one in reverse order (a case that always ran first after
+    another's large working set would pay its cold caches each round); ``steps`` maps name ->
+    (callable, threads)."""
     times = {name: [] for name in steps}
-    for _ in range(repeat):
-        for name, (step, threads) in steps.items():
+    for round_ in range(repeat):
+        for name, (step, threads) in (steps.items() if round_ % 2 == 0 else reversed(steps.items())):
             times[name].append(timed(step, threads))
     return {name: {"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3} for name, t in times.items()}
 
