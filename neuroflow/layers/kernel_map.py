@@ -1,4 +1,4 @@
-"""Kernel maps of sparse 3-D convolutions, built by coordinate hashing.
+"""Kernel maps of sparse 3-D convolutions, built from linear coordinate keys.
 
 A kernel map lists, for every kernel offset ``o``, the pairs ``(in_idx, out_idx)`` of voxel rows
 such that input voxel ``in_idx`` feeds output voxel ``out_idx`` through weight ``W[o]``. A sparse
@@ -15,10 +15,10 @@ for kernel position ``(a, b, c)`` along ``(x, y, z)``:
   its 2x2x2 cell). The output grid has ``ceil((X - dilation (k - 1) - 1) / s) + 1`` cells per axis,
   i.e. conv3d over the input zero-padded at the high end so that no input voxel is dropped.
 
-Coordinates are hashed to linear keys ``((b X + x) Y + y) Z + z``: submanifold neighbours are
-found in an open-addressing hash table of the N voxels (a numba loop, memory O(N) whatever the
-grid size: no dense index or feature grid is allocated); strided output cells are collected in
-a hash table the same way.
+Coordinates become linear keys ``((b X + x) Y + y) Z + z``. Submanifold neighbours are found by
+sorting the N keys once and sweeping them once per kernel shift (a key shifted by a constant stays
+sorted); strided output cells are collected in an open-addressing hash table. Both are numba
+loops with memory O(N) whatever the grid size: no dense index or feature grid is allocated.
 """
 
 from __future__ import annotations
@@ -200,8 +200,8 @@ def build_kernel_map(
 ) -> KernelMap:
     """Kernel map of a convolution over the voxels ``coords [N, 4]`` (unique rows, in range).
 
-    Memory is O(N K) for the pairs plus O(N) for the hash table; nothing grows with the grid
-    volume. See the module docstring for the geometry.
+    Memory is O(N K) for the pairs plus O(N) for the sorted keys or hash table; nothing grows with
+    the grid volume. See the module docstring for the geometry.
     """
     k, s, d = triple(kernel_size, "kernel_size"), triple(stride, "stride"), triple(dilation, "dilation")
     device = coords.device

@@ -3,7 +3,7 @@
 Point-cloud networks (E-3DSNN, spconv/MinkowskiEngine style) store only the occupied voxels of a
 ``[B, C, X, Y, Z]`` grid: ``coords [N, 4]`` (batch, x, y, z) and ``features [N, C]``. Convolutions
 on it need *kernel maps* (which input row feeds which output row through which kernel offset);
-building one costs a hash of the coordinates, so a tensor carries a cache of them, keyed by the
+building one costs a pass over the coordinates, so a tensor carries a cache of them, keyed by the
 convolution geometry, that every tensor derived with :meth:`SparseTensor.replace_features` shares:
 all submanifold convolutions of one stage then build their map once.
 """
