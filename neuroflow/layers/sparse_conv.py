@@ -100,8 +100,9 @@ _EVENT_DTYPES = (torch.float32, torch.float64)
 
 
 def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether the event-driven kernels apply: CPU float32/64 and channels few enough for their
-    single-threaded GEMM chunks (:func:`event_gemm_chunk`)."""
+    """Whether the event-driven kernels apply: CPU float32/64 and channels few enough for the
+    training forward's single-threaded GEMM chunks (:func:`event_gemm_chunk`; inference keeps the
+    same limit, measured only up to 128 -> 128)."""
     return x.is_cpu and x.dtype in _EVENT_DTYPES and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0
 
 
@@ -132,13 +133,12 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
     limit = _event_limit(x, w, needs_grad)
-    if not needs_grad and kmap.has_pairs_by_output():
-        # the row test and the forward in one numba call (~50 us less at 10% spiking voxels)
+    # in inference the row test runs inside the event kernel, unless the map's sorted pairs are yet
+    # to be built for a layer that may fall back (~1 ms for 116,160 pairs, wasted if it does)
+    if not needs_grad and (limit >= x.shape[0] or kmap.has_pairs_by_output()):
         pairs = kmap.by_output
         y, active = event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), limit)
         return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
-    # the row test first: the sorted pairs are built for a layer that takes the event kernel only
-    # (~1 ms for 116,160 pairs, wasted on a layer that falls back)
     active, count = spiking_rows(x)
     if count > limit:
         return _BatchedSparseConv.apply(x, w, kmap, active)
