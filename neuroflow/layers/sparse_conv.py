@@ -47,6 +47,7 @@ result equals the non-skipping path.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -139,7 +140,7 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
         pairs = kmap.by_output
         y, active = event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), limit)
         return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
-    active, count = spiking_rows(x)
+    active, count = spiking_rows(x, torch.get_num_threads())
     if count > limit:
         return _BatchedSparseConv.apply(x, w, kmap, active)
     if needs_grad:
@@ -244,11 +245,17 @@ class _EventSparseConv(torch.autograd.Function):
 _RELAYOUT_MAX_DENSITY = 0.8
 
 
+def _count(mask: torch.Tensor) -> int:
+    """Number of true entries of ``mask`` (bool): numpy's count on the CPU, where torch's ``sum``
+    (a parallel reduction) measured ~30 us for 8,192 entries, a tenth of a 32 -> 32 layer's forward."""
+    return int(np.count_nonzero(mask.numpy())) if mask.is_cpu else int(mask.sum())
+
+
 class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None):
         """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel)."""
-        n_active = int(active.sum()) if active is not None else x.shape[0]
+        n_active = _count(active) if active is not None else x.shape[0]
         # most voxels spiked: the map's cached layout (a silent row adds zeros) costs less than
         # laying out the spiking ones' pairs anew; the centre offset is worth gathering only
         # when few voxels spiked (a gathered row costs ~3 dense ones: gather, matmul, scatter)

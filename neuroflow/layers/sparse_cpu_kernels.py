@@ -11,8 +11,8 @@
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
 * :func:`event_conv`, the event-driven forward in inference: a row test, then each product of a
-  spiking input's pair is added into its output row in place, accumulated in vector registers
-  (:func:`_make_block_gemv`); no gather, no scatter. Against the gather-GEMM-scatter
+  spiking input's pair (listed block by block, without a branch per pair) is added into its output
+  row in place, accumulated in vector registers (:func:`_make_block_gemv`); no gather, no scatter. Against the gather-GEMM-scatter
   form below (same process, 8,192 random voxels 32 -> 32, pairs then ordered by output row): 0.42
   against 0.49 ms at 50% spiking voxels, 0.23 against 0.25 ms at 10%; ordering the pairs in
   blocks of output rows (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`) took another 8-12%
@@ -99,8 +99,24 @@ def _nonzero_rows(x, out):
     return _nonzero_words(x.view(np.int32), np.int32(0x7FFFFFFF), out)
 
 
-def spiking_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``([N] bool, count)``: the rows of ``x [N, C]`` with a non-zero entry, and how many.
+def _spiking_rows_body(x, active, parts):
+    # the row test split into `parts` ranges of rows; returns the count
+    counts = np.zeros(parts, np.int64)
+    for t in numba.prange(parts):
+        lo, hi = _part(x.shape[0], t, parts)
+        counts[t] = _nonzero_rows(x[lo:hi], active[lo:hi])
+    return counts.sum()
+
+
+#: :func:`spiking_rows` splits over numba's threads from this many elements (2 MiB of float32):
+#: measured with 10% spiking rows of 32 float32, 1 / 2 threads, 69 / 65 us at 1 MiB (a parallel
+#: step's hand-off eats the gain), 198 / 131 us at 4 MiB
+_ROW_TEST_PARALLEL_MIN = 1 << 19
+
+
+def spiking_rows(x: torch.Tensor, threads: int = 1) -> tuple[torch.Tensor, int]:
+    """``([N] bool, count)``: the rows of ``x [N, C]`` with a non-zero entry, and how many; large
+    inputs on up to ``threads`` of numba's threads.
 
     ``x.ne(0).any(1)`` measured 0.8 ms for 8,192 x 32 floats; this OR-reduction of the bits, read
     as int64 words, ~0.02 ms.
@@ -109,7 +125,10 @@ def spiking_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
         out = x.ne(0).any(1)
         return out, int(out.sum())
     out = torch.empty(x.shape[0], dtype=torch.bool)
-    return out, int(_nonzero_rows(x.detach().contiguous().numpy(), out.numpy()))
+    with numba_parallel(threads if x.numel() >= _ROW_TEST_PARALLEL_MIN else 1) as parts:
+        count = (_spiking_rows_parallel if parts > 1 else _spiking_rows)(x.detach().contiguous().numpy(),
+                                                                         out.numpy(), parts)
+    return out, int(count)
 
 
 def nonzero_rows(x: torch.Tensor) -> torch.Tensor:
@@ -293,15 +312,13 @@ def _event_conv_body(x, w, block_ptr, pair_offset, pair_out, pair_in, block, num
                      parts):
     # the inference forward in one numba call: (y, active, True), or (an empty y, active, False)
     # when more than max_active rows spiked. The pairs come in blocks of `block` output rows, by
-    # offset within a block; one flat loop adds each spiking input's product into its output row
-    # in place. Every output row adds its products in offset order, and parts own whole blocks,
-    # so any split gives the same bits.
+    # offset within a block. Per block: zero its output rows (they stay in L1 for the products),
+    # list the pairs whose input spiked, then add each listed product into its output row in
+    # place. Every output row adds its products in offset order, and parts own whole blocks, so
+    # any split gives the same bits.
     active = np.empty(x.shape[0], np.bool_)
-    counts = np.zeros(parts, np.int64)
-    for t in numba.prange(parts):
-        lo, hi = _part(x.shape[0], t, parts)
-        counts[t] = _nonzero_rows(x[lo:hi], active[lo:hi])
-    if counts.sum() > max_active:
+    count = _spiking_rows(x, active, parts)
+    if count > max_active:
         return np.empty((0, w.shape[2]), x.dtype), active, False
     y = np.empty((num_out, w.shape[2]), x.dtype)
     flat = y.reshape(-1)
@@ -309,11 +326,25 @@ def _event_conv_body(x, w, block_ptr, pair_offset, pair_out, pair_in, block, num
     # the parts split the blocks where the pairs split evenly (deep layers have few blocks)
     bounds = np.searchsorted(block_ptr, np.arange(parts + 1) * block_ptr[-1] // parts)
     bounds[-1] = block_ptr.shape[0] - 1
+    most = np.max(np.diff(block_ptr)) if block_ptr.shape[0] > 1 else 0
+    every = count == x.shape[0]
     for t in numba.prange(parts):
-        lo, hi = bounds[t], bounds[t + 1]
-        flat[lo * block * cout:min(hi * block, num_out) * cout] = 0
-        for p in range(block_ptr[lo], block_ptr[hi]):
-            if active[pair_in[p]]:
+        listed = np.empty(most, np.int32)
+        for b in range(bounds[t], bounds[t + 1]):
+            flat[b * block * cout:min((b + 1) * block, num_out) * cout] = 0
+            if every:
+                for p in range(block_ptr[b], block_ptr[b + 1]):
+                    _pair_product(y, pair_out[p], x, pair_in[p], w, pair_offset[p])
+                continue
+            # list the spiking pairs without a branch, then the products: a branch per pair, taken
+            # at random, cost more than the listing pass (8,192 random voxels 32 -> 32, one thread:
+            # 184-230 -> 142-194 us at 10% spiking voxels, 450-601 -> 399-518 us at 50%)
+            n = 0
+            for p in range(block_ptr[b], block_ptr[b + 1]):
+                listed[n] = p
+                n += active[pair_in[p]]
+            for j in range(n):
+                p = listed[j]
                 _pair_product(y, pair_out[p], x, pair_in[p], w, pair_offset[p])
     return y, active, True
 
@@ -329,12 +360,15 @@ def _compiled(body, name: str, parallel: bool = False, **calls):
     return numba.njit(parallel=parallel, **_OPTS)(twin)
 
 
+_spiking_rows = _compiled(_spiking_rows_body, "_spiking_rows")
+_spiking_rows_parallel = _compiled(_spiking_rows_body, "_spiking_rows_parallel", parallel=True)
 _gather_active_pairs = _compiled(_gather_active_pairs_body, "_gather_active_pairs")
 _event_products = _compiled(_event_products_body, "_event_products")
 _event_conv = _compiled(_event_conv_body, "_event_conv")
 _gather_active_pairs_parallel = _compiled(_gather_active_pairs_body, "_gather_active_pairs_parallel", parallel=True)
 _event_products_parallel = _compiled(_event_products_body, "_event_products_parallel", parallel=True)
-_event_conv_parallel = _compiled(_event_conv_body, "_event_conv_parallel", parallel=True)
+_event_conv_parallel = _compiled(_event_conv_body, "_event_conv_parallel", parallel=True,
+                                 _spiking_rows=_spiking_rows_parallel)
 
 
 #: OpenBLAS runs a GEMM of at most this many multiply-adds (m n k) on the calling thread only
