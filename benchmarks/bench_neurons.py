@@ -25,6 +25,7 @@ import statistics
 import time
 
 import torch
+from floors import copy_bandwidth, median_seconds
 
 from neuroflow.allocator import retain_freed_memory
 from neuroflow.neurons import LIF
@@ -81,27 +82,10 @@ PEERS = {
 }
 
 
-def copy_bandwidth(numel: int, repeat: int) -> float:
-    """Bytes per second of ``dst.copy_(src)`` (read + write) for float32 tensors of ``numel``."""
-    src = torch.randn(numel)
-    dst = torch.empty_like(src)
-    times = []
-    for _ in range(repeat + 2):
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        times.append(time.perf_counter() - t0)
-    return 2 * numel * 4 / statistics.median(times[2:])
-
-
 def sigmoid_time(x: torch.Tensor, repeat: int) -> float:
     """Median seconds of one ``torch.sigmoid`` pass over ``x`` into a preallocated output."""
     out = torch.empty_like(x)
-    times = []
-    for _ in range(repeat + 2):
-        t0 = time.perf_counter()
-        torch.sigmoid(x, out=out)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[2:])
+    return median_seconds(lambda: torch.sigmoid(x, out=out), repeat)
 
 
 def time_once(step, x0: torch.Tensor) -> float:

@@ -14,7 +14,10 @@ Each round backpropagates a fixed random output gradient ``g``.
 
 Event-driven table: forward (and forward + backward) time when only 100 / 50 / 10 % of the voxels
 spike (rows of integer spikes 1..4, the others all zero), with ``event_driven=True``, against
-the non-skipping path at 100 %.
+the non-skipping path at 100 %. Each forward is also set against its physical floor, measured in
+the same run (:func:`forward_floors`): reading the input and writing the output at the machine's
+copy bandwidth, or the spiking pairs' multiply-adds at the rate of a dense matmul of the same
+shape, whichever takes longer.
 
 The implementations run interleaved round by round and the table reports medians and minima
 (this machine is shared and noisy). Unless ``--system-malloc`` is given, the script first calls
@@ -37,6 +40,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from floors import copy_bandwidth, median_seconds
 
 from neuroflow.allocator import retain_freed_memory
 from neuroflow.layers import build_kernel_map, sparse_conv
@@ -138,6 +142,25 @@ def spike_rows(generator: torch.Generator, density: float) -> torch.Tensor:
     return spikes * (torch.rand(VOXELS, 1, generator=generator) < density)
 
 
+def forward_floors(kmap, inputs: dict, w: torch.Tensor, threads: int, repeat: int) -> tuple[dict, dict]:
+    """Per case of ``inputs`` (name -> ``[N, Cin]`` features), the forward's physical floor in ms:
+    the larger of its memory traffic (read the input, write the output, at this machine's copy
+    bandwidth) and its arithmetic (the spiking inputs' pairs x Cin x Cout multiply-adds at the rate
+    of torch's dense ``[N, Cin] @ [Cin, Cout]``, the same shape of product). Returns the floors and
+    the two rates."""
+    torch.set_num_threads(threads)
+    x = next(iter(inputs.values()))
+    n, cin, cout = x.shape[0], w.shape[1], w.shape[2]
+    bandwidth = copy_bandwidth(x.numel(), repeat)
+    mac_rate = n * cin * cout / median_seconds(lambda: torch.mm(x, w[kmap.center]), repeat)
+    floors = {}
+    for name, features in inputs.items():
+        spiking_pairs = int(features.ne(0).any(1)[kmap.in_idx].sum())
+        memory = (features.numel() + kmap.num_out * cout) * features.element_size() / bandwidth
+        floors[name] = max(memory, spiking_pairs * cin * cout / mac_rate) * 1e3
+    return floors, {"copy_bandwidth_GBps": bandwidth / 1e9, "dense_mm_GMACps": mac_rate / 1e9}
+
+
 def measure(steps: dict, repeat: int) -> dict:
     """Interleaved rounds, every other one in reverse order (a case that always ran first after
     another's large working set would pay its cold caches each round); ``steps`` maps name ->
@@ -215,6 +238,7 @@ def main() -> None:
     # three settings: inference; training with the input gradient (a layer inside the network:
     # grad_x needs every pair, spiking or not); training without it (the first layer)
     full = spike_rows(gen, 1.0)
+    inputs = {"dense_path_100%": full}
     settings = {
         "forward": {"dense_path_100%": (neuroflow_forward(kmap, full, w, False), args.threads)},
         "forward_backward": {"dense_path_100%": (neuroflow_step(kmap, full, w, g), args.threads)},
@@ -227,11 +251,13 @@ def main() -> None:
         if max_error(skipping, plain) > TOLERANCE:
             raise SystemExit(f"event-driven result differs from the plain path at density {density}")
         name = f"event_{density:.0%}"
+        inputs[name] = spikes
         settings["forward"][name] = (neuroflow_forward(kmap, spikes, w, True), args.threads)
         settings["forward_backward"][name] = (neuroflow_step(kmap, spikes, w, g, True), args.threads)
         settings["forward_backward_weights_only"][name] = (
             neuroflow_step(kmap, spikes, w, g, True, input_grad=False), args.threads)
     timings = {setting: measure(steps, args.repeat) for setting, steps in settings.items()}
+    floors, rates = forward_floors(kmap, inputs, w, args.threads, args.repeat)
     print("\nspike density (voxels with a non-zero row), median ms; ratio = non-skipping path at 100% / this")
     print(f"{'case':<18}" + "".join(f"{label:>12}{'ratio':>7}" for label in ("forward", "fwd+bwd", "fwd+grad_W")))
     results["event_driven"] = {}
@@ -241,6 +267,14 @@ def main() -> None:
             row[setting] = times[name]
             row[f"{setting}_speedup"] = times["dense_path_100%"]["median_ms"] / times[name]["median_ms"]
         print(f"{name:<18}" + "".join(f"{row[s]['median_ms']:>12.3f}{row[s + '_speedup']:>7.2f}" for s in timings))
+    print(f"\nforward floor: max(read the input + write the output at {rates['copy_bandwidth_GBps']:.1f} GB/s, "
+          f"the spiking pairs' multiply-adds at torch's dense mm rate {rates['dense_mm_GMACps']:.1f} GMAC/s)")
+    print(f"{'case':<18}{'floor ms':>12}{'forward / floor':>18}")
+    for name, floor in floors.items():
+        row = results["event_driven"][name]
+        row["forward_floor_ms"] = floor
+        print(f"{name:<18}{floor:>12.3f}{row['forward']['median_ms'] / floor:>18.2f}")
+    results["floor_rates"] = rates
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
