@@ -321,6 +321,29 @@ def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts):
     assert found.tolist() == expected
 
 
+def test_strided_lookup_equals_brute_force():
+    """Strided maps bucket the voxels by their remainders modulo the stride: against the defining
+    relation ``c = stride q + position`` checked for every (position, voxel), for an anisotropic
+    kernel, stride and dilation, outputs numbered in order of first appearance (offset-major)."""
+    from neuroflow.layers.kernel_map import _kernel_positions
+    from neuroflow.layers.sparse_cpu_kernels import strided_found
+
+    coords = random_coords(2, (11, 9, 8), 250, seed=23)
+    kernel, stride, dilation, out_shape = (3, 2, 3), (2, 1, 2), (1, 2, 1), (5, 7, 4)
+    positions = _kernel_positions(kernel, dilation, "cpu")
+    found, out_coords = strided_found(coords, out_shape, positions, stride)
+    rows, expected = {}, []
+    for p in positions.tolist():
+        line = []
+        for b, *c in coords.tolist():
+            q = [(ci - pi) // si for ci, pi, si in zip(c, p, stride)]
+            inside = all((ci - pi) % si == 0 and 0 <= qi < so for ci, pi, si, qi, so in zip(c, p, stride, q, out_shape))
+            line.append(rows.setdefault((b, *q), len(rows)) if inside else -1)
+        expected.append(line)
+    assert found.tolist() == expected
+    assert list(map(tuple, out_coords.tolist())) == list(rows)
+
+
 def test_padded_blocks_hold_every_pair_once():
     """The batched layout: every non-centre pair exactly once, each offset's row filled to at least
     75% of its block's width, the rest padding into the dump row ``num_out``."""

@@ -659,18 +659,44 @@ def _submanifold_found(coords, shape, shift):
 def _strided_found(coords, out_shape, positions, stride, max_out):
     """``(found [K, N], out_coords [M, 4])``: the output row input ``i`` feeds through kernel
     position ``o`` (or -1); outputs numbered in order of first appearance (offset-major scan).
-    ``max_out`` bounds the number of outputs (the table must never fill)."""
+    ``max_out`` bounds the number of outputs (the table must never fill).
+
+    Input ``c`` feeds cell ``q_out`` through position ``p`` (per axis) when ``c - p = stride
+    q_out``: writing ``c = stride q + r`` and ``p = stride pq + pr`` (``0 <= r, pr < stride``), when
+    ``r == pr``, and then ``q_out = q - pq``. So the voxels are bucketed once by their remainders
+    (all three axes in one code), and each position visits only its bucket, in voxel order; no
+    division in the loop (a division per axis, position and voxel cost ~3.8 ms for 30,000 voxels).
+    """
     n, K = coords.shape[0], positions.shape[0]
+    s0, s1, s2 = stride[0], stride[1], stride[2]
+    quotient = np.empty((n, 3), np.int64)
+    bucket_ptr = np.zeros(s0 * s1 * s2 + 1, np.int64)
+    code = np.empty(n, np.int64)
+    for i in range(n):
+        rem = 0
+        for a in range(3):
+            quotient[i, a] = coords[i, a + 1] // stride[a]
+            rem = rem * stride[a] + coords[i, a + 1] - quotient[i, a] * stride[a]
+        code[i] = rem
+        bucket_ptr[rem + 1] += 1
+    for c in range(s0 * s1 * s2):
+        bucket_ptr[c + 1] += bucket_ptr[c]
+    bucket = np.empty(n, np.int64)
+    fill = bucket_ptr[:-1].copy()
+    for i in range(n):  # stable: each bucket keeps the voxel order
+        bucket[fill[code[i]]] = i
+        fill[code[i]] += 1
     table_keys, table_rows = _new_table(max_out)
     found = np.full((K, n), -1, np.int64)
     out_coords = np.empty((max_out, 4), np.int64)
     m = 0
     for o in range(K):
-        for i in range(n):
-            qx = _cell(coords[i, 1], positions[o, 0], stride[0], out_shape[0])
-            qy = _cell(coords[i, 2], positions[o, 1], stride[1], out_shape[1])
-            qz = _cell(coords[i, 3], positions[o, 2], stride[2], out_shape[2])
-            if qx < 0 or qy < 0 or qz < 0:
+        px, py, pz = positions[o, 0] // s0, positions[o, 1] // s1, positions[o, 2] // s2
+        rem = ((positions[o, 0] - px * s0) * s1 + positions[o, 1] - py * s1) * s2 + positions[o, 2] - pz * s2
+        for b in range(bucket_ptr[rem], bucket_ptr[rem + 1]):
+            i = bucket[b]
+            qx, qy, qz = quotient[i, 0] - px, quotient[i, 1] - py, quotient[i, 2] - pz
+            if not (0 <= qx < out_shape[0] and 0 <= qy < out_shape[1] and 0 <= qz < out_shape[2]):
                 continue
             key = ((coords[i, 0] * out_shape[0] + qx) * out_shape[1] + qy) * out_shape[2] + qz
             row = _lookup(table_keys, table_rows, key, m)
@@ -679,15 +705,6 @@ def _strided_found(coords, out_shape, positions, stride, max_out):
                 m += 1
             found[o, i] = row
     return found, out_coords[:m].copy()
-
-
-@numba.njit(inline="always", **_OPTS)
-def _cell(c, position, stride, size):
-    """Output cell (one axis) that input coordinate ``c`` feeds through kernel ``position``, or -1."""
-    rel = c - position
-    if rel < 0 or rel % stride != 0 or rel // stride >= size:
-        return -1
-    return rel // stride
 
 
 @numba.njit(**_OPTS)
