@@ -612,46 +612,79 @@ def _lookup(table_keys, table_rows, key, insert_row):
 def _submanifold_found(coords, shape, shift):
     """``found [K, N]``: row of voxel ``i``'s neighbour at ``shift[o]``, or -1.
 
-    The voxels' keys are sorted once; for each shift, the keys shifted by its constant key offset
-    are sorted too, so one merge-like sweep finds every neighbour with sequential memory access.
-    When the shifts come in opposite pairs (``shift[K - 1 - o] = -shift[o]``, as for every odd
-    kernel centred on the voxel) each neighbour found gives its mirror pair too (j is i's neighbour
-    at ``s`` exactly when i is j's at ``-s``), so only half the offsets are swept, and the zero
-    shift needs none.
+    The voxels' keys are sorted once. The shifts are grouped by their (x, y) part: a group's
+    targets lie in one z-column of the grid, so one merge-like sweep of the sorted keys per group
+    finds them all (a 3x3x3 kernel: 9 sweeps, not 27), with sequential memory access. When the
+    shifts come in opposite pairs (``shift[K - 1 - o] = -shift[o]``, as for every odd kernel
+    centred on the voxel) each neighbour found gives its mirror pair too (j is i's neighbour at
+    ``s`` exactly when i is j's at ``-s``), so only the first half of the offsets is swept (5
+    sweeps for 3x3x3), and the zero shift needs none.
     """
     n, K = coords.shape[0], shift.shape[0]
     X, Y, Z = shape[0], shape[1], shape[2]
     keys = np.empty(n, np.int64)
     for i in range(n):
         keys[i] = ((coords[i, 0] * X + coords[i, 1]) * Y + coords[i, 2]) * Z + coords[i, 3]
-    order = np.argsort(keys, kind="mergesort")  # voxelised clouds arrive sorted: a linear pass
-    sorted_keys = keys[order]
+    ascending = True
+    for i in range(1, n):
+        ascending &= keys[i - 1] < keys[i]
+    # voxelised clouds arrive sorted (numba's mergesort of sorted keys still took ~1 ms for 30,000)
+    order = np.arange(n) if ascending else np.argsort(keys, kind="mergesort")
+    sorted_keys = keys if ascending else keys[order]
     mirrored = True
     for o in range(K):
         for a in range(3):
             mirrored &= shift[K - 1 - o, a] == -shift[o, a]
     found = np.full((K, n), -1, np.int64)
+    swept = np.empty(K, np.int64)  # the offsets to sweep, then sorted by (dx, dy, dz)
+    count = 0
     for o in range(K):
-        dx, dy, dz = shift[o, 0], shift[o, 1], shift[o, 2]
-        if mirrored and dx == 0 and dy == 0 and dz == 0:
+        zero = shift[o, 0] == 0 and shift[o, 1] == 0 and shift[o, 2] == 0
+        if mirrored and zero:
             for i in range(n):
                 found[o, i] = i
-            continue
-        if mirrored and K - 1 - o < o:  # filled while sweeping its mirror
-            continue
-        delta = (dx * Y + dy) * Z + dz  # key offset of the shift (the coordinates are checked in range)
+        elif not mirrored or o < K - 1 - o:  # the others are filled while sweeping their mirror
+            swept[count] = o
+            count += 1
+    span = 2 * np.max(np.abs(shift)) + 1 if K else 1
+    rank = np.empty(count, np.int64)
+    for g in range(count):
+        o = swept[g]
+        rank[g] = ((shift[o, 0] + span) * 2 * span + shift[o, 1] + span) * 2 * span + shift[o, 2] + span
+    swept = swept[:count][np.argsort(rank, kind="mergesort")]
+    first = 0
+    while first < count:
+        dx, dy = shift[swept[first], 0], shift[swept[first], 1]
+        last = first + 1
+        while last < count and shift[swept[last], 0] == dx and shift[swept[last], 1] == dy:
+            last += 1
+        column = (dx * Y + dy) * Z  # key offset of the group's (x, y) part
         j = 0
         for r in range(n):
             i = order[r]
-            x, y, z = coords[i, 1] + dx, coords[i, 2] + dy, coords[i, 3] + dz
-            if 0 <= x < X and 0 <= y < Y and 0 <= z < Z:
-                target = sorted_keys[r] + delta
-                while j < n and sorted_keys[j] < target:
-                    j += 1
-                if j < n and sorted_keys[j] == target:
-                    found[o, i] = order[j]
+            x, y, z = coords[i, 1] + dx, coords[i, 2] + dy, coords[i, 3]
+            if not (0 <= x < X and 0 <= y < Y):
+                continue
+            base = sorted_keys[r] + column
+            # j: the first key at or after the group's lowest target; later voxels' targets are
+            # higher, so it only moves forward
+            low = base + shift[swept[first], 2]
+            while j < n and sorted_keys[j] < low:
+                j += 1
+            k = j
+            for g in range(first, last):  # ascending dz: k moves forward too
+                o = swept[g]
+                dz = shift[o, 2]
+                if not 0 <= z + dz < Z:
+                    continue
+                target = base + dz
+                while k < n and sorted_keys[k] < target:
+                    k += 1
+                if k < n and sorted_keys[k] == target:
+                    found[o, i] = order[k]
                     if mirrored:
-                        found[K - 1 - o, order[j]] = i
+                        found[K - 1 - o, order[k]] = i
+        first = last
     return found
 
 
