@@ -302,14 +302,17 @@ def test_hashed_neighbours_equal_brute_force():
     assert got == expected  # also checks the order: by offset, then output
 
 
+@pytest.mark.parametrize("order", ["random", "sorted"])  # voxelised clouds arrive sorted: no argsort
 @pytest.mark.parametrize("shifts", ["mirrored", "one-sided"])
-def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts):
+def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts, order):
     """The neighbour search looks up half the offsets when the shifts come in opposite pairs and
     fills the other half by symmetry: against a plain dictionary of the voxels, for an anisotropic
     dilated kernel (3 x 1 x 5, dilation (1, 1, 2)) and for shifts without mirrors."""
     from neuroflow.layers.sparse_cpu_kernels import submanifold_found
 
     coords = random_coords(2, (8, 8, 8), 300, seed=21)
+    if order == "sorted":
+        coords = coords[torch.argsort(((coords[:, 0] * 8 + coords[:, 1]) * 8 + coords[:, 2]) * 8 + coords[:, 3])]
     if shifts == "mirrored":
         shift = torch.tensor([[a - 1, 0, 2 * (c - 2)] for a in range(3) for c in range(5)])
     else:
