@@ -698,7 +698,8 @@ def _strided_found(coords, out_shape, positions, stride, max_out):
     q_out``: writing ``c = stride q + r`` and ``p = stride pq + pr`` (``0 <= r, pr < stride``), when
     ``r == pr``, and then ``q_out = q - pq``. So the voxels are bucketed once by their remainders
     (all three axes in one code), and each position visits only its bucket, in voxel order; no
-    division in the loop (a division per axis, position and voxel cost ~3.8 ms for 30,000 voxels).
+    division in the loop (E-3DSNN-T's first strided map of 4 real ModelNet40 clouds, 30,293 voxels:
+    2.2 ms, against 6.4 ms with a division per axis, position and voxel).
     """
     n, K = coords.shape[0], positions.shape[0]
     s0, s1, s2 = stride[0], stride[1], stride[2]
