@@ -218,13 +218,13 @@ def test_event_inference_kernel_column_blocks(cout, dtype):
 
 def test_event_driven_inference_of_wide_layers_and_odd_channels():
     """Channels too wide for the event GEMM chunks (128 x 160 > 16,384) take the batched path, an odd
-    float32 channel count the generic row test, a layer wider than the narrow ones (48 x 40 >
-    1,024) the row test before the map's pairs are sorted, then the event kernel or, with most
+    float32 channel count the generic row test, a layer wider than the narrow ones (80 x 72 >
+    4,096) the row test before the map's pairs are sorted, then the event kernel or, with most
     voxels spiking, the fallback; all still equal the non-skipping path, outputs and gradients."""
     coords = random_coords(1, (8, 8, 8), 200, seed=10)
     kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
     gen = torch.Generator().manual_seed(11)
-    for cin, cout in ((128, 160), (7, 5), (48, 40)):
+    for cin, cout in ((128, 160), (7, 5), (80, 72)):
         x = spikes_with_silent_rows(200, cin, seed=12, dtype=torch.float32, silent=0.7)
         w = torch.randn(27, cin, cout, generator=gen) * 0.05
         dense = spikes_with_silent_rows(200, cin, seed=13, dtype=torch.float32, silent=0.1)

@@ -28,7 +28,7 @@ Backends:
 with an active input are multiplied, so the forward's work (and ``grad_W``'s) scales with the
 number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout = 16,384``:
 
-* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 1,024``), the
+* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 4,096``), the
   forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row
   test, then each spiking input's products, accumulated in vector registers, are added into
   their output rows in place, blocks of output rows split over numba's threads);
@@ -112,13 +112,19 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 # operations on torch's threads) is about as fast as the event kernels or faster. Measured on the
 # 2-core VM, 8,192 random voxels, 2 threads, inference (event kernel / batched path):
 # 32 -> 32 channels 0.49 / 0.73 ms at 70% spiking voxels and 0.59 / 0.61 at 100% (16 -> 16: 0.32 /
-# 0.57 and 0.34 / 0.35), so narrow layers (Cin Cout <= 1,024) always take the event kernel; 64 -> 64
-# 1.54 / 1.68 at 70%, 2.09 / 1.60 at 100%; 128 -> 128 5.5 / 5.8 at 50%, 6.4 / 5.2 at 70%.
+# 0.57 and 0.34 / 0.35); 64 -> 64 1.54 / 1.68 at 70%, 2.09 / 1.60 at 100%; 128 -> 128 5.5 / 5.8 at
+# 50%, 6.4 / 5.2 at 70%. Those random voxels have ~1.8 pairs each, so the batched path's dense
+# centre matmul is half its work. Real clouds have more neighbours: on the first map of 4 ModelNet40
+# clouds (3.7 pairs per voxel) at 95% spiking voxels, 64 -> 64 11.8 / 16.0 ms, 64 -> 128 26.3 /
+# 31.8, 128 -> 128 58.5 / 52.7; whole E-3DSNN inference with the event kernel for every layer up to
+# Cin Cout = 4,096 instead of 1,024 (fresh inputs, 16 alternating rounds): -T on 4 clouds 96.7 ->
+# 86.9 and 102.7 -> 99.1 ms, on 8 clouds 229.8 -> 209.6; -S on 4 clouds 122.9 -> 116.1. So layers
+# up to 4,096 always take the event kernel in inference.
 # Training (fwd+bwd, where the batched grad_W reuses the forward's layout), 32 -> 32: 2.34 / 2.57 ms
 # at 30%, 2.90 / 2.57 at 50%.
 _EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
 #: ``Cin Cout`` (multiply-adds per pair) up to which inference always takes the event kernel
-_NARROW_LAYER_MACS = 1024
+_NARROW_LAYER_MACS = 4096
 
 
 def _event_limit(x: torch.Tensor, w: torch.Tensor, needs_grad: bool) -> int:
