@@ -267,10 +267,11 @@ def test_pairs_by_voxel_are_the_stable_sorts_of_the_pairs(kernel, stride, subman
     coords = random_coords(2, (9, 8, 7), 200, seed=20)
     kmap = build_kernel_map(coords, (9, 8, 7), 2, kernel, stride, 1, submanifold)
     offset = torch.repeat_interleave(torch.arange(kmap.kernel_volume), kmap.offset_ptr.diff())
-    by_output_16 = pairs_by_voxel(kmap.out_idx, kmap.in_idx, kmap.offset_ptr, kmap.num_out, 16)  # several blocks
+    by_16, by_12 = (pairs_by_voxel(kmap.out_idx, kmap.in_idx, kmap.offset_ptr, kmap.num_out, b) for b in (16, 12))
     cases = ((kmap.in_idx, kmap.out_idx, kmap.by_input, 1, kmap.num_in),
              (kmap.out_idx, kmap.in_idx, kmap.by_output, kmap.by_output.block, kmap.num_out),
-             (kmap.out_idx, kmap.in_idx, PairsByVoxel(*by_output_16, block=16), 16, kmap.num_out))
+             (kmap.out_idx, kmap.in_idx, PairsByVoxel(*by_16, block=16), 16, kmap.num_out),  # several blocks
+             (kmap.out_idx, kmap.in_idx, PairsByVoxel(*by_12, block=12), 12, kmap.num_out))  # not a power of two
     for key, partner, pairs, block, count in cases:
         order = torch.argsort(key // block, stable=True)
         assert pairs.block == block
