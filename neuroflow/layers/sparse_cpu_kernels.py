@@ -641,7 +641,7 @@ def _submanifold_found(coords, shape, shift):
     for o in range(K):
         for a in range(3):
             mirrored &= shift[K - 1 - o, a] == -shift[o, a]
-    found = np.full((K, n), -1, np.int64)
+    found = np.full((K, n), -1, np.int32)  # rows < 2^31: half the memory traffic of int64
     swept = np.empty(K, np.int64)  # the offsets to sweep, then sorted by (dx, dy, dz)
     count = 0
     for o in range(K):
@@ -727,7 +727,7 @@ def _strided_found(coords, out_shape, positions, stride, max_out):
         bucket[fill[code[i]]] = i
         fill[code[i]] += 1
     table_keys, table_rows = _new_table(max_out)
-    found = np.full((K, n), -1, np.int64)
+    found = np.full((K, n), -1, np.int32)  # rows < 2^31: half the memory traffic of int64
     out_coords = np.empty((max_out, 4), np.int64)
     m = 0
     for o in range(K):
@@ -776,11 +776,12 @@ def found_pairs(found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 def submanifold_found(coords: torch.Tensor, spatial_shape: tuple[int, int, int], shift: torch.Tensor) -> torch.Tensor:
-    """``[K, N]`` int64: for each kernel shift ``[K, 3]`` and voxel ``i`` of ``coords [N, 4]``, the row
+    """``[K, N]`` int32: for each kernel shift ``[K, 3]`` and voxel ``i`` of ``coords [N, 4]``, the row
     of the voxel at ``coords[i] + shift`` (same sample), or -1. The voxels' keys sorted once, then
-    one merge-like sweep per shift (memory O(N), any grid size): 4 real ModelNet40 clouds (29,704
-    voxels), 27 shifts, 5.6 ms against 9.3 ms with a hash table of the voxels (random probes), and
-    the hash table was ~20x faster than sorted keys + ``searchsorted``."""
+    one merge-like sweep per z-column of shifts (memory O(N), any grid size). 4 real ModelNet40
+    clouds (29,704 voxels), 27 shifts: 5.6 ms with one sweep per shift against 9.3 ms with a hash
+    table of the voxels (random probes), which was ~20x faster than sorted keys + ``searchsorted``;
+    then 6.2 -> 4.3 ms with one sweep per z-column (29,725 voxels)."""
     found = _submanifold_found(coords.cpu().numpy(), np.asarray(spatial_shape, np.int64), shift.cpu().numpy())
     return torch.from_numpy(found).to(coords.device)
 
