@@ -148,8 +148,8 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
         y, active = event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), limit)
         return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
     active, count = spiking_rows(x, torch.get_num_threads())
-    if count > limit:
-        return _BatchedSparseConv.apply(x, w, kmap, active)
+    if count > limit:  # in training, narrow layers still take the event kernel's forward
+        return _BatchedSparseConv.apply(x, w, kmap, active, w.shape[1] * w.shape[2] <= _NARROW_LAYER_MACS)
     if needs_grad:
         return _EventSparseConv.apply(x, w, kmap, active)
     pairs = kmap.by_output
@@ -275,8 +275,14 @@ def _count(mask: torch.Tensor) -> int:
 
 class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None):
-        """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel)."""
+    def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None, event_forward: bool = False):
+        """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel).
+
+        ``event_forward`` (CPU float32/64 only): when the map's cached layout serves, ``y`` comes
+        from the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`), and the
+        backward gathers the input rows for ``grad_W`` itself. Measured on the first map of 4 real
+        ModelNet40 clouds at 95% spiking voxels, inference: 16 -> 16 1.7 against 4.1 ms batched,
+        32 -> 32 3.8 against 7.3, 64 -> 64 11.8 against 16.0."""
         n_active = _count(active) if active is not None else x.shape[0]
         # most voxels spiked, or the layer is narrow: the map's cached layout (a silent row adds
         # zeros) costs less than laying out the spiking ones' pairs anew; the centre offset is
@@ -285,6 +291,13 @@ class _BatchedSparseConv(torch.autograd.Function):
         dense = not _relayout_pays(n_active, x.shape[0], w)
         pairs = kmap.grouped if dense else group_pairs(kmap, active)
         centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
+        ctx.kmap, ctx.pairs = kmap, pairs
+        if event_forward and dense:
+            by_output = kmap.by_output
+            y, _ = event_conv(x, w, by_output.arrays, by_output.block, kmap.num_out, torch.get_num_threads(),
+                              x.shape[0])
+            ctx.save_for_backward(x, w, centre_rows, None)
+            return y
         c = kmap.center
         # one spare output row takes the padding entries' products (never read, so not zeroed)
         dense_centre = c >= 0 and centre_rows is None
@@ -297,7 +310,6 @@ class _BatchedSparseConv(torch.autograd.Function):
         for offsets, entries, rows in _blocks(gathered, pairs):
             scatter_add_rows(y, pairs.out_idx[entries], _offset_products(rows, w.index_select(0, offsets)))
         ctx.save_for_backward(x, w, centre_rows, gathered)
-        ctx.kmap, ctx.pairs = kmap, pairs
         return y[:-1]
 
     @staticmethod
@@ -316,13 +328,15 @@ class _BatchedSparseConv(torch.autograd.Function):
             grad_x = _input_grad(grad_y, g_rows, w, kmap)
         if ctx.needs_input_grad[1]:
             grad_w = w.new_zeros(w.shape)
+            if gathered is None:  # the event kernel made the forward
+                gathered = x.index_select(0, pairs.in_idx)
             g_rows = shared if shared is not None else g.index_select(0, pairs.out_idx)
             for (offsets, _, x_b), (_, _, g_b) in zip(_blocks(gathered, pairs), _blocks(g_rows, pairs)):
                 grad_w.index_copy_(0, offsets, torch.bmm(x_b.transpose(1, 2), g_b))
             if c >= 0:
                 grad_w[c] = (x.t() @ grad_y if centre_rows is None
                              else x.index_select(0, centre_rows).t() @ grad_y.index_select(0, centre_rows))
-        return grad_x, grad_w, None, None
+        return grad_x, grad_w, None, None, None
 
 
 # --- per-sample pooling ------------------------------------------------------------------------------
