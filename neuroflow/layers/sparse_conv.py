@@ -39,7 +39,8 @@ number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout 
 
 Above that, the batched path is as fast or faster (see :data:`_EVENT_MAX_DENSITY`); it lays out
 the spiking inputs' pairs anew only where the skipped products outweigh that (wide layers, see
-:func:`_relayout_pays`), else it multiplies the silent rows too, in the map's cached layout.
+:func:`_relayout_pays`), else it multiplies the silent rows too, in the map's cached layout, and
+then, in training, narrow layers (``Cin Cout <= 4,096``) still take the event kernel's forward.
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
 does (1.3-1.4x at 10%; 1.8-1.9x when the input needs no gradient, as in a first layer). The
