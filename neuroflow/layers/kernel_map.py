@@ -102,6 +102,14 @@ class KernelMap:
         return PairsByVoxel(*pairs_by_voxel(self.out_idx, self.in_idx, self.offset_ptr, self.num_out, OUTPUT_BLOCK),
                             block=OUTPUT_BLOCK)
 
+    @cached_property
+    def by_input_blocks(self) -> "PairsByVoxel":
+        """The pairs in blocks of :data:`OUTPUT_BLOCK` input rows, by offset within a block, each
+        with its output row as ``partner``: the layout of the transposed convolution, for the
+        input gradient ``grad_x[i] = sum over i's pairs of grad_y[out] @ W[o]^T``."""
+        return PairsByVoxel(*pairs_by_voxel(self.in_idx, self.out_idx, self.offset_ptr, self.num_in, OUTPUT_BLOCK),
+                            block=OUTPUT_BLOCK)
+
     def has_pairs_by_output(self) -> bool:
         """Whether :attr:`by_output` has been built (it is cached on first use)."""
         return "by_output" in self.__dict__
