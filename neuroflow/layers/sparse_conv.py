@@ -209,9 +209,14 @@ def _with_zero_row(grad_y: torch.Tensor) -> torch.Tensor:
 
 
 # Measured inside E-3DSNN-T training on 4 real ModelNet40 clouds (grad_x per layer, event kernel /
-# batched): 16 -> 16 at 20,472 voxels (8.2 pairs each) 3.7 / 5.8 ms, at 29,771 voxels 2.5 / 3.5;
-# 32 -> 32 at 7,601 voxels 4.6 / 6.0; but 64 -> 64 at 1,837 voxels (14 pairs each) 4.5 / 4.1.
+# batched): 16 -> 16 at 20,472 voxels (8.2 pairs each) 3.7 / 5.8 ms, at 29,771 voxels (3.6 pairs
+# each) 2.5 / 3.5; 32 -> 32 at 7,601 voxels 4.6 / 6.0; but 64 -> 64 at 1,837 voxels 4.5 / 4.1. On
+# sparser submanifold maps the batched path's dense centre matmul is a larger share of the work:
+# 8,192 random voxels (1.8 pairs each), 32 -> 32 fwd+bwd 2.15 ms with the event kernel's grad_x,
+# 2.06 without. Strided maps have no centre: k = s = 2 (one pair per voxel), 16 -> 16 at 20,472
+# voxels 1.1 / 1.5 ms, 16 -> 32 1.25 / 1.43.
 _INPUT_GRAD_EVENT_MACS = 1024
+_INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL = 3
 
 
 def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: torch.Tensor | None = None
@@ -219,11 +224,14 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
     """``grad_x [N, Cin]``: ``g[out] @ W[o]^T`` summed into the inputs over *every* pair (a silent
     voxel's input gradient is not zero).
 
-    Narrow layers on the CPU (``Cin Cout <= 1,024``, :data:`_INPUT_GRAD_EVENT_MACS`): the event
-    kernel on the transposed map (:attr:`KernelMap.by_input_blocks`, ``W[o]^T``), whose row test
-    skips zero rows of ``grad_y``. Else the batched path; ``g_rows``, :func:`_with_zero_row` of
-    ``grad_y`` gathered at ``kmap.grouped.out_idx``, if the caller has it."""
-    if _event_kernel_applies(grad_y, w) and w.shape[1] * w.shape[2] <= _INPUT_GRAD_EVENT_MACS:
+    Narrow layers on the CPU (``Cin Cout <= 1,024``), unless the batched path's dense centre
+    matmul is a third of the work or more (a submanifold map with under 3 pairs per voxel; see
+    :data:`_INPUT_GRAD_EVENT_MACS`): the event kernel on the transposed map
+    (:attr:`KernelMap.by_input_blocks`, ``W[o]^T``), whose row test skips zero rows of ``grad_y``.
+    Else the batched path; ``g_rows``, :func:`_with_zero_row` of ``grad_y`` gathered at
+    ``kmap.grouped.out_idx``, if the caller has it."""
+    if (_event_kernel_applies(grad_y, w) and w.shape[1] * w.shape[2] <= _INPUT_GRAD_EVENT_MACS
+            and (kmap.center < 0 or kmap.num_pairs >= _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL * kmap.num_in)):
         pairs = kmap.by_input_blocks
         w_t = w.detach().transpose(1, 2).contiguous()
         grad_x, _ = event_conv(grad_y, w_t, pairs.arrays, pairs.block, kmap.num_in, torch.get_num_threads(),
