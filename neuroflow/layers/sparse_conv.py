@@ -43,7 +43,7 @@ the spiking inputs' pairs anew only where the skipped products outweigh that (wi
 then, in training, narrow layers (``Cin Cout <= 4,096``) still take the event kernel's forward.
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
-does (1.3-1.4x at 10%; 1.8-1.9x when the input needs no gradient, as in a first layer). The
+does (1.2-1.35x at 10%; 1.7-2.0x when the input needs no gradient, as in a first layer). The
 result equals the non-skipping path.
 """
 
