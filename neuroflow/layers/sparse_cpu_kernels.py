@@ -12,12 +12,14 @@
   on every call.
 * :func:`event_conv`, the event-driven forward in inference: a row test, then each product of a
   spiking input's pair (listed block by block, without a branch per pair) is added into its output
-  row in place, accumulated in vector registers (:func:`_make_block_gemv`); no gather, no scatter. Against the gather-GEMM-scatter
-  form below (same process, 8,192 random voxels 32 -> 32, pairs then ordered by output row): 0.42
-  against 0.49 ms at 50% spiking voxels, 0.23 against 0.25 ms at 10%; ordering the pairs in
-  blocks of output rows (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`) took another 8-12%
-  off at 10%. At 0% it costs ~0.08 ms (the row test over the input, zeroing the output, the pass
-  over the pairs).
+  row in place, accumulated in vector registers (:func:`_make_block_gemv`); no gather, no
+  scatter. Against the gather-GEMM-scatter form below (same process, 8,192 random voxels 32 -> 32,
+  pairs then ordered by output row): 0.42 against 0.49 ms at 50% spiking voxels, 0.23 against
+  0.25 ms at 10%; ordering the pairs in blocks of output rows
+  (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`) took another 8-12% off at 10%. At 0% it
+  costs ~0.06-0.08 ms (the row test over the input, zeroing the output, the pass over the pairs).
+  Narrow layers also take it for the training forward above 40% spiking voxels, and for the input
+  gradient on the transposed map (see :mod:`neuroflow.layers.sparse_conv`).
 * :func:`event_conv_forward` and :func:`event_weight_grad`, the event-driven path in training:
   gather the pairs whose input voxel spiked, GEMM them offset by offset (BLAS called from numba),
   sum the products into the output rows; ``grad_W`` reuses the gathered rows.
