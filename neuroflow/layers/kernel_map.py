@@ -16,8 +16,8 @@ for kernel position ``(a, b, c)`` along ``(x, y, z)``:
   i.e. conv3d over the input zero-padded at the high end so that no input voxel is dropped.
 
 Coordinates become linear keys ``((b X + x) Y + y) Z + z``. Submanifold neighbours are found by
-sorting the N keys once and sweeping them once per kernel shift (a key shifted by a constant stays
-sorted); strided output cells are collected in an open-addressing hash table. Both are numba
+sorting the N keys once and sweeping them once per z-column of kernel shifts (a key shifted by a
+constant stays sorted); strided output cells are collected in an open-addressing hash table. Both are numba
 loops with memory O(N) whatever the grid size: no dense index or feature grid is allocated.
 """
 

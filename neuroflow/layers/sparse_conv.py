@@ -128,9 +128,14 @@ _EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
 _NARROW_LAYER_MACS = 4096
 
 
+def _narrow(w: torch.Tensor, limit: int = _NARROW_LAYER_MACS) -> bool:
+    """Whether ``w [K, Cin, Cout]`` makes at most ``limit`` multiply-adds per pair."""
+    return w.shape[1] * w.shape[2] <= limit
+
+
 def _event_limit(x: torch.Tensor, w: torch.Tensor, needs_grad: bool) -> int:
     """Most spiking rows of ``x`` for which the event kernel runs (see :data:`_EVENT_MAX_DENSITY`)."""
-    if not needs_grad and w.shape[1] * w.shape[2] <= _NARROW_LAYER_MACS:
+    if not needs_grad and _narrow(w):
         return x.shape[0]
     return int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
 
@@ -150,7 +155,7 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
         return y if y is not None else _BatchedSparseConv.apply(x, w, kmap, active)
     active, count = spiking_rows(x, torch.get_num_threads())
     if count > limit:  # in training, narrow layers still take the event kernel's forward
-        return _BatchedSparseConv.apply(x, w, kmap, active, w.shape[1] * w.shape[2] <= _NARROW_LAYER_MACS)
+        return _BatchedSparseConv.apply(x, w, kmap, active, _narrow(w))
     if needs_grad:
         return _EventSparseConv.apply(x, w, kmap, active)
     pairs = kmap.by_output
@@ -230,7 +235,7 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
     (:attr:`KernelMap.by_input_blocks`, ``W[o]^T``), whose row test skips zero rows of ``grad_y``.
     Else the batched path; ``g_rows``, :func:`_with_zero_row` of ``grad_y`` gathered at
     ``kmap.grouped.out_idx``, if the caller has it."""
-    if (_event_kernel_applies(grad_y, w) and w.shape[1] * w.shape[2] <= _INPUT_GRAD_EVENT_MACS
+    if (_event_kernel_applies(grad_y, w) and _narrow(w, _INPUT_GRAD_EVENT_MACS)
             and (kmap.center < 0 or kmap.num_pairs >= _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL * kmap.num_in)):
         pairs = kmap.by_input_blocks
         w_t = w.detach().transpose(1, 2).contiguous()
