@@ -36,6 +36,15 @@ def test_bad_clouds():
         normalize_unit_sphere(np.array([[0, 0, 0], [np.nan, 1, 1]]))
     with pytest.raises(InputShapeError, match=r"\[N, 3\+\]"):
         grid_sample(np.zeros((4, 2)), 0.1)
+    # every entry point refuses non-finite values, naming the row, instead of voxelising them
+    bad_normal = np.array([[0, 0, 0, 0, 0, 1], [0.5, 0, 0, np.inf, 0, 1]])
+    for call in (lambda: spike_voxel_code(bad_normal, 0.1), lambda: farthest_point_sample(bad_normal, 1),
+                 lambda: grid_sample(bad_normal[:, :3] * np.nan, 0.1)):
+        with pytest.raises(InvalidArgumentError, match="NaN or infinite values .*row [01]"):
+            call()
+    # an unnormalised cloud at a fine voxel size: 1e7 cells per axis would overflow the linear keys
+    with pytest.raises(InvalidArgumentError, match="voxel_size=0.001 .*normalise"):
+        grid_sample(np.array([[0.0, 0, 0], [1e4, 1e4, 1e4]]), 0.001)
 
 
 def _brute_force_fps(xyz: np.ndarray, n: int, start: int) -> list[int]:

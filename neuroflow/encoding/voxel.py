@@ -24,11 +24,17 @@ from neuroflow.errors import InputShapeError, InvalidArgumentError
 
 
 def _check_cloud(points: np.ndarray, what: str = "points") -> np.ndarray:
+    """``points`` as an array ``[N, 3+]`` with N >= 1 and finite values (coordinates and normals:
+    a NaN would otherwise come out as a voxel or a spike count that means nothing)."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] < 3:
         raise InputShapeError(f"{what} must be [N, 3+] (x, y, z, ...), got shape {points.shape}")
     if len(points) == 0:
         raise InputShapeError(f"{what} is an empty point cloud")
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InvalidArgumentError(f"{what} hold NaN or infinite values (first in row {row}: {points[row].tolist()})")
     return points
 
 
@@ -36,11 +42,9 @@ def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
     """Translate ``points[:, :3]`` to their centroid and scale them into the unit ball (the
     farthest point lands on the sphere). Other columns (normals) are kept. ``[N, C]`` -> ``[N, C]``.
 
-    Raises InputShapeError for an empty cloud, InvalidArgumentError for non-finite coordinates."""
+    Raises InputShapeError for an empty cloud, InvalidArgumentError for non-finite values."""
     points = _check_cloud(points)
     xyz = points[:, :3].astype(np.float64)
-    if not np.isfinite(xyz).all():
-        raise InvalidArgumentError("points hold NaN or infinite coordinates")
     xyz = xyz - xyz.mean(axis=0)
     radius = np.sqrt((xyz**2).sum(axis=1).max())
     if radius > 0:
@@ -106,6 +110,10 @@ def random_sample(num_available: int, num_points: int, rng: np.random.Generator)
     return rng.choice(num_available, size=num_points, replace=num_points > num_available)
 
 
+#: cells of a voxel grid whose linear keys still fit an int64 (see :func:`grid_sample`)
+_MAX_GRID_CELLS = 2.0**62
+
+
 def grid_sample(
     xyz: np.ndarray, voxel_size: float, rng: np.random.Generator | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +129,14 @@ def grid_sample(
     xyz = _check_cloud(xyz, "xyz")
     if not voxel_size > 0:
         raise InvalidArgumentError(f"voxel_size must be > 0, got {voxel_size}")
-    cells = np.floor(xyz[:, :3] / voxel_size).astype(np.int64)
+    scaled = np.floor(xyz[:, :3] / voxel_size)
+    span = scaled.max(axis=0) - scaled.min(axis=0) + 1
+    if float(np.prod(span)) >= _MAX_GRID_CELLS:
+        raise InvalidArgumentError(
+            f"voxel_size={voxel_size} makes a grid of {' x '.join(f'{v:.3g}' for v in span)} cells, too many to "
+            f"index (at most 2^62): normalise the cloud first (normalize_unit_sphere) or use a larger voxel_size"
+        )
+    cells = scaled.astype(np.int64)
     cells -= cells.min(axis=0)
     extent = cells.max(axis=0) + 1
     linear = (cells[:, 0] * extent[1] + cells[:, 1]) * extent[2] + cells[:, 2]  # sorts lexicographically
