@@ -443,6 +443,10 @@ def test_bad_input_errors():
         SparseConv3d(3, 2, kernel_size=0)
     with pytest.raises(InvalidArgumentError, match="backend"):
         SubMConv3d(3, 2, backend="cuda-magic")
+    # the same voxel twice (rows 0 and 3), unsorted: the submanifold map refuses it, naming the rows
+    twice = torch.tensor([[0, 1, 2, 3], [0, 0, 0, 0], [0, 3, 3, 0], [0, 1, 2, 3]])
+    with pytest.raises(InvalidArgumentError, match=r"rows 0 and 3 are the same voxel \(0, 1, 2, 3\)"):
+        SubMConv3d(3, 2)(SparseTensor(twice, torch.randn(4, 3), (4, 4, 4), 1))
     kmap = build_kernel_map(coords, (4, 4, 4), 1, 3)
     with pytest.raises(InputShapeError, match="weight must be"):
         sparse_conv(feats, torch.randn(27, 4, 2), kmap)
