@@ -303,13 +303,15 @@ def test_hashed_neighbours_equal_brute_force():
     assert got == expected  # also checks the order: by offset, then output
 
 
+@pytest.mark.parametrize("parts", [1, 3])  # the voxels swept in one range, or split in three
 @pytest.mark.parametrize("order", ["random", "sorted"])  # voxelised clouds arrive sorted: no argsort
 @pytest.mark.parametrize("shifts", ["mirrored", "one-sided"])
-def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts, order):
+def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts, order, parts):
     """The neighbour search looks up half the offsets when the shifts come in opposite pairs and
     fills the other half by symmetry: against a plain dictionary of the voxels, for an anisotropic
-    dilated kernel (3 x 1 x 5, dilation (1, 1, 2)) and for shifts without mirrors."""
-    from neuroflow.layers.sparse_cpu_kernels import submanifold_found
+    dilated kernel (3 x 1 x 5, dilation (1, 1, 2)) and for shifts without mirrors; the pairs listed
+    from the table against the table's entries, in the same split."""
+    from neuroflow.layers import sparse_cpu_kernels as kernels
 
     coords = random_coords(2, (8, 8, 8), 300, seed=21)
     if order == "sorted":
@@ -318,17 +320,24 @@ def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts, order):
         shift = torch.tensor([[a - 1, 0, 2 * (c - 2)] for a in range(3) for c in range(5)])
     else:
         shift = torch.tensor([[1, 0, 0], [0, 2, -1], [0, 0, 0], [-1, -1, 3]])
-    found = submanifold_found(coords, (8, 8, 8), shift)
+    search = kernels._submanifold_found_parallel if parts > 1 else kernels._submanifold_found
+    found, duplicate = search(coords.numpy(), np.array([8, 8, 8]), shift.numpy(), parts)
     rows = {tuple(c): i for i, c in enumerate(coords.tolist())}
     expected = [[rows.get((b, x + dx, y + dy, z + dz), -1) for b, x, y, z in coords.tolist()]
                 for dx, dy, dz in shift.tolist()]
-    assert found.tolist() == expected
+    assert duplicate.tolist() == [-1, -1] and found.tolist() == expected
+    listing = kernels._found_pairs_parallel if parts > 1 else kernels._found_pairs
+    ptr, columns, values = listing(found, parts)
+    entries = [(o, j, v) for o, row in enumerate(expected) for j, v in enumerate(row) if v >= 0]
+    assert ptr.tolist() == [0, *np.cumsum([sum(v >= 0 for v in row) for row in expected]).tolist()]
+    assert [(o, int(j), int(v)) for o in range(len(expected)) for j, v in
+            zip(columns[ptr[o]:ptr[o + 1]], values[ptr[o]:ptr[o + 1]])] == entries
 
 
 def test_strided_lookup_equals_brute_force():
     """Strided maps bucket the voxels by their remainders modulo the stride: against the defining
     relation ``c = stride q + position`` checked for every (position, voxel), for an anisotropic
-    kernel, stride and dilation, outputs numbered in order of first appearance (offset-major)."""
+    kernel, stride and dilation, outputs numbered in key order (batch, x, y, z)."""
     from neuroflow.layers.kernel_map import _kernel_positions
     from neuroflow.layers.sparse_cpu_kernels import strided_found
 
@@ -336,15 +345,16 @@ def test_strided_lookup_equals_brute_force():
     kernel, stride, dilation, out_shape = (3, 2, 3), (2, 1, 2), (1, 2, 1), (5, 7, 4)
     positions = _kernel_positions(kernel, dilation, "cpu")
     found, out_coords = strided_found(coords, out_shape, positions, stride)
-    rows, expected = {}, []
+    cells = []  # per position, per voxel: its output cell or None
     for p in positions.tolist():
         line = []
         for b, *c in coords.tolist():
             q = [(ci - pi) // si for ci, pi, si in zip(c, p, stride)]
             inside = all((ci - pi) % si == 0 and 0 <= qi < so for ci, pi, si, qi, so in zip(c, p, stride, q, out_shape))
-            line.append(rows.setdefault((b, *q), len(rows)) if inside else -1)
-        expected.append(line)
-    assert found.tolist() == expected
+            line.append((b, *q) if inside else None)
+        cells.append(line)
+    rows = {cell: r for r, cell in enumerate(sorted({cell for line in cells for cell in line if cell}))}
+    assert found.tolist() == [[rows[cell] if cell else -1 for cell in line] for line in cells]
     assert list(map(tuple, out_coords.tolist())) == list(rows)
 
 
