@@ -17,9 +17,9 @@ for kernel position ``(a, b, c)`` along ``(x, y, z)``:
 
 Coordinates become linear keys ``((b X + x) Y + y) Z + z``. Submanifold neighbours are found by
 sorting the N keys once and sweeping them once per z-column of kernel shifts (a key shifted by a
-constant stays sorted), the voxels split over numba's threads; strided output cells are collected in an
-open-addressing hash table, then numbered in key order (batch, x, y, z), the order of voxelised
-inputs, so that the next stage's submanifold map finds them sorted too. Both are numba
+constant stays sorted), the voxels split over numba's threads; strided output cells are collected
+in an open-addressing hash table, then numbered in key order (batch, x, y, z), the order of
+voxelised inputs, so that the next stage's submanifold map finds them sorted too. Both are numba
 loops with memory O(N) whatever the grid size: no dense index or feature grid is allocated.
 """
 

@@ -128,9 +128,8 @@ def spiking_rows(x: torch.Tensor, threads: int = 1) -> tuple[torch.Tensor, int]:
         out = x.ne(0).any(1)
         return out, int(out.sum())
     out = torch.empty(x.shape[0], dtype=torch.bool)
-    with numba_parallel(threads if x.numel() >= _ROW_TEST_PARALLEL_MIN else 1) as parts:
-        count = (_spiking_rows_parallel if parts > 1 else _spiking_rows)(x.detach().contiguous().numpy(),
-                                                                         out.numpy(), parts)
+    count = _run_split(_spiking_rows, _spiking_rows_parallel, threads if x.numel() >= _ROW_TEST_PARALLEL_MIN else 1,
+                       x.detach().contiguous().numpy(), out.numpy())
     return out, int(count)
 
 
@@ -363,6 +362,14 @@ def _compiled(body, name: str, parallel: bool = False, **calls):
     return numba.njit(parallel=parallel, **_OPTS)(twin)
 
 
+def _run_split(serial, parallel, threads: int, *args):
+    """``parallel(*args, parts)`` on up to ``threads`` of numba's threads, or ``serial(*args, 1)``
+    where :class:`~neuroflow.parallel.numba_parallel` allows one part only: the two variants of
+    one body (:func:`_compiled`)."""
+    with numba_parallel(threads) as parts:
+        return (parallel if parts > 1 else serial)(*args, parts)
+
+
 _spiking_rows = _compiled(_spiking_rows_body, "_spiking_rows")
 _spiking_rows_parallel = _compiled(_spiking_rows_body, "_spiking_rows_parallel", parallel=True)
 _gather_active_pairs = _compiled(_gather_active_pairs_body, "_gather_active_pairs")
@@ -413,9 +420,8 @@ def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_o
     ``w [K, Cin, Cout]`` of one CPU float dtype.
     """
     x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
-    with numba_parallel(_event_threads(pairs[1].shape[0], w_np, threads)) as parts:
-        y, active, done = (_event_conv_parallel if parts > 1 else _event_conv)(
-            x_np, w_np, *pairs, block, num_out, max_active, parts)
+    y, active, done = _run_split(_event_conv, _event_conv_parallel, _event_threads(pairs[1].shape[0], w_np, threads),
+                                 x_np, w_np, *pairs, block, num_out, max_active)
     return (torch.from_numpy(y), None) if done else (None, torch.from_numpy(active))
 
 
@@ -828,8 +834,7 @@ def found_pairs(found: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     first maps on 4 real ModelNet40 clouds, 29,704 voxels: submanifold 10.6 against 12.0 ms, strided
     6.7 against 8.1 ms)."""
     found_np = found.cpu().numpy()
-    with numba_parallel(_map_threads(found_np.size)) as parts:
-        arrays = (_found_pairs_parallel if parts > 1 else _found_pairs)(found_np, parts)
+    arrays = _run_split(_found_pairs, _found_pairs_parallel, _map_threads(found_np.size), found_np)
     return tuple(torch.from_numpy(a).to(found.device) for a in arrays)
 
 
@@ -843,9 +848,9 @@ def submanifold_found(coords: torch.Tensor, spatial_shape: tuple[int, int, int],
     then 6.2 -> 4.3 ms with one sweep per z-column (29,725 voxels); the whole map 5.5 -> 3.0 ms
     with the sorted voxels split over 2 threads and the pairs listed in parallel (29,999 voxels)."""
     coords_np = coords.cpu().numpy()
-    with numba_parallel(_map_threads(coords_np.shape[0] * shift.shape[0])) as parts:
-        found, duplicate = (_submanifold_found_parallel if parts > 1 else _submanifold_found)(
-            coords_np, np.asarray(spatial_shape, np.int64), shift.cpu().numpy(), parts)
+    found, duplicate = _run_split(_submanifold_found, _submanifold_found_parallel,
+                                  _map_threads(coords_np.shape[0] * shift.shape[0]),
+                                  coords_np, np.asarray(spatial_shape, np.int64), shift.cpu().numpy())
     if duplicate[0] >= 0:
         i, j = duplicate.tolist()
         raise InvalidArgumentError(
