@@ -92,6 +92,9 @@ def test_parse_override_reads_yaml_scalars():
     assert parse_override("loop.clip_grad=null") == (["loop", "clip_grad"], None)
     assert parse_override("optimizer.nesterov=true") == (["optimizer", "nesterov"], True)
     assert parse_override("name=a=b") == (["name"], "a=b")  # split at the first '=' only
+    # YAML 1.2 booleans: 'off' is the ModelNet40 mesh format, not False as YAML 1.1 has it
+    assert parse_override("data.format=off") == (["data", "format"], "off")
+    assert [parse_override(f"k={v}")[1] for v in ("yes", "no", "on", "False", "TRUE")] == ["yes", "no", "on", False, True]
     for bad in ("optimizer.lr", "=3", "a..b=1"):
         with pytest.raises(ConfigError, match="bad override"):
             parse_override(bad)
@@ -114,6 +117,16 @@ def test_overrides_apply_and_are_validated(tmp_path):
         load_config(path, ["seed.x=1"])
     with pytest.raises(ConfigError, match=r"'optimizer.lr' is a value, not a section"):
         load_config(path, ["optimizer.lr.x=1"])
+
+
+def test_off_format_reads_as_text_in_files_and_overrides(tmp_path):
+    path = write(tmp_path, "data:\n  name: modelnet40\n  format: off\n")
+    assert load_config(path).data.format == "off"
+    assert load_config(path, ["data.format=auto"]).data.format == "auto"
+    assert load_config(write(tmp_path, "seed: 1\n", "b.yaml"), ["data.format=off"]).data.format == "off"
+    # a boolean key given 'yes' is refused by name rather than read as True
+    with pytest.raises(ConfigError, match=r"'data.use_normals'.*expected bool.*'yes'"):
+        load_config(path, ["data.use_normals=yes"])
 
 
 def test_values_are_never_evaluated(tmp_path, monkeypatch):

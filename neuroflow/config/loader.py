@@ -1,8 +1,11 @@
 """Load a YAML experiment file, apply ``--set a.b=value`` overrides, validate against the schema.
 
 Nothing here evaluates text as code: files and override values go through a ``yaml.SafeLoader``
-(plain scalars, lists and mappings only). The loader extends SafeLoader in one way: ``1e-3`` is
-read as a float (YAML 1.1 wants ``1.0e-3`` and would otherwise return the string ``"1e-3"``).
+(plain scalars, lists and mappings only). The loader departs from SafeLoader's YAML 1.1 in two
+ways, both as YAML 1.2 reads them: ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3`` and would
+return the string ``"1e-3"``), and only ``true`` / ``false`` are booleans (YAML 1.1 also reads
+``yes``, ``no``, ``on`` and ``off`` as booleans, so ``format: off`` or ``--set data.format=off``,
+the ModelNet40 OFF meshes, became ``False``).
 
 Every problem is a :class:`~neuroflow.errors.ConfigError` naming the full dotted key path:
 an unknown key comes with the nearest valid key, a wrong type with the value and the expected type.
@@ -26,7 +29,7 @@ from neuroflow.registry import nearest
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` / ``5E+2`` as floats."""
+    """SafeLoader that reads ``1e-3`` / ``5E+2`` as floats and only ``true`` / ``false`` as booleans."""
 
 
 _Loader.add_implicit_resolver(
@@ -41,6 +44,12 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def parse_yaml(text: str, source: str = "<string>") -> Any:
