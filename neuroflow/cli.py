@@ -11,7 +11,8 @@ Distributed: ``torchrun --nproc-per-node N -m neuroflow train CONFIG``.
 
 Any :class:`~neuroflow.errors.NeuroflowError` (bad config, missing data, bad checkpoint...) is
 printed as one line ``error: ...`` on stderr with exit status 2, without a traceback; argparse
-usage errors also exit with 2. Each subcommand is a pair ``_add_<name>(subparsers)`` /
+usage errors also exit with 2. neuroflow's own warnings (a skipped bad file, a read-only cache
+folder) print as one line ``warning: ...``, without the source line. Each subcommand is a pair ``_add_<name>(subparsers)`` /
 ``_cmd_<name>(args)``, so new commands plug in the same way.
 """
 
@@ -22,6 +23,8 @@ import json
 import math
 import os
 import sys
+import warnings
+from pathlib import Path
 from typing import Sequence
 
 from neuroflow.allocator import retain_freed_memory
@@ -241,11 +244,24 @@ def _rank_prefix() -> str:
     return f"[rank {os.environ.get('RANK', '0')}] " if world > 1 else ""
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
+_python_format_warning = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """neuroflow's own warnings as one line ``warning: ...``; others (torch, numpy) as Python
+    formats them, with their source line for whoever reports them upstream."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        return f"warning: {_rank_prefix()}{message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     # a training process reuses its freed tensors' memory instead of page-faulting it back in
     retain_freed_memory()
+    previous_format, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return int(args.func(args) or 0)
     except NeuroflowError as exc:
@@ -255,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":

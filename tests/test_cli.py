@@ -49,6 +49,23 @@ def test_neuroflow_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: config file not found")
 
 
+def test_neuroflow_warnings_are_one_line(tmp_path, capsys):
+    import warnings
+
+    import neuroflow
+    from neuroflow.cli import _format_warning
+
+    inside = str(Path(neuroflow.__file__).parent / "data" / "point_cloud_dataset.py")
+    assert _format_warning("cannot write the point cache", UserWarning, inside, 196) == (
+        "warning: cannot write the point cache\n")
+    outside = _format_warning("deprecated", DeprecationWarning, "/elsewhere/torch/nn.py", 7)
+    assert outside.startswith("/elsewhere/torch/nn.py:7: DeprecationWarning: deprecated")
+    before = warnings.formatwarning
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("seed: 1\n")
+    assert main(["config", "show", str(cfg)]) == 0 and warnings.formatwarning is before  # restored
+
+
 def test_module_entry_point_reports_without_traceback(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("seed: 1\n")
