@@ -173,6 +173,16 @@ def test_missing_or_unknown_data(tmp_path):
         build_datasets({"name": "modelnet10"}, seed=0)
 
 
+def test_format_that_does_not_match_the_folder_names_the_one_it_holds(ply_hdf5):
+    with pytest.raises(DatasetNotFoundError) as info:
+        build_datasets(_options(ply_hdf5, format="normal_resampled", use_normals=False), seed=0)
+    message = str(info.value)
+    assert str(ply_hdf5) in message and "modelnet40_shape_names.txt" in message
+    assert "it holds ply_hdf5_2048: set data.format: ply_hdf5_2048" in message
+    with pytest.raises(DatasetNotFoundError, match=r"format 'off'.*<class>/train/\*.off.*datasets/README.md"):
+        build_datasets(_options(ply_hdf5.parent, format="off"), seed=0)
+
+
 def test_skip_bad_files(normal_resampled):
     (normal_resampled / "bowl" / "bowl_0002.txt").write_text("")
     with pytest.raises(DataFormatError, match="bowl_0002.txt"):

@@ -133,24 +133,42 @@ def read_shape_names(path: Path) -> list[str]:
 # ------------------------------------------------------------------------------------ listings
 
 
+#: what marks each distribution's folder, in the words of the error messages
+_MARKERS = {
+    "normal_resampled": "modelnet40_shape_names.txt (modelnet40_normal_resampled)",
+    "ply_hdf5_2048": "train_files.txt (modelnet40_ply_hdf5_2048)",
+    "off": "<class>/train/*.off (ModelNet40 meshes)",
+}
+
+
+def _holds(root: Path, fmt: str) -> bool:
+    if fmt == "normal_resampled":
+        return (root / "modelnet40_shape_names.txt").is_file()
+    if fmt == "ply_hdf5_2048":
+        return (root / "train_files.txt").is_file() or (root / "test_files.txt").is_file()
+    return root.is_dir() and any(next(root.glob(f"*/{split}/*.off"), None) for split in ("train", "test"))
+
+
 def detect_format(root: Path) -> str:
     """The ModelNet40 distribution in ``root`` (see the module docstring)."""
-    if (root / "modelnet40_shape_names.txt").is_file():
-        return "normal_resampled"
-    if (root / "train_files.txt").is_file():
-        return "ply_hdf5_2048"
-    if root.is_dir() and any(root.glob("*/train/*.off")):
-        return "off"
+    for fmt in _MARKERS:
+        if _holds(root, fmt):
+            return fmt
     raise DatasetNotFoundError(
-        f"{root} holds no ModelNet40 data: expected modelnet40_shape_names.txt "
-        "(modelnet40_normal_resampled), train_files.txt (modelnet40_ply_hdf5_2048) or "
-        "<class>/train/*.off (ModelNet40 meshes); see datasets/README.md"
+        f"{root} holds no ModelNet40 data: expected {', '.join(_MARKERS.values())}; see datasets/README.md"
     )
 
 
 def list_split(root: Path, fmt: str, split: str) -> tuple[list[str], list[CloudRef] | None]:
     """``(class names, samples of split)`` for ``split`` in ``train`` / ``test``; the samples are
-    None when the distribution has no such split in ``root``."""
+    None when the distribution has no such split in ``root``. A ``root`` that holds another
+    distribution than ``fmt`` raises :class:`DatasetNotFoundError` naming the one it holds."""
+    if not _holds(root, fmt):
+        found = next((other for other in _MARKERS if _holds(root, other)), None)
+        hint = (f"; it holds {found}: set data.format: {found} (or auto)" if found
+                else "; see datasets/README.md")
+        raise DatasetNotFoundError(f"{root} holds no ModelNet40 data in format {fmt!r}: expected "
+                                   f"{_MARKERS[fmt]}{hint}")
     return {"normal_resampled": _list_txt, "ply_hdf5_2048": _list_h5, "off": _list_off}[fmt](root, split)
 
 
