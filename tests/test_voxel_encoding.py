@@ -62,6 +62,9 @@ def test_farthest_point_sampling():
     cloud = np.random.default_rng(1).normal(size=(300, 6))
     for start in (0, 17):
         assert farthest_point_sample(cloud, 40, start).tolist() == _brute_force_fps(cloud[:, :3], 40, start)
+    # a lattice: many equal distances at every step, the lowest index must win each tie
+    lattice = np.stack(np.meshgrid(*[np.arange(6.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    assert farthest_point_sample(lattice, 120, 7).tolist() == _brute_force_fps(lattice, 120, 7)
     # fewer points than asked: all of them, repeated cyclically
     assert farthest_point_sample(line[:3], 5).tolist() == [0, 1, 2, 0, 1]
 

@@ -55,23 +55,35 @@ def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
 
 
 def _fps_python(xyz: np.ndarray, n: int, start: int) -> np.ndarray:
+    # Each step updates every point's distance to the chosen set, then takes the first point of
+    # the largest. Written so that LLVM vectorises both passes: coordinates as three contiguous
+    # arrays; the distances double-buffered (updated in place, the conditional update compiled to
+    # a masked store, which measured 1.7x slower on AMD Zen 3); the maximum taken over their bits
+    # as int64 (order-preserving for non-negative doubles; an integer max vectorises, a float one
+    # does not without fast-math). 10,000 -> 8,192 points: ~100 against ~170 ms.
     m = xyz.shape[0]
+    xs, ys, zs = xyz[:, 0].copy(), xyz[:, 1].copy(), xyz[:, 2].copy()
     chosen = np.empty(n, dtype=np.int64)
     dist = np.full(m, np.inf)
+    updated = np.empty(m)
     current = start
     for i in range(n):
         chosen[i] = current
-        best, best_d = 0, -1.0
-        cx, cy, cz = xyz[current, 0], xyz[current, 1], xyz[current, 2]
+        cx, cy, cz = xs[current], ys[current], zs[current]
         for j in range(m):
-            dx, dy, dz = xyz[j, 0] - cx, xyz[j, 1] - cy, xyz[j, 2] - cz
+            dx, dy, dz = xs[j] - cx, ys[j] - cy, zs[j] - cz
             d = dx * dx + dy * dy + dz * dz
-            if d < dist[j]:
-                dist[j] = d
-            if dist[j] > best_d:
-                best_d = dist[j]
-                best = j
-        current = best
+            previous = dist[j]
+            updated[j] = d if d < previous else previous
+        bits = updated.view(np.int64)
+        farthest = np.int64(-1)
+        for j in range(m):
+            farthest = bits[j] if bits[j] > farthest else farthest
+        for j in range(m):  # ties go to the lowest index
+            if bits[j] == farthest:
+                current = j
+                break
+        dist, updated = updated, dist
     return chosen
 
 
@@ -83,7 +95,7 @@ def _fps(xyz: np.ndarray, n: int, start: int) -> np.ndarray:
     if _FPS_KERNEL is None:  # numba costs ~1 s to import: only pay it when sampling
         import numba
 
-        _FPS_KERNEL = numba.njit(cache=True)(_fps_python)
+        _FPS_KERNEL = numba.njit(cache=True, boundscheck=False)(_fps_python)
     return _FPS_KERNEL(xyz, n, start)
 
 
