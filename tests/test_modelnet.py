@@ -115,6 +115,28 @@ def test_cache_is_reused_and_keyed_by_settings(normal_resampled):
     assert len(list((normal_resampled / ".cache").glob("points-*.json"))) == 6  # a new key
 
 
+def test_worker_processes_prepare_the_same_clouds(normal_resampled, monkeypatch):
+    import os
+
+    from neuroflow.data import point_cloud_dataset
+
+    options = _options(normal_resampled, cache=False, val_fraction=0.0)
+    serial = build_datasets(options, seed=0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two workers even on a one-core runner
+    monkeypatch.setattr(point_cloud_dataset, "_PARALLEL_MIN_SAMPLES", 4)
+    monkeypatch.setattr(point_cloud_dataset, "_CHUNK", 2)
+    forked = build_datasets(options, seed=0)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(np.asarray(forked[split].clouds), np.asarray(serial[split].clouds))
+        assert forked[split].files == serial[split].files
+    # a bad file found by a worker: skipped with a warning, or the error naming it
+    (normal_resampled / "chair" / "chair_0003.txt").write_text("1,2,3\n")
+    with pytest.warns(UserWarning, match="skipping bad file.*chair_0003.txt: line 1"):
+        assert len(build_datasets({**options, "on_bad_file": "skip"}, seed=0)["train"]) == 14
+    with pytest.raises(DataFormatError, match="chair_0003.txt: line 1: expected 6 numbers"):
+        build_datasets(options, seed=0)
+
+
 def test_evaluation_items_are_deterministic_training_items_augmented(normal_resampled):
     ds = build_datasets(_options(normal_resampled, scale_range=[0.8, 1.2], shift=0.3), seed=0)
     a, b = ds["test"][1], ds["test"][1]

@@ -122,6 +122,54 @@ def _prepare_cloud(ref: CloudRef, fmt: str, options: PointCloudOptions) -> np.nd
     return cloud[random_sample(len(cloud), options.surface_points, rng)]
 
 
+#: below this many samples the clouds are prepared in this process (a worker costs ~0.1-0.2 s to start)
+_PARALLEL_MIN_SAMPLES = 64
+#: samples per task handed to a worker
+_CHUNK = 16
+
+
+def _prepare_chunk(refs: list[CloudRef], fmt: str, options: PointCloudOptions) -> list:
+    """``(cloud, None)`` or ``(None, DataFormatError)`` per sample of ``refs``."""
+    out = []
+    for ref in refs:
+        try:
+            out.append((_prepare_cloud(ref, fmt, options), None))
+        except DataFormatError as exc:
+            out.append((None, exc))
+    return out
+
+
+def _prepare_clouds(refs: list[CloudRef], fmt: str, options: PointCloudOptions):
+    """:func:`_prepare_chunk`'s results for ``refs``, in order, one sample at a time (a generator,
+    for the progress bar). Many samples are prepared by one forked worker process per CPU (per CPU
+    and DDP rank). On the
+    2-core development VM, the 36 sample ModelNet40 text files at the paper's settings (10,000 ->
+    8,192 farthest points) took 101 ms each in one process and 46 ms with 2 workers: ~9 instead of
+    ~21 minutes for the 12,311 files. Each cloud depends on its own file only, so the cache is the
+    same for any number of workers (tested). ``fork``, as torch's DataLoader on Linux: the work is
+    numpy and a serial numba kernel, nothing that needs the parent's OpenMP threads. (Before these
+    workers, the faster text parser and farthest-point kernel: 164 ms per file.)"""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ranks = max(1, int(os.environ.get("WORLD_SIZE", "1")))  # DDP ranks each prepare the clouds
+    workers = min((os.cpu_count() or 1) // ranks, max(1, len(refs) // _CHUNK))
+    if (len(refs) < _PARALLEL_MIN_SAMPLES or workers < 2
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        for ref in refs:
+            yield from _prepare_chunk([ref], fmt, options)
+        return
+    if options.sampling == "fps":  # load the compiled kernel once, before the workers inherit it
+        farthest_point_sample(np.zeros((2, 3)), 1)
+    chunks = [refs[i:i + _CHUNK] for i in range(0, len(refs), _CHUNK)]
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        for results in pool.map(_prepare_chunk, chunks, [fmt] * len(chunks), [options] * len(chunks)):
+            yield from results
+    finally:  # on a bad file (or Ctrl-C), drop the chunks not yet started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _cache_key(options: PointCloudOptions, fmt: str, refs: list[CloudRef], producer: str) -> str:
     payload = {
         "version": CACHE_VERSION,
@@ -169,17 +217,21 @@ def cached_clouds(
         meta = json.loads(meta_path.read_text())
         return np.load(data_path, mmap_mode="r"), np.asarray(meta["labels"], dtype=np.int64), meta["names"]
     clouds, labels, names = [], [], []
-    for ref in tqdm(refs, desc=f"sampling {split} clouds", unit="shape", leave=False,
-                    disable=None if progress is None else not progress):
-        try:
-            clouds.append(_prepare_cloud(ref, fmt, options))
-        except DataFormatError as exc:
-            if options.on_bad_file != "skip":
-                raise
-            warnings.warn(f"skipping bad file: {exc}", stacklevel=2)
-            continue
-        labels.append(ref.label)
-        names.append(ref.name)
+    prepared = _prepare_clouds(refs, fmt, options)
+    try:
+        for ref, (cloud, error) in zip(refs, tqdm(prepared, total=len(refs), desc=f"sampling {split} clouds",
+                                                  unit="shape", leave=False,
+                                                  disable=None if progress is None else not progress)):
+            if error is not None:
+                if options.on_bad_file != "skip":
+                    raise error
+                warnings.warn(f"skipping bad file: {error}", stacklevel=2)
+                continue
+            clouds.append(cloud)
+            labels.append(ref.label)
+            names.append(ref.name)
+    finally:
+        prepared.close()
     if not clouds:
         raise DatasetNotFoundError(f"{root}: no readable samples in the {split} split")
     array = np.stack(clouds).astype(np.float32)
