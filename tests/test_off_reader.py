@@ -7,7 +7,7 @@ import pytest
 
 from neuroflow.data import read_off
 from neuroflow.data.mesh_sampling import sample_surface, triangle_areas_normals
-from neuroflow.data.off import write_off
+from neuroflow.data.off import _read_off_lines, _read_triangles_fast, write_off
 from neuroflow.errors import DataFormatError, InvalidArgumentError
 from point_cloud_helpers import shared_modelnet40
 
@@ -51,6 +51,33 @@ def test_write_read_round_trip(tmp_path):
     v2, f2 = read_off(tmp_path / "m.off")
     np.testing.assert_allclose(v2, v, atol=1e-6)
     np.testing.assert_array_equal(f2, f)
+
+
+def _mesh_texts(rng):
+    """Triangle meshes as real files write them: write_off's layout, CRLF line ends, counts glued
+    to the keyword, extra spaces, integer face colours, trailing lines."""
+    v, f = rng.normal(size=(50, 3)) * 100, rng.integers(0, 50, size=(80, 3))
+    rows = [f"{a!r} {b!r} {c!r}" for a, b, c in v.tolist()]
+    faces = [f"3 {a} {b} {c}" for a, b, c in f.tolist()]
+    yield "OFF\n50 80 0\n" + "\n".join(rows + faces) + "\n"
+    yield ("OFF\n50 80 0\n" + "\n".join(rows + faces)).replace("\n", "\r\n")
+    yield "OFF50 80 0\n" + "\n".join(r + "  " for r in rows) + "\n" + "\n".join(faces) + "\n"
+    yield "OFF\n50 80 0\n" + "\n".join(rows + [x + " 255 0 0" for x in faces]) + "\n\nextra\n"
+
+
+def test_numpy_reader_equals_the_line_parser():
+    rng = np.random.default_rng(3)
+    for text in _mesh_texts(rng):
+        fast = _read_triangles_fast(text)
+        assert fast is not None
+        lines = _read_off_lines(text, "m.off")
+        np.testing.assert_array_equal(fast[0], lines[0])
+        np.testing.assert_array_equal(fast[1], lines[1])
+        assert fast[1].dtype == lines[1].dtype == np.int64 and fast[0].dtype == np.float64
+    # anything else is left to the line parser, which reads polygons and comments and reports errors
+    for text in (SQUARE, "OFF\n3 1 0\n0 0 0\n\n1 0 0\n0 1 0\n3 0 1 2\n", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n",
+                 "OFF\n3 1 0\n0 0 0\n1 0 inf\n0 1 0\n3 0 1 2\n", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 0.5 0 0\n"):
+        assert _read_triangles_fast(text) is None
 
 
 @pytest.mark.parametrize("text, problem", [
