@@ -137,6 +137,37 @@ def test_worker_processes_prepare_the_same_clouds(normal_resampled, monkeypatch)
         build_datasets(options, seed=0)
 
 
+_WORKERS_DIE = {}  # the test process's pid and the real _prepare_chunk, for _dies_in_a_worker
+
+
+def _dies_in_a_worker(refs, fmt, options):
+    """_prepare_chunk, except that a worker process exits at once, as one killed for memory
+    (module level: the pool pickles the function by name)."""
+    import os
+
+    if os.getpid() != _WORKERS_DIE["parent"]:
+        os._exit(1)
+    return _WORKERS_DIE["prepare"](refs, fmt, options)
+
+
+def test_a_dead_worker_leaves_the_rest_to_this_process(normal_resampled, monkeypatch):
+    import os
+
+    from neuroflow.data import point_cloud_dataset
+
+    options = _options(normal_resampled, cache=False, val_fraction=0.0)
+    serial = build_datasets(options, seed=0)
+    monkeypatch.setitem(_WORKERS_DIE, "parent", os.getpid())
+    monkeypatch.setitem(_WORKERS_DIE, "prepare", point_cloud_dataset._prepare_chunk)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(point_cloud_dataset, "_PARALLEL_MIN_SAMPLES", 4)
+    monkeypatch.setattr(point_cloud_dataset, "_CHUNK", 2)
+    monkeypatch.setattr(point_cloud_dataset, "_prepare_chunk", _dies_in_a_worker)
+    with pytest.warns(UserWarning, match="a worker preparing the point clouds died"):
+        recovered = build_datasets(options, seed=0)
+    np.testing.assert_array_equal(np.asarray(recovered["train"].clouds), np.asarray(serial["train"].clouds))
+
+
 def test_evaluation_items_are_deterministic_training_items_augmented(normal_resampled):
     ds = build_datasets(_options(normal_resampled, scale_range=[0.8, 1.2], shift=0.3), seed=0)
     a, b = ds["test"][1], ds["test"][1]

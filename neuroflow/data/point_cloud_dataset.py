@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -141,33 +142,41 @@ def _prepare_chunk(refs: list[CloudRef], fmt: str, options: PointCloudOptions) -
 
 def _prepare_clouds(refs: list[CloudRef], fmt: str, options: PointCloudOptions):
     """:func:`_prepare_chunk`'s results for ``refs``, in order, one sample at a time (a generator,
-    for the progress bar). Many samples are prepared by one forked worker process per CPU (per CPU
-    and DDP rank). On the
-    2-core development VM, the 36 sample ModelNet40 text files at the paper's settings (10,000 ->
-    8,192 farthest points) took 101 ms each in one process and 46 ms with 2 workers: ~9 instead of
-    ~21 minutes for the 12,311 files. Each cloud depends on its own file only, so the cache is the
-    same for any number of workers (tested). ``fork``, as torch's DataLoader on Linux: the work is
-    numpy and a serial numba kernel, nothing that needs the parent's OpenMP threads. (Before these
-    workers, the faster text parser and farthest-point kernel: 164 ms per file.)"""
+    for the progress bar).
+
+    On Linux, 64 samples or more are prepared by forked worker processes, one per CPU (and DDP
+    rank). On the 2-core development VM, the 36 sample ModelNet40 text files at the paper's
+    settings (10,000 -> 8,192 farthest points) took 101 ms each in one process and 46 ms with 2
+    workers: ~9 instead of ~21 minutes for the 12,311 files (164 ms per file before the faster
+    text parser and farthest-point kernel). Each cloud depends on its own file only, so the cache
+    is the same for any number of workers (tested). ``fork``, as torch's DataLoader on Linux: the
+    work is numpy and a serial numba kernel, nothing that needs the parent's OpenMP threads. A
+    daemonic process (which may not have children) prepares them itself, and so does this
+    process, with a warning, after a worker died (e.g. killed for memory)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ranks = max(1, int(os.environ.get("WORLD_SIZE", "1")))  # DDP ranks each prepare the clouds
     workers = min((os.cpu_count() or 1) // ranks, max(1, len(refs) // _CHUNK))
-    if (len(refs) < _PARALLEL_MIN_SAMPLES or workers < 2
-            or "fork" not in multiprocessing.get_all_start_methods()):
-        for ref in refs:
-            yield from _prepare_chunk([ref], fmt, options)
-        return
-    if options.sampling == "fps":  # load the compiled kernel once, before the workers inherit it
-        farthest_point_sample(np.zeros((2, 3)), 1)
-    chunks = [refs[i:i + _CHUNK] for i in range(0, len(refs), _CHUNK)]
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    try:
-        for results in pool.map(_prepare_chunk, chunks, [fmt] * len(chunks), [options] * len(chunks)):
-            yield from results
-    finally:  # on a bad file (or Ctrl-C), drop the chunks not yet started
-        pool.shutdown(wait=True, cancel_futures=True)
+    done = 0
+    if (len(refs) >= _PARALLEL_MIN_SAMPLES and workers >= 2 and sys.platform.startswith("linux")
+            and not multiprocessing.current_process().daemon):
+        if options.sampling == "fps":  # load the compiled kernel once, before the workers inherit it
+            farthest_point_sample(np.zeros((2, 3)), 1)
+        chunks = [refs[i:i + _CHUNK] for i in range(0, len(refs), _CHUNK)]
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        try:
+            for results in pool.map(_prepare_chunk, chunks, [fmt] * len(chunks), [options] * len(chunks)):
+                yield from results
+                done += len(results)
+        except BrokenProcessPool as exc:
+            warnings.warn(f"a worker preparing the point clouds died ({exc}); preparing the other "
+                          f"{len(refs) - done} in this process", stacklevel=2)
+        finally:  # on a bad file (or Ctrl-C), drop the chunks not yet started
+            pool.shutdown(wait=True, cancel_futures=True)
+    for ref in refs[done:]:
+        yield from _prepare_chunk([ref], fmt, options)
 
 
 def _cache_key(options: PointCloudOptions, fmt: str, refs: list[CloudRef], producer: str) -> str:
