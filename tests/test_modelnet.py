@@ -236,6 +236,18 @@ def test_format_that_does_not_match_the_folder_names_the_one_it_holds(ply_hdf5):
         build_datasets(_options(ply_hdf5.parent, format="off"), seed=0)
 
 
+def test_data_prepare_checks_the_folder_and_says_what_it_holds(normal_resampled, ply_hdf5, capsys):
+    from neuroflow.cli import main
+
+    assert main(["data", "prepare", "modelnet40", "--root", str(normal_resampled)]) == 0
+    assert "normal_resampled format, 3 classes, 15 training and 6 test samples" in capsys.readouterr().out
+    assert main(["data", "prepare", "modelnet40", "--root", str(ply_hdf5)]) == 0
+    assert "ply_hdf5_2048 format, 3 classes, 12 training and 6 test samples" in capsys.readouterr().out
+    (normal_resampled / "chair" / "chair_0007.txt").unlink()  # listed in modelnet40_test.txt
+    assert main(["data", "prepare", "modelnet40", "--root", str(normal_resampled)]) == 2
+    assert "modelnet40_test.txt line 6 lists chair_0007" in capsys.readouterr().err
+
+
 def test_skip_bad_files(normal_resampled):
     (normal_resampled / "bowl" / "bowl_0002.txt").write_text("")
     with pytest.raises(DataFormatError, match="bowl_0002.txt"):

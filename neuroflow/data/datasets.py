@@ -392,6 +392,7 @@ def prepare_synthetic(root: str | os.PathLike, seed: int = 0, **kwargs) -> Path:
 
 # point clouds: imported here, after DataOptions, which their options extend
 from neuroflow.data.modelnet import detect_format  # noqa: E402
+from neuroflow.data.modelnet import list_split as list_modelnet_split  # noqa: E402
 from neuroflow.data.point_cloud_dataset import PointCloudOptions, build_point_cloud_datasets  # noqa: E402
 from neuroflow.data.synthetic_shapes import build_synthetic_shapes, prepare_synthetic_shapes  # noqa: E402
 
@@ -408,9 +409,15 @@ class DatasetEntry:
 
 
 def prepare_modelnet40(root: str | os.PathLike, seed: int = 0, **kwargs) -> Path:
-    """Real ModelNet40 cannot be downloaded by neuroflow: check that ``root`` holds it."""
-    detect_format(Path(root))  # raises, saying how to obtain the data, when it is absent
-    return Path(root)
+    """Real ModelNet40 cannot be downloaded by neuroflow: check that ``root`` holds it (every file
+    its split listings name) and print what it found."""
+    root = Path(root)
+    fmt = detect_format(root)  # raises, saying how to obtain the data, when it is absent
+    classes, train = list_modelnet_split(root, fmt, "train")
+    _, test = list_modelnet_split(root, fmt, "test")
+    print(f"modelnet40: {fmt} format, {len(classes)} classes, {len(train or [])} training and "
+          f"{len(test or [])} test samples in {root}")
+    return root
 
 
 #: name -> :class:`DatasetEntry`
