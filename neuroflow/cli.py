@@ -114,6 +114,8 @@ def _cmd_eval(args) -> int:
         print(json.dumps(_json_safe(result)))
     else:
         print(f"{args.split} accuracy: {result['accuracy']:.2%} ({result['num_samples']} samples)")
+        if result["mean_class_accuracy"] is not None:
+            print(f"{args.split} mean class accuracy: {result['mean_class_accuracy']:.2%}")
         print(f"{args.split} loss: {result['loss']:.4f}")
         rates = ", ".join(f"{k} {v:.4f}" for k, v in result["firing_rates"].items())
         print(f"firing rates: {rates} (mean {result['mean_firing_rate']:.4f})")

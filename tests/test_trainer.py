@@ -21,6 +21,7 @@ from neuroflow.train import (
     LRSchedule,
     build_loss,
     build_optimizer,
+    evaluate,
     evaluate_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -213,3 +214,28 @@ def test_firing_rate_monitor_counts_spikes():
     assert rates["0"] == pytest.approx(5 * 4 / (4 * 2 * 10))
     assert math.isclose(monitor.mean_rate(), (rates["0"] + rates["2"]) / 2)
     assert not net[0]._forward_hooks  # hooks are removed on exit
+
+
+class _FixedLogits(torch.nn.Module):
+    """Logits ``[T=1, B, C]`` taken from each sample's input (a one-hot of the prediction)."""
+
+    def forward(self, x):
+        return x[None]
+
+
+def test_evaluate_reports_mean_class_accuracy():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from neuroflow.train.distributed import DistContext
+
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    predicted = torch.tensor([0, 1, 0, 1, 0, 2])
+    data = TensorDataset(F.one_hot(predicted, 4).float(), labels)
+    data.num_classes = 4  # class 3 has no test sample
+    result = evaluate(_FixedLogits(), DataLoader(data, batch_size=4), DistContext())
+    # by hand: 4 of 6 right; per class 2/3, 1/1, 1/2, and none for class 3
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    assert result["class_accuracy"][:3] == pytest.approx([2 / 3, 1.0, 0.5]) and result["class_accuracy"][3] is None
+    assert result["mean_class_accuracy"] == pytest.approx((2 / 3 + 1.0 + 0.5) / 3)
+    plain = TensorDataset(F.one_hot(predicted, 4).float(), labels)  # no num_classes: not computed
+    assert evaluate(_FixedLogits(), DataLoader(plain, batch_size=4), DistContext())["mean_class_accuracy"] is None

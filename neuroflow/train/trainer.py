@@ -211,27 +211,42 @@ def train_one_epoch(
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, desc: str = "eval",
              progress: bool = False) -> dict[str, Any]:
-    """Loss (cross-entropy of the time-mean logits), accuracy and firing rates over ``loader``,
-    summed over all ranks (each rank sees its own shard)."""
+    """Loss (cross-entropy of the time-mean logits), accuracy, mean class accuracy and firing
+    rates over ``loader``, summed over all ranks (each rank sees its own shard).
+
+    ``class_accuracy`` lists each class's accuracy (None for a class without samples) and
+    ``mean_class_accuracy`` averages it over the classes that have samples (the "avg. class
+    accuracy" of point-cloud papers, beside the overall accuracy); both None when the dataset does
+    not say its ``num_classes``."""
     model = unwrap(model)  # evaluation needs no gradient synchronisation
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
+    num_classes = int(getattr(loader.dataset, "num_classes", 0) or 0)
+    per_class = torch.zeros(2, num_classes, dtype=torch.float64)  # correct, samples
     with FiringRateMonitor(model) as monitor:
         for x, y in _bar(loader, len(loader), desc, progress and ctx.is_main):
             x = x.to(ctx.device, non_blocking=True)
             y = y.to(ctx.device, non_blocking=True)
             logits = model(x)
             n = y.shape[0]
-            totals += torch.tensor(
-                [mean_ce(logits, y).item() * n, (logits.mean(0).argmax(1) == y).sum().item(), n],
-                dtype=torch.float64,
-            )
-    summed = all_reduce_sum(torch.cat([totals, torch.tensor(monitor.totals(), dtype=torch.float64)]), ctx)
-    monitor.load_totals(summed[3:].tolist())
+            hits = logits.mean(0).argmax(1) == y
+            totals += torch.tensor([mean_ce(logits, y).item() * n, hits.sum().item(), n], dtype=torch.float64)
+            if num_classes:
+                labels = y.cpu()  # in range: the cross-entropy above checked them
+                per_class[0] += torch.bincount(labels, weights=hits.cpu().double(), minlength=num_classes)
+                per_class[1] += torch.bincount(labels, minlength=num_classes)
+    summed = all_reduce_sum(torch.cat([totals, per_class.flatten(), torch.tensor(monitor.totals(), dtype=torch.float64)]),
+                            ctx)
+    counts = summed[3:3 + 2 * num_classes].view(2, num_classes)
+    monitor.load_totals(summed[3 + 2 * num_classes:].tolist())
     n = summed[2].item()
+    seen = counts[1] > 0
+    class_accuracy = [c / t if t else None for c, t in zip(counts[0].tolist(), counts[1].tolist())]
     return {
         "loss": summed[0].item() / n if n else float("nan"),
         "accuracy": summed[1].item() / n if n else float("nan"),
+        "mean_class_accuracy": float((counts[0][seen] / counts[1][seen]).mean()) if seen.any() else None,
+        "class_accuracy": class_accuracy if num_classes else None,
         "num_samples": int(n),
         "mean_firing_rate": monitor.mean_rate(),
         "firing_rates": monitor.rates(),
@@ -434,6 +449,7 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
     summary: dict[str, Any] = {
         "name": cfg.name,
         "test_accuracy": None,
+        "test_mean_class_accuracy": None,
         "test_loss": None,
         "test_samples": 0,
         "mean_firing_rate": None,
@@ -451,7 +467,8 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
     }
     if "test" in eval_loaders:
         test = evaluate(model, eval_loaders["test"], ctx, "test", cfg.loop.progress)
-        summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"],
+        summary.update(test_accuracy=test["accuracy"], test_mean_class_accuracy=test["mean_class_accuracy"],
+                       test_loss=test["loss"],
                        test_samples=test["num_samples"], mean_firing_rate=test["mean_firing_rate"],
                        firing_rates=test["firing_rates"])
         if ctx.is_main:
@@ -460,8 +477,10 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
         path = Path(cfg.output_dir) / "summary.json"
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
         if summary["test_accuracy"] is not None:
-            _say(ctx, f"test accuracy: {summary['test_accuracy']:.2%} "
-                      f"({summary['test_samples']} samples, best epoch {state.best_epoch})")
+            mean_class = summary["test_mean_class_accuracy"]
+            _say(ctx, f"test accuracy: {summary['test_accuracy']:.2%}"
+                      + (f", mean class accuracy {mean_class:.2%}" if mean_class is not None else "")
+                      + f" ({summary['test_samples']} samples, best epoch {state.best_epoch})")
             rates = ", ".join(f"{k} {v:.4f}" for k, v in summary["firing_rates"].items())
             _say(ctx, f"firing rates: {rates} (mean {summary['mean_firing_rate']:.4f})")
         else:
