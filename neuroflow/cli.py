@@ -12,8 +12,8 @@ Distributed: ``torchrun --nproc-per-node N -m neuroflow train CONFIG``.
 Any :class:`~neuroflow.errors.NeuroflowError` (bad config, missing data, bad checkpoint...) is
 printed as one line ``error: ...`` on stderr with exit status 2, without a traceback; argparse
 usage errors also exit with 2. neuroflow's own warnings (a skipped bad file, a read-only cache
-folder) print as one line ``warning: ...``, without the source line. Each subcommand is a pair ``_add_<name>(subparsers)`` /
-``_cmd_<name>(args)``, so new commands plug in the same way.
+folder) print as one line ``warning: ...``, without the source line. Each subcommand is a pair
+``_add_<name>(subparsers)`` / ``_cmd_<name>(args)``, so new commands plug in the same way.
 """
 
 from __future__ import annotations
