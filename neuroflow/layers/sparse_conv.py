@@ -28,7 +28,7 @@ Backends:
 with an active input are multiplied, so the forward's work (and ``grad_W``'s) scales with the
 number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout = 16,384``:
 
-* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 4,096``), the
+* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 8,192``), the
   forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row
   test, then each spiking input's products, accumulated in vector registers, are added into
   their output rows in place, blocks of output rows split over numba's threads);
@@ -40,7 +40,7 @@ number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout 
 Above that, the batched path is as fast or faster (see :data:`_EVENT_MAX_DENSITY`); it lays out
 the spiking inputs' pairs anew only where the skipped products outweigh that (wide layers, see
 :func:`_relayout_pays`), else it multiplies the silent rows too, in the map's cached layout, and
-then, in training, narrow layers (``Cin Cout <= 4,096``) still take the event kernel's forward.
+then, in training, narrow layers (``Cin Cout <= 8,192``) still take the event kernel's forward.
 ``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
 (straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
 does (1.2-1.35x at 10%; 1.7-2.0x when the input needs no gradient, as in a first layer). The
@@ -119,13 +119,16 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 # clouds (3.7 pairs per voxel) at 95% spiking voxels, 64 -> 64 11.8 / 16.0 ms, 64 -> 128 26.3 /
 # 31.8, 128 -> 128 58.5 / 52.7; whole E-3DSNN inference with the event kernel for every layer up to
 # Cin Cout = 4,096 instead of 1,024 (fresh inputs, 16 alternating rounds): -T on 4 clouds 96.7 ->
-# 86.9 and 102.7 -> 99.1 ms, on 8 clouds 229.8 -> 209.6; -S on 4 clouds 122.9 -> 116.1. So layers
-# up to 4,096 always take the event kernel in inference.
+# 86.9 and 102.7 -> 99.1 ms, on 8 clouds 229.8 -> 209.6; -S on 4 clouds 122.9 -> 116.1. With the
+# kernel's two products in flight, up to 8,192 instead of 4,096 (so 64 -> 128 too; 12 alternating
+# rounds): -T inference 64 -> 59, 54 -> 52, 65 -> 64, 61 -> 59 ms, training 200 -> 198, 169 -> 172;
+# -S inference 105 -> 99, training 311 -> 299. So layers up to 8,192 always take the event kernel
+# in inference (and its forward in training).
 # Training (fwd+bwd, where the batched grad_W reuses the forward's layout), 32 -> 32: 2.34 / 2.57 ms
 # at 30%, 2.90 / 2.57 at 50%.
 _EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
 #: ``Cin Cout`` (multiply-adds per pair) up to which inference always takes the event kernel
-_NARROW_LAYER_MACS = 4096
+_NARROW_LAYER_MACS = 8192
 
 
 def _narrow(w: torch.Tensor, limit: int = _NARROW_LAYER_MACS) -> bool:
