@@ -236,10 +236,10 @@ _LANES = 8
 
 def _block_gemv_codegen(vectors: int, rows: int):
     """Code of ``y[q_r, c0:c0 + 8 vectors] += x[i_r, :] @ w[o_r, :, c0:c0 + 8 vectors]`` for ``rows``
-    products ``(q_r, i_r, o_r)`` (arguments ``y, x, w, c0, q_1, i_1, o_1, ...``), interleaved per
-    input channel. Each product's accumulator chain is as long as ``Cin`` fused multiply-adds, which
-    is what bounds one product; two independent chains in flight measured 4-12% faster (32 -> 32
-    and 64 -> 64 channels, 10-100% spiking voxels), with the same bits."""
+    products (arguments ``y, x, w, c0, (q_1, i_1, o_1, q_2, ...)``), interleaved per input channel.
+    Each product's accumulator chain is as long as ``Cin`` fused multiply-adds, which is what bounds
+    one product; products into different rows in flight together measured faster, with the same
+    bits (see :data:`_FOUR_PRODUCTS_MAX_COLUMNS`)."""
 
     def codegen(context, builder, signature, args):
         y_a, x_a, w_a = (context.make_array(signature.args[k])(context, builder, args[k]) for k in range(3))
@@ -248,10 +248,10 @@ def _block_gemv_codegen(vectors: int, rows: int):
         index = lambda value: ir.Constant(cgutils.intp_t, value)
         cin = builder.extract_value(x_a.shape, 1)
         cout = builder.extract_value(w_a.shape, 2)
-        c0 = args[3]
+        c0, qio = args[3], args[4]
         products = []
         for r in range(rows):
-            q, i, o = args[4 + 3 * r:7 + 3 * r]
+            q, i, o = (builder.extract_value(qio, 3 * r + k) for k in range(3))
             products.append((builder.gep(x_a.data, [builder.mul(i, cin)]),
                              builder.gep(w_a.data, [builder.add(builder.mul(o, builder.mul(cin, cout)), c0)]),
                              builder.gep(y_a.data, [builder.add(builder.mul(q, cout), c0)]),
@@ -282,130 +282,61 @@ def _block_gemv_codegen(vectors: int, rows: int):
     return codegen
 
 
-def _gemv_signature(y, x, w, rows: int):
-    """The intrinsics' signature for C-contiguous ``y [M, Cout]``, ``x [N, Cin]``, ``w [K, Cin,
-    Cout]`` of one float dtype, else None (no match: numba reports a typing error)."""
-    arrays = ((y, 2), (x, 2), (w, 3))
-    if not all(isinstance(a, nb_types.Array) and a.layout == "C" and a.ndim == n for a, n in arrays):
-        return None
-    if not (y.dtype == x.dtype == w.dtype and isinstance(x.dtype, nb_types.Float)):
-        return None
-    return nb_types.void(y, x, w, *[nb_types.intp] * (1 + 3 * rows))
-
-
 def _make_block_gemv(vectors: int):
-    """The intrinsic ``block_gemv(y, x, w, c0, q, i, o)``: ``y[q, c0:c0 + 8 vectors] += x[i, :] @
-    w[o, :, c0:c0 + 8 vectors]``; the caller guarantees ``c0 + 8 vectors <= Cout``."""
+    """The intrinsic ``block_gemv(y, x, w, c0, qio)``: for each triple ``(q, i, o)`` of the int tuple
+    ``qio``, ``y[q, c0:c0 + 8 vectors] += x[i, :] @ w[o, :, c0:c0 + 8 vectors]``, all in flight
+    together, for C-contiguous ``y [M, Cout]``, ``x [N, Cin]``, ``w [K, Cin, Cout]`` of one float
+    dtype. The caller guarantees ``c0 + 8 vectors <= Cout`` and different rows ``q``."""
 
     @intrinsic
-    def block_gemv(typingctx, y, x, w, c0, q, i, o):
-        sig = _gemv_signature(y, x, w, 1)
-        return None if sig is None else (sig, _block_gemv_codegen(vectors, 1))
+    def block_gemv(typingctx, y, x, w, c0, qio):
+        arrays = ((y, 2), (x, 2), (w, 3))
+        if not all(isinstance(a, nb_types.Array) and a.layout == "C" and a.ndim == n for a, n in arrays):
+            return None
+        if not (y.dtype == x.dtype == w.dtype and isinstance(x.dtype, nb_types.Float)):
+            return None
+        if not (isinstance(qio, nb_types.UniTuple) and isinstance(qio.dtype, nb_types.Integer) and len(qio) % 3 == 0):
+            return None
+        sig = nb_types.void(y, x, w, nb_types.intp, nb_types.UniTuple(nb_types.intp, len(qio)))
+        return sig, _block_gemv_codegen(vectors, len(qio) // 3)
 
     return block_gemv
-
-
-def _make_block_gemv2(vectors: int):
-    """The intrinsic ``block_gemv2(y, x, w, c0, q1, i1, o1, q2, i2, o2)``: two products as
-    :func:`_make_block_gemv`'s, into two different rows ``q1 != q2``."""
-
-    @intrinsic
-    def block_gemv2(typingctx, y, x, w, c0, q1, i1, o1, q2, i2, o2):
-        sig = _gemv_signature(y, x, w, 2)
-        return None if sig is None else (sig, _block_gemv_codegen(vectors, 2))
-
-    return block_gemv2
-
-
-def _make_block_gemv4(vectors: int):
-    """The intrinsic ``block_gemv4(y, x, w, c0, q1, i1, o1, ..., q4, i4, o4)``: four products as
-    :func:`_make_block_gemv`'s, into four different rows."""
-
-    @intrinsic
-    def block_gemv4(typingctx, y, x, w, c0, q1, i1, o1, q2, i2, o2, q3, i3, o3, q4, i4, o4):
-        sig = _gemv_signature(y, x, w, 4)
-        return None if sig is None else (sig, _block_gemv_codegen(vectors, 4))
-
-    return block_gemv4
 
 
 _block_gemv32 = _make_block_gemv(4)  # 32 columns
 _block_gemv16 = _make_block_gemv(2)
 _block_gemv8 = _make_block_gemv(1)
-_block_gemv2_32 = _make_block_gemv2(4)
-_block_gemv2_16 = _make_block_gemv2(2)
-_block_gemv2_8 = _make_block_gemv2(1)
-_block_gemv4_16 = _make_block_gemv4(2)
-_block_gemv4_8 = _make_block_gemv4(1)
 
 
 @numba.njit(inline="always", **_OPTS)
-def _pair_product(y, x, w, q, i, o):
-    # y[q] += x[i] @ w[o]: 32-, 16- and 8-column blocks in vector registers, the last Cout % 8
-    # columns as plain loops
+def _products(y, x, w, qio):
+    # y[q] += x[i] @ w[o] for each triple (q, i, o) of qio (different rows q), in flight together:
+    # 32-column blocks for one or two products (four would need more than the 16 vector
+    # registers), then 16- and 8-column blocks, the last Cout % 8 columns as plain loops
     cout = w.shape[2]
     c = 0
-    while c + 32 <= cout:
-        _block_gemv32(y, x, w, c, q, i, o)
-        c += 32
-    if c + 16 <= cout:
-        _block_gemv16(y, x, w, c, q, i, o)
-        c += 16
-    if c + 8 <= cout:
-        _block_gemv8(y, x, w, c, q, i, o)
-        c += 8
-    if c < cout:
-        for k in range(x.shape[1]):
-            for j in range(c, cout):
-                y[q, j] += x[i, k] * w[o, k, j]
-
-
-@numba.njit(inline="always", **_OPTS)
-def _two_pair_products(y, x, w, q1, i1, o1, q2, i2, o2):
-    # _pair_product of two pairs with different output rows q1 != q2, interleaved (the same bits)
-    cout = w.shape[2]
-    c = 0
-    while c + 32 <= cout:
-        _block_gemv2_32(y, x, w, c, q1, i1, o1, q2, i2, o2)
-        c += 32
-    if c + 16 <= cout:
-        _block_gemv2_16(y, x, w, c, q1, i1, o1, q2, i2, o2)
-        c += 16
-    if c + 8 <= cout:
-        _block_gemv2_8(y, x, w, c, q1, i1, o1, q2, i2, o2)
-        c += 8
-    if c < cout:
-        for k in range(x.shape[1]):
-            for j in range(c, cout):
-                y[q1, j] += x[i1, k] * w[o1, k, j]
-                y[q2, j] += x[i2, k] * w[o2, k, j]
-
-
-@numba.njit(inline="always", **_OPTS)
-def _four_pair_products(y, x, w, q1, i1, o1, q2, i2, o2, q3, i3, o3, q4, i4, o4):
-    # _pair_product of four pairs with four different output rows, interleaved (the same bits);
-    # in 16- and 8-column blocks: four products of 32 columns would need more than the 16 vector
-    # registers
-    cout = w.shape[2]
-    c = 0
+    if len(qio) <= 6:
+        while c + 32 <= cout:
+            _block_gemv32(y, x, w, c, qio)
+            c += 32
     while c + 16 <= cout:
-        _block_gemv4_16(y, x, w, c, q1, i1, o1, q2, i2, o2, q3, i3, o3, q4, i4, o4)
+        _block_gemv16(y, x, w, c, qio)
         c += 16
     if c + 8 <= cout:
-        _block_gemv4_8(y, x, w, c, q1, i1, o1, q2, i2, o2, q3, i3, o3, q4, i4, o4)
+        _block_gemv8(y, x, w, c, qio)
         c += 8
     if c < cout:
-        for k in range(x.shape[1]):
-            for j in range(c, cout):
-                y[q1, j] += x[i1, k] * w[o1, k, j]
-                y[q2, j] += x[i2, k] * w[o2, k, j]
-                y[q3, j] += x[i3, k] * w[o3, k, j]
-                y[q4, j] += x[i4, k] * w[o4, k, j]
+        for r in range(0, len(qio), 3):
+            q, i, o = qio[r], qio[r + 1], qio[r + 2]
+            for k in range(x.shape[1]):
+                for j in range(c, cout):
+                    y[q, j] += x[i, k] * w[o, k, j]
 
 
 #: up to this many output columns the event kernel computes four products at a time, else two:
-#: ~8 accumulator vectors in flight either way (16 -> 16 channels, 8,192 random voxels: 165 -> 139
-#: us at 100% spiking voxels, 113 -> 98 at 50%, 58 -> 53 at 10%, against two at a time)
+#: ~8 accumulator vectors in flight either way. 8,192 random voxels, 2 threads: two products
+#: against one, 32 -> 32 379 -> 337 us at 100% spiking voxels, 106 -> 101 at 10%, 64 -> 64 1,316
+#: -> 1,164 and 266 -> 237; four against two, 16 -> 16 206 -> 172 and 93 -> 76 (8 -> 8: 180 -> 169)
 _FOUR_PRODUCTS_MAX_COLUMNS = 16
 
 
@@ -422,16 +353,16 @@ def _listed_products(y, x, w, pair_out, pair_in, pair_offset, listed, n):
             b, c, d = listed[j + 1], listed[j + 2], listed[j + 3]
             qb, qc, qd = pair_out[b], pair_out[c], pair_out[d]
             if qa != qb and qa != qc and qa != qd and qb != qc and qb != qd and qc != qd:
-                _four_pair_products(y, x, w, qa, pair_in[a], pair_offset[a], qb, pair_in[b], pair_offset[b],
-                                    qc, pair_in[c], pair_offset[c], qd, pair_in[d], pair_offset[d])
+                _products(y, x, w, (qa, pair_in[a], pair_offset[a], qb, pair_in[b], pair_offset[b],
+                                    qc, pair_in[c], pair_offset[c], qd, pair_in[d], pair_offset[d]))
                 j += 4
                 continue
         if j + 1 < n and pair_out[listed[j + 1]] != qa:
             b = listed[j + 1]
-            _two_pair_products(y, x, w, qa, pair_in[a], pair_offset[a], pair_out[b], pair_in[b], pair_offset[b])
+            _products(y, x, w, (qa, pair_in[a], pair_offset[a], pair_out[b], pair_in[b], pair_offset[b]))
             j += 2
             continue
-        _pair_product(y, x, w, qa, pair_in[a], pair_offset[a])
+        _products(y, x, w, (qa, pair_in[a], pair_offset[a]))
         j += 1
 
 
