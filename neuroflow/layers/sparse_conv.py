@@ -223,8 +223,10 @@ def _with_zero_row(grad_y: torch.Tensor) -> torch.Tensor:
 # sparser submanifold maps the batched path's dense centre matmul is a larger share of the work:
 # 8,192 random voxels (1.8 pairs each), 32 -> 32 fwd+bwd 2.15 ms with the event kernel's grad_x,
 # 2.06 without. Strided maps have no centre: k = s = 2 (one pair per voxel), 16 -> 16 at 20,472
-# voxels 1.1 / 1.5 ms, 16 -> 32 1.25 / 1.43.
-_INPUT_GRAD_EVENT_MACS = 1024
+# voxels 1.1 / 1.5 ms, 16 -> 32 1.25 / 1.43. With the kernel's two products in flight, up to
+# Cin Cout = 4,096 instead of 1,024 (so 32 -> 64 and 64 -> 64 too), whole training steps in A/Bs
+# of 12 rounds: -T 175 -> 167, 163 -> 159, 177 -> 179, 163 -> 159 ms; -S 287 -> 277 ms.
+_INPUT_GRAD_EVENT_MACS = 4096
 _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL = 3
 
 
@@ -233,7 +235,7 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
     """``grad_x [N, Cin]``: ``g[out] @ W[o]^T`` summed into the inputs over *every* pair (a silent
     voxel's input gradient is not zero).
 
-    Narrow layers on the CPU (``Cin Cout <= 1,024``), unless the batched path's dense centre
+    Narrow layers on the CPU (``Cin Cout <= 4,096``), unless the batched path's dense centre
     matmul is a third of the work or more (a submanifold map with under 3 pairs per voxel; see
     :data:`_INPUT_GRAD_EVENT_MACS`): the event kernel on the transposed map
     (:attr:`KernelMap.by_input_blocks`, ``W[o]^T``), whose row test skips zero rows of ``grad_y``.
