@@ -116,13 +116,11 @@ def test_cache_is_reused_and_keyed_by_settings(normal_resampled):
 
 
 def test_worker_processes_prepare_the_same_clouds(normal_resampled, monkeypatch):
-    import os
-
     from neuroflow.data import point_cloud_dataset
 
     options = _options(normal_resampled, cache=False, val_fraction=0.0)
     serial = build_datasets(options, seed=0)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # two workers even on a one-core runner
+    monkeypatch.setattr(point_cloud_dataset, "_usable_cpus", lambda: 2)  # two workers even on a one-core runner
     monkeypatch.setattr(point_cloud_dataset, "_PARALLEL_MIN_SAMPLES", 4)
     monkeypatch.setattr(point_cloud_dataset, "_CHUNK", 2)
     forked = build_datasets(options, seed=0)
@@ -159,7 +157,7 @@ def test_a_dead_worker_leaves_the_rest_to_this_process(normal_resampled, monkeyp
     serial = build_datasets(options, seed=0)
     monkeypatch.setitem(_WORKERS_DIE, "parent", os.getpid())
     monkeypatch.setitem(_WORKERS_DIE, "prepare", point_cloud_dataset._prepare_chunk)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(point_cloud_dataset, "_usable_cpus", lambda: 2)
     monkeypatch.setattr(point_cloud_dataset, "_PARALLEL_MIN_SAMPLES", 4)
     monkeypatch.setattr(point_cloud_dataset, "_CHUNK", 2)
     monkeypatch.setattr(point_cloud_dataset, "_prepare_chunk", _dies_in_a_worker)

@@ -129,6 +129,12 @@ _PARALLEL_MIN_SAMPLES = 64
 _CHUNK = 16
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on: its affinity set where the OS has one (a container or
+    ``taskset`` limits it, while ``os.cpu_count()`` reports the whole machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _prepare_chunk(refs: list[CloudRef], fmt: str, options: PointCloudOptions) -> list:
     """``(cloud, None)`` or ``(None, DataFormatError)`` per sample of ``refs``."""
     out = []
@@ -158,7 +164,7 @@ def _prepare_clouds(refs: list[CloudRef], fmt: str, options: PointCloudOptions):
     from concurrent.futures.process import BrokenProcessPool
 
     ranks = max(1, int(os.environ.get("WORLD_SIZE", "1")))  # DDP ranks each prepare the clouds
-    workers = min((os.cpu_count() or 1) // ranks, max(1, len(refs) // _CHUNK))
+    workers = min(_usable_cpus() // ranks, max(1, len(refs) // _CHUNK))
     done = 0
     if (len(refs) >= _PARALLEL_MIN_SAMPLES and workers >= 2 and sys.platform.startswith("linux")
             and not multiprocessing.current_process().daemon):

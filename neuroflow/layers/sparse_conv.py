@@ -114,8 +114,8 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 # 2-core VM, 8,192 random voxels, 2 threads, inference (event kernel / batched path):
 # 32 -> 32 channels 0.49 / 0.73 ms at 70% spiking voxels and 0.59 / 0.61 at 100% (16 -> 16: 0.32 /
 # 0.57 and 0.34 / 0.35); 64 -> 64 1.54 / 1.68 at 70%, 2.09 / 1.60 at 100% (1.22 / 1.33 with the
-# kernel's two products in flight, below); 128 -> 128 5.5 / 5.8 at
-# 50%, 6.4 / 5.2 at 70%. Those random voxels have ~1.8 pairs each, so the batched path's dense
+# kernel's two products in flight, below); 128 -> 128 5.5 / 5.8 at 50%, 6.4 / 5.2 at 70%. Those
+# random voxels have ~1.8 pairs each, so the batched path's dense
 # centre matmul is half its work. Real clouds have more neighbours: on the first map of 4 ModelNet40
 # clouds (3.7 pairs per voxel) at 95% spiking voxels, 64 -> 64 11.8 / 16.0 ms, 64 -> 128 26.3 /
 # 31.8, 128 -> 128 58.5 / 52.7; whole E-3DSNN inference with the event kernel for every layer up to

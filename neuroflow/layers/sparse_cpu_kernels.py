@@ -372,8 +372,8 @@ def _event_conv_body(x, w, block_ptr, pair_offset, pair_out, pair_in, block, num
     # when more than max_active rows spiked. The pairs come in blocks of `block` output rows, by
     # offset within a block. Per block: zero its output rows (they stay in L1 for the products),
     # list the pairs whose input spiked, then add each listed product into its output row in
-    # place, two at a time (:func:`_listed_products`). Every output row adds its products in
-    # offset order, and parts own whole blocks, so any split gives the same bits.
+    # place, two or four at a time (:func:`_listed_products`). Every output row adds its products
+    # in offset order, and parts own whole blocks, so any split gives the same bits.
     active = np.empty(x.shape[0], np.bool_)
     count = _spiking_rows(x, active, parts)
     if count > max_active:
