@@ -47,6 +47,15 @@ from neuroflow.parallel import numba_parallel
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """The memory of CPU tensor ``t`` as a numpy array, copied only where ``t`` is not contiguous
+    (without the ``detach`` a tensor that needs no gradient does not need: ~0.4 us of a layer call
+    whose kernel, at 10% spiking voxels, takes ~0.1 ms)."""
+    if t.requires_grad:
+        t = t.detach()
+    return t.numpy() if t.is_contiguous() else t.contiguous().numpy()
+
+
 @numba.njit(**_OPTS)
 def _add_rows(y, index, rows, lo, hi):
     # y[index[g P + p]] += rows[g, p] for the targets in [lo, hi); rows [G, P, C] of any strides (a
@@ -129,7 +138,7 @@ def spiking_rows(x: torch.Tensor, threads: int = 1) -> tuple[torch.Tensor, int]:
         return out, int(out.sum())
     out = torch.empty(x.shape[0], dtype=torch.bool)
     count = _run_split(_spiking_rows, _spiking_rows_parallel, threads if x.numel() >= _ROW_TEST_PARALLEL_MIN else 1,
-                       x.detach().contiguous().numpy(), out.numpy())
+                       _numpy(x), out.numpy())
     return out, int(count)
 
 
@@ -347,18 +356,18 @@ def _listed_products(y, x, w, pair_out, pair_in, pair_offset, listed, n):
     four = w.shape[2] <= _FOUR_PRODUCTS_MAX_COLUMNS
     j = 0
     while j < n:
-        a = listed[j]
+        a = np.uint32(listed[j])
         qa = pair_out[a]
         if four and j + 3 < n:
-            b, c, d = listed[j + 1], listed[j + 2], listed[j + 3]
+            b, c, d = np.uint32(listed[j + 1]), np.uint32(listed[j + 2]), np.uint32(listed[j + 3])
             qb, qc, qd = pair_out[b], pair_out[c], pair_out[d]
             if qa != qb and qa != qc and qa != qd and qb != qc and qb != qd and qc != qd:
                 _products(y, x, w, (qa, pair_in[a], pair_offset[a], qb, pair_in[b], pair_offset[b],
                                     qc, pair_in[c], pair_offset[c], qd, pair_in[d], pair_offset[d]))
                 j += 4
                 continue
-        if j + 1 < n and pair_out[listed[j + 1]] != qa:
-            b = listed[j + 1]
+        if j + 1 < n and pair_out[np.uint32(listed[j + 1])] != qa:
+            b = np.uint32(listed[j + 1])
             _products(y, x, w, (qa, pair_in[a], pair_offset[a], pair_out[b], pair_in[b], pair_offset[b]))
             j += 2
             continue
@@ -398,10 +407,10 @@ def _event_conv_body(x, w, block_ptr, pair_offset, pair_out, pair_in, block, num
                 for p in range(block_ptr[b], block_ptr[b + 1]):
                     listed[n] = p
                     n += 1
-            else:
-                for p in range(block_ptr[b], block_ptr[b + 1]):
+            else:  # unsigned indices: no wraparound test for negative ones (~25% of the pass)
+                for p in range(np.uintp(block_ptr[b]), np.uintp(block_ptr[b + 1])):
                     listed[n] = p
-                    n += active[pair_in[p]]
+                    n += active[np.uint32(pair_in[p])]
             _listed_products(y, x, w, pair_out, pair_in, pair_offset, listed, n)
     return y, active, True
 
@@ -474,7 +483,7 @@ def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_o
     output blocks over numba's threads, with the one-thread result bit for bit. ``x [N, Cin]``,
     ``w [K, Cin, Cout]`` of one CPU float dtype.
     """
-    x_np, w_np = x.detach().contiguous().numpy(), w.detach().contiguous().numpy()
+    x_np, w_np = _numpy(x), _numpy(w)
     y, active, done = _run_split(_event_conv, _event_conv_parallel, _event_threads(pairs[1].shape[0], w_np, threads),
                                  x_np, w_np, *pairs, block, num_out, max_active)
     return (torch.from_numpy(y), None) if done else (None, torch.from_numpy(active))
@@ -498,8 +507,7 @@ def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, p
     Returns ``(y, layout)``: ``layout`` holds the gathered rows, their output rows and per-offset
     segments, which :func:`event_weight_grad` takes.
     """
-    x_np = x.detach().contiguous().numpy()
-    w_np = w.detach().contiguous().numpy()
+    x_np, w_np = _numpy(x), _numpy(w)
     chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
     rows = np.flatnonzero(active.numpy())
     in_ptr, pair_offset, _, pair_out = pairs
@@ -536,7 +544,7 @@ def event_weight_grad(layout, grad_y: torch.Tensor, weight_shape: torch.Size) ->
     gradient ``grad_y [M, Cout]``: only the spiking inputs' pairs contribute (a silent row adds 0)."""
     gathered, out_rows, segment = layout
     grad_w = np.zeros(tuple(weight_shape), gathered.dtype)
-    _event_weight_grad(gathered, out_rows, segment, grad_y.detach().contiguous().numpy(),
+    _event_weight_grad(gathered, out_rows, segment, _numpy(grad_y),
                        event_gemm_chunk(weight_shape[1], weight_shape[2]), grad_w)
     return torch.from_numpy(grad_w)
 
