@@ -123,19 +123,19 @@ def test_float32_matches_dense_and_event_driven_matches_plain(silent):
 
 
 @pytest.mark.parametrize("needs", ["x", "w"])
-@pytest.mark.parametrize("small_chunks", [False, True])
-def test_event_driven_training_of_one_argument(needs, small_chunks, monkeypatch):
+@pytest.mark.parametrize("voxels", [300, 1500])
+def test_event_driven_training_of_one_argument(needs, voxels):
     """A first layer (input spikes without a gradient) or frozen weights: the event path gives the
-    one gradient asked for, equal to the plain path's; with GEMM chunks of 16 rows the weight
-    gradient sums several chunks per offset."""
-    if small_chunks:
-        kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
-        monkeypatch.setattr(kernels, "_OPENBLAS_SINGLE_THREAD_MACS", 16 * 16 * 8)
-    coords = random_coords(2, (9, 9, 9), 300, seed=13)
-    x = spikes_with_silent_rows(300, 16, seed=14, dtype=torch.float32, silent=0.8)
+    one gradient asked for, equal to the plain path's; with 1,500 voxels (~300 spiking) the weight
+    gradient sums the centre offset's pairs in two chunks (``_WEIGHT_GRAD_CHUNK``)."""
+    from neuroflow.layers.sparse_cpu_kernels import _WEIGHT_GRAD_CHUNK
+
+    coords = random_coords(2, (12, 12, 12), voxels, seed=13)
+    x = spikes_with_silent_rows(voxels, 16, seed=14, dtype=torch.float32, silent=0.8)
+    assert (int(x.ne(0).any(1).sum()) > _WEIGHT_GRAD_CHUNK) == (voxels > 300)
     w = torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(15)) * 0.1
-    g = torch.randn(300, 8, generator=torch.Generator().manual_seed(16))
-    kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
+    g = torch.randn(voxels, 8, generator=torch.Generator().manual_seed(16))
+    kmap = build_kernel_map(coords, (12, 12, 12), 2, 3)
     leaf = {"x": x, "w": w}[needs].requires_grad_()
     (skipping,) = torch.autograd.grad(sparse_conv(x, w, kmap, event_driven=True), (leaf,), g)
     (plain,) = torch.autograd.grad(sparse_conv(x, w, kmap), (leaf,), g)
@@ -168,34 +168,54 @@ def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, spl
     torch.testing.assert_close(skipping, reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("silent", [0.0, 0.6])  # the inference kernel's two loops: every row spiked, or not
+@pytest.mark.parametrize("silent", [0.0, 0.6])  # the forward kernel's two loops: every row spiked, or not
 @pytest.mark.parametrize("parts", [2, 3])
 def test_event_kernels_split_into_parts_equal_one_part(parts, silent):
     """The event kernels split over numba's threads give the one-thread result bit for bit: the
-    inference kernel (row test, per-output sums) and the training forward (gather, GEMMs, sums and
-    the layout kept for grad_W), whatever the split."""
+    forward (row test, per-output sums; also with the caller's row test) and the weight gradient
+    (offsets dealt to the parts), whatever the split."""
     kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
     coords = random_coords(2, (9, 9, 9), 300, seed=17)
     x = spikes_with_silent_rows(300, 16, seed=18, dtype=torch.float32, silent=silent).numpy()
     w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(19)) * 0.1).numpy()
+    g = torch.randn(300, 8, generator=torch.Generator().manual_seed(20)).numpy()
     kmap = build_kernel_map(coords, (9, 9, 9), 2, 3)
     block = 16  # 19 blocks of output rows, so that 2 and 3 parts split them
     by_output = kernels._pairs_by_voxel(kmap.out_idx.numpy(), kmap.in_idx.numpy(), kmap.offset_ptr.numpy(), 300, block)
     common = (x, w, *by_output, block, 300, 300)
-    y1, active1, done1 = kernels._event_conv(*common, 1)
-    y2, active2, done2 = kernels._event_conv_parallel(*common, parts)
+    y1, active1, done1 = kernels._event_conv(*common, kernels._NOT_TESTED, -1, 1)
+    y2, active2, done2 = kernels._event_conv_parallel(*common, kernels._NOT_TESTED, -1, parts)
     assert done1 and done2 and (active1 == active2).all() and (y1 == y2).all()
-    rows = (x != 0).any(1).nonzero()[0]
-    assert 0 < rows.shape[0] <= 300 and (rows.shape[0] == 300) == (silent == 0)
-    by_input = (kmap.by_input.ptr.numpy(), kmap.by_input.offset.numpy(), kmap.by_input.partner.numpy())
-    layout1 = kernels._gather_active_pairs(x, rows, *by_input, 27, 1)
-    layout2 = kernels._gather_active_pairs_parallel(x, rows, *by_input, 27, parts)
-    for a, b in zip(layout1, layout2):
-        assert a.shape == b.shape and (a == b).all()
-    products1 = kernels._event_products(*layout1, w, 16, 300, 1)
-    assert (kernels._event_products_parallel(*layout1, w, 16, 300, parts) == products1).all()
-    # the two forms sum the products in different orders: equal to rounding
-    np.testing.assert_allclose(products1, y1, rtol=1e-5, atol=1e-5)
+    assert (active1 == (x != 0).any(1)).all() and (active1.sum() == 300) == (silent == 0)
+    y3, _, done3 = kernels._event_conv_parallel(*common, active1, int(active1.sum()), parts)
+    assert done3 and (y3 == y1).all()
+    for active, every in ((active1, False), (kernels._NOT_TESTED, True)):
+        grads = [np.empty((27, 16, 8), np.float32) for _ in range(2)]
+        kernels._weight_grad(x, g, *kmap.pair_arrays, active, every, grads[0], 1)
+        kernels._weight_grad_parallel(x, g, *kmap.pair_arrays, active, every, grads[1], parts)
+        assert (grads[0] == grads[1]).all()
+
+
+@pytest.mark.parametrize("cout", [1, 8, 16, 20, 32, 40, 64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_event_weight_grad_against_per_offset_products(cout, dtype):
+    """``event_weight_grad`` (vector blocks of 32, 16 and 8 columns, a scalar tail, rows two or
+    four at a time, an odd ``Cin``) against ``x[in]^T g[out]`` per offset over the pairs whose
+    input spiked, summed by torch; with every row (``active=None``) against all pairs."""
+    from neuroflow.layers.sparse_cpu_kernels import event_weight_grad
+
+    coords = random_coords(1, (8, 8, 8), 260, seed=31)
+    kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
+    x = spikes_with_silent_rows(260, 11, seed=32, dtype=dtype, silent=0.5)
+    g = torch.randn(260, cout, generator=torch.Generator().manual_seed(33), dtype=dtype)
+    active = x.ne(0).any(1)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    for rows in (active, None):
+        expected = torch.stack([
+            x[i].t() @ g[o] if rows is None else x[i[rows[i]]].t() @ g[o[rows[i]]]
+            for i, o in (kmap.pairs(k) for k in range(kmap.kernel_volume))])
+        got = event_weight_grad(x, g, rows, kmap.pair_arrays, 2)
+        torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize("cout", [1, 8, 16, 24, 32, 40, 56, 64])
@@ -261,14 +281,16 @@ def test_spiking_rows_of_a_large_input_on_several_threads(threads):
 
 @pytest.mark.parametrize("kernel,stride,submanifold", [(3, 1, True), (2, 2, False), (3, 2, False)])
 def test_pairs_by_voxel_are_the_stable_sorts_of_the_pairs(kernel, stride, submanifold):
-    """The counting sorts behind ``KernelMap.by_input`` (by input voxel) and ``by_output`` (by
-    block of output rows) against a stable argsort of the pairs by that key (within a key the
-    pairs keep their offset order)."""
+    """The counting sorts behind ``KernelMap.by_input_blocks`` and ``by_output`` (by block of input
+    or output rows; here also by single input voxel) against a stable argsort of the pairs by that
+    key (within a key the pairs keep their offset order)."""
     coords = random_coords(2, (9, 8, 7), 200, seed=20)
     kmap = build_kernel_map(coords, (9, 8, 7), 2, kernel, stride, 1, submanifold)
     offset = torch.repeat_interleave(torch.arange(kmap.kernel_volume), kmap.offset_ptr.diff())
     by_16, by_12 = (pairs_by_voxel(kmap.out_idx, kmap.in_idx, kmap.offset_ptr, kmap.num_out, b) for b in (16, 12))
-    cases = ((kmap.in_idx, kmap.out_idx, kmap.by_input, 1, kmap.num_in),
+    by_input = PairsByVoxel(*pairs_by_voxel(kmap.in_idx, kmap.out_idx, kmap.offset_ptr, kmap.num_in), block=1)
+    cases = ((kmap.in_idx, kmap.out_idx, by_input, 1, kmap.num_in),
+             (kmap.in_idx, kmap.out_idx, kmap.by_input_blocks, kmap.by_input_blocks.block, kmap.num_in),
              (kmap.out_idx, kmap.in_idx, kmap.by_output, kmap.by_output.block, kmap.num_out),
              (kmap.out_idx, kmap.in_idx, PairsByVoxel(*by_16, block=16), 16, kmap.num_out),  # several blocks
              (kmap.out_idx, kmap.in_idx, PairsByVoxel(*by_12, block=12), 12, kmap.num_out))  # not a power of two

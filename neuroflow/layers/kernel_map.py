@@ -91,11 +91,10 @@ class KernelMap:
         return group_pairs(self, None)
 
     @cached_property
-    def by_input(self) -> "PairsByVoxel":
-        """The pairs ordered by input voxel (then offset), each with its output row as ``partner``:
-        for work that visits the spiking inputs only (the event-driven forward in training).
-        Offsets and rows are stored as int32 (half the memory traffic of int64)."""
-        return PairsByVoxel(*pairs_by_voxel(self.in_idx, self.out_idx, self.offset_ptr, self.num_in), block=1)
+    def pair_arrays(self) -> tuple:
+        """``(in_idx, out_idx, offset_ptr)`` as numpy arrays sharing the tensors' memory (CPU only),
+        made once: the event kernels' weight gradient takes them on every call."""
+        return self.in_idx.numpy(), self.out_idx.numpy(), self.offset_ptr.numpy()
 
     @cached_property
     def by_output(self) -> "PairsByVoxel":

@@ -32,18 +32,18 @@ number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout 
   forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row
   test, then each spiking input's products, accumulated in vector registers, are added into
   their output rows in place, blocks of output rows split over numba's threads);
-* in training, while at most 40% spiked, the spiking inputs' pairs are gathered offset by offset
-  and multiplied by GEMMs (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv_forward`),
-  keeping the gathered rows for ``grad_W``
-  (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`).
+* in training, the same forward, and ``grad_W`` over the spiking inputs' pairs only
+  (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`: gathered rows of the input
+  and of the output gradient, multiplied in vector registers), always for ``Cin Cout <= 2,048``,
+  while at most 60% of the voxels spiked up to 8,192, 40% above (see :func:`_event_limit`).
 
-Above that, the batched path is as fast or faster (see :data:`_EVENT_MAX_DENSITY`); it lays out
-the spiking inputs' pairs anew only where the skipped products outweigh that (wide layers, see
-:func:`_relayout_pays`), else it multiplies the silent rows too, in the map's cached layout, and
-then, in training, narrow layers (``Cin Cout <= 8,192``) still take the event kernel's forward.
-``grad_x`` still needs every pair: a silent voxel's pre-activation can have a non-zero
-(straight-through) gradient, so forward + backward cannot scale with the spikes as the forward
-does (1.2-1.35x at 10%; 1.7-2.0x when the input needs no gradient, as in a first layer). The
+Above that, the batched path is as fast or faster; it lays out the spiking inputs' pairs anew only
+where the skipped products outweigh that (wide layers, see :func:`_relayout_pays`), else it
+multiplies the silent rows too, in the map's cached layout, and then, in training, narrow layers
+(``Cin Cout <= 8,192``) still take the event kernel's forward. ``grad_x`` still needs every pair:
+a silent voxel's pre-activation can have a non-zero (straight-through) gradient, so forward +
+backward cannot scale with the spikes as the forward does (1.5-1.65x at 10% spiking voxels, 32 ->
+32 channels; ~3x when the input needs no gradient, as in a first layer). The
 result equals the non-skipping path.
 """
 
@@ -56,8 +56,7 @@ from torch.autograd.function import once_differentiable
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
 from neuroflow.layers.sparse_cpu_kernels import (
-    event_conv, event_conv_forward, event_gemm_chunk, event_weight_grad, nonzero_rows, scatter_add_rows,
-    spiking_rows,
+    EVENT_MAX_MACS, event_conv, event_weight_grad, nonzero_rows, scatter_add_rows, spiking_rows,
 )
 
 BACKENDS = ("auto", "batched", "torch")
@@ -103,10 +102,8 @@ _EVENT_DTYPES = (torch.float32, torch.float64)
 
 
 def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether the event-driven kernels apply: CPU float32/64 and channels few enough for the
-    training forward's single-threaded GEMM chunks (:func:`event_gemm_chunk`; inference keeps the
-    same limit, measured only up to 128 -> 128)."""
-    return x.is_cpu and x.dtype in _EVENT_DTYPES and x.shape[1] > 0 and event_gemm_chunk(w.shape[1], w.shape[2]) > 0
+    """Whether the event-driven kernels apply: CPU float32/64, ``Cin Cout <= EVENT_MAX_MACS``."""
+    return x.is_cpu and x.dtype in _EVENT_DTYPES and x.shape[1] > 0 and _narrow(w, EVENT_MAX_MACS)
 
 
 # Above these shares of spiking voxels the batched path (restricted to the spiking voxels, its
@@ -125,11 +122,23 @@ def _event_kernel_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
 # rounds): -T inference 64 -> 59, 54 -> 52, 65 -> 64, 61 -> 59 ms, training 200 -> 198, 169 -> 172;
 # -S inference 105 -> 99, training 311 -> 299. So layers up to 8,192 always take the event kernel
 # in inference (and its forward in training).
-# Training (fwd+bwd, where the batched grad_W reuses the forward's layout), 32 -> 32: 2.34 / 2.57 ms
-# at 30%, 2.90 / 2.57 at 50%.
+# Training, fwd+bwd with the event kernel's forward and weight gradient against the batched path
+# (with the event forward; then without), 2 threads, on 8,192 random voxels (1.8 pairs each) and
+# on a sphere shell of 16,746 voxels (13.5 pairs each), ms at 20 / 60 / 100% spiking voxels:
+# random 32 -> 32 0.94 / 1.35, 1.18 / 1.39, 1.37 / 1.34; 32 -> 64 1.46 / 1.99, 2.01 / 2.14, 2.59 /
+# 2.37; 64 -> 64 2.09 / 2.60, 3.74 / 4.39, 4.60 / 4.14; 64 -> 128 4.66 / 5.24, 7.16 / 7.63, 9.16 /
+# 8.18; 128 -> 128 8.30 / 8.29, 12.89 / 12.39 (at 40% 10.59 / 11.73), 17.31 / 15.50; shell
+# 16 -> 16 2.6 / 5.9, 3.6 / 6.1, 4.5 / 6.3; 32 -> 32 6.6 / 11.3, 9.7 / 15.2, 12.8 / 16.2; 32 -> 64
+# 10.8 / 15.9, 18.1 / 24.9, 24.0 / 26.9; 64 -> 64 20.5 / 24.7, 34.6 / 43.8, 47.1 / 48.6; 64 -> 128
+# 61.6 / 66.5, 86.8 / 99.5, 115.6 / 105.1; 128 -> 128 116.6 / 110.3, 175.4 / 174.2, 229.9 / 204.5.
 _EVENT_MAX_DENSITY = {"inference": 0.6, "training": 0.4}
 #: ``Cin Cout`` (multiply-adds per pair) up to which inference always takes the event kernel
 _NARROW_LAYER_MACS = 8192
+#: ... and training, while at most this share of voxels spiked (above it, its forward: see
+#: :class:`_BatchedSparseConv`)
+_NARROW_TRAINING_MAX_DENSITY = 0.6
+#: ``Cin Cout`` up to which training always takes the event kernels
+_NARROWEST_LAYER_MACS = 2048
 
 
 def _narrow(w: torch.Tensor, limit: int = _NARROW_LAYER_MACS) -> bool:
@@ -138,16 +147,17 @@ def _narrow(w: torch.Tensor, limit: int = _NARROW_LAYER_MACS) -> bool:
 
 
 def _event_limit(x: torch.Tensor, w: torch.Tensor, needs_grad: bool) -> int:
-    """Most spiking rows of ``x`` for which the event kernel runs (see :data:`_EVENT_MAX_DENSITY`)."""
-    if not needs_grad and _narrow(w):
+    """Most spiking rows of ``x`` for which the event kernels run (see :data:`_EVENT_MAX_DENSITY`)."""
+    if (_narrow(w, _NARROWEST_LAYER_MACS) if needs_grad else _narrow(w)):
         return x.shape[0]
-    return int(_EVENT_MAX_DENSITY["training" if needs_grad else "inference"] * x.shape[0])
+    if needs_grad:
+        return int((_NARROW_TRAINING_MAX_DENSITY if _narrow(w) else _EVENT_MAX_DENSITY["training"]) * x.shape[0])
+    return int(_EVENT_MAX_DENSITY["inference"] * x.shape[0])
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:
-    """The event kernels (their work follows the spikes) while at most 60% of the voxels spiked
-    (always in inference for narrow layers; 40% in training, where they keep the gathered rows for
-    ``grad_W``), else the batched path skipping the silent voxels."""
+    """The event kernels (their work follows the spikes) while few enough voxels spiked (see
+    :func:`_event_limit`), else the batched path skipping the silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
     limit = _event_limit(x, w, needs_grad)
@@ -161,9 +171,16 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
     if count > limit:  # in training, narrow layers still take the event kernel's forward
         return _BatchedSparseConv.apply(x, w, kmap, active, _narrow(w))
     if needs_grad:
-        return _EventSparseConv.apply(x, w, kmap, active)
+        return _EventSparseConv.apply(x, w, kmap, active, count)
+    return _event_forward(x, w, kmap, (active, count))
+
+
+def _event_forward(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, rows: tuple[torch.Tensor, int] | None
+                   ) -> torch.Tensor:
+    """The event kernel's ``y`` (:func:`event_conv`) whatever the share of spiking voxels; ``rows``:
+    the row test's ``(active, count)`` if the caller has it."""
     pairs = kmap.by_output
-    return event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), limit)[0]
+    return event_conv(x, w, pairs.arrays, pairs.block, kmap.num_out, torch.get_num_threads(), x.shape[0], rows)[0]
 
 
 def _reference(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, event_driven: bool) -> torch.Tensor:
@@ -259,28 +276,26 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
 
 
 class _EventSparseConv(torch.autograd.Function):
-    """The event-driven path in training: the inference kernel's forward, keeping its gathered
-    spiking rows for ``grad_W`` (whose work then scales with the spikes too); ``grad_x`` as the
-    batched path."""
+    """The event-driven path in training: the event kernel's forward; ``grad_W`` over the spiking
+    inputs' pairs only (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`), ``grad_x``
+    over every pair (:func:`_input_grad`)."""
 
     @staticmethod
-    def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor):
-        y, ctx.layout = event_conv_forward(x, w, active, kmap.by_input.arrays, kmap.num_out,
-                                           torch.get_num_threads())
-        ctx.save_for_backward(w)
+    def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor, count: int):
+        ctx.save_for_backward(x, w, active)
         ctx.kmap = kmap
-        return y
+        return _event_forward(x, w, kmap, (active, count))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        (w,) = ctx.saved_tensors
+        x, w, active = ctx.saved_tensors
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = _input_grad(grad_y, w, ctx.kmap)
         if ctx.needs_input_grad[1]:
-            grad_w = event_weight_grad(ctx.layout, grad_y, w.shape)
-        return grad_x, grad_w, None, None
+            grad_w = event_weight_grad(x, grad_y, active, ctx.kmap.pair_arrays, torch.get_num_threads())
+        return grad_x, grad_w, None, None, None
 
 
 # Above this share of spiking voxels the batched path uses the map's cached layout of all pairs
@@ -331,9 +346,7 @@ class _BatchedSparseConv(torch.autograd.Function):
         centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
         ctx.kmap, ctx.pairs = kmap, pairs
         if event_forward and dense:
-            by_output = kmap.by_output
-            y, _ = event_conv(x, w, by_output.arrays, by_output.block, kmap.num_out, torch.get_num_threads(),
-                              x.shape[0])
+            y = _event_forward(x, w, kmap, None)
             ctx.save_for_backward(x, w, centre_rows, None)
             return y
         c = kmap.center

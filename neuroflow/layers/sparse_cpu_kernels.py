@@ -10,23 +10,21 @@
   passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
-* :func:`event_conv`, the event-driven forward in inference: a row test, then each product of a
-  spiking input's pair (listed block by block, without a branch per pair) is added into its output
-  row in place, accumulated in vector registers (:func:`_make_block_gemv`); no gather, no
-  scatter. Against the gather-GEMM-scatter form below (same process, 8,192 random voxels 32 -> 32,
-  pairs then ordered by output row): 0.42 against 0.49 ms at 50% spiking voxels, 0.23 against
-  0.25 ms at 10%; ordering the pairs in blocks of output rows
-  (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`) took another 8-12% off at 10%. At 0% it
-  costs ~0.06-0.08 ms (the row test over the input, zeroing the output, the pass over the pairs).
-  Narrow layers also take it for the training forward above 40% spiking voxels, and for the input
-  gradient on the transposed map (see :mod:`neuroflow.layers.sparse_conv`).
-* :func:`event_conv_forward` and :func:`event_weight_grad`, the event-driven path in training:
-  gather the pairs whose input voxel spiked, GEMM them offset by offset (BLAS called from numba),
-  sum the products into the output rows; ``grad_W`` reuses the gathered rows.
+* :func:`event_conv`, the event-driven forward: a row test, then each product of a spiking
+  input's pair (listed block by block, without a branch per pair) is added into its output row in
+  place, accumulated in vector registers (:func:`_make_block_gemv`); no gather, no scatter.
+  Against a gather-GEMM-scatter form (same process, 8,192 random voxels 32 -> 32, pairs then
+  ordered by output row): 0.42 against 0.49 ms at 50% spiking voxels, 0.23 against 0.25 ms at 10%;
+  ordering the pairs in blocks of output rows (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`)
+  took another 8-12% off at 10%. At 0% it costs ~0.06-0.08 ms (the row test over the input,
+  zeroing the output, the pass over the pairs). It also makes the input gradient on the
+  transposed map (see :mod:`neuroflow.layers.sparse_conv`).
+* :func:`event_weight_grad`, ``grad_W`` over the spiking inputs' pairs: per offset, gathered rows
+  of the input and of the output gradient, multiplied in vector registers by the same intrinsic.
 
 Both scale with the spikes, where the batched path pays a fixed layout, gather and matmul cost per
-call, and both split each step over numba's threads in large layers (``prange``, a ~4 us hand-off
-where a plain thread's took 0.1-0.3 ms), with the one-thread result bit for bit.
+call, and both split over numba's threads in large layers (``prange``, a ~4 us hand-off where a
+plain thread's took 0.1-0.3 ms), with the one-thread result bit for bit.
 """
 
 from __future__ import annotations
@@ -111,13 +109,31 @@ def _nonzero_rows(x, out):
     return _nonzero_words(x.view(np.int32), np.int32(0x7FFFFFFF), out)
 
 
+# The parallel bodies below keep array expressions and numpy reductions (np.zeros, a.sum(),
+# np.max, arithmetic on arrays) out of their own code and call these plain functions instead:
+# numba's parallel compiler turns each such expression into a parallel region of its own, a
+# hand-off of a few microseconds (the event forward at 10% spiking voxels had six regions where
+# two do).
+
+
+@numba.njit(**_OPTS)
+def _total(counts):
+    return counts.sum()
+
+
+@numba.njit(**_OPTS)
+def _largest_gap(ptr):
+    """Largest ``ptr[k + 1] - ptr[k]`` (0 for fewer than two entries)."""
+    return np.max(ptr[1:] - ptr[:-1]) if ptr.shape[0] > 1 else 0
+
+
 def _spiking_rows_body(x, active, parts):
     # the row test split into `parts` ranges of rows; returns the count
-    counts = np.zeros(parts, np.int64)
+    counts = np.empty(parts, np.int64)
     for t in numba.prange(parts):
         lo, hi = _part(x.shape[0], t, parts)
         counts[t] = _nonzero_rows(x[lo:hi], active[lo:hi])
-    return counts.sum()
+    return _total(counts)
 
 
 #: :func:`spiking_rows` splits over numba's threads from this many elements (2 MiB of float32):
@@ -147,83 +163,16 @@ def nonzero_rows(x: torch.Tensor) -> torch.Tensor:
     return spiking_rows(x)[0]
 
 
-# --- the event-driven forward: gather the spiking inputs' pairs by offset, GEMM, sum into the outputs ---
-# Each step splits into ``parts`` independent ranges (prange: numba's threads when compiled with
-# parallel=True, a plain loop otherwise), and every split gives the serial result bit for bit: the
-# pairs keep their serial order and each output row sums its products in that order.
+# --- the event kernels ---
+# Each splits into ``parts`` independent ranges (prange: numba's threads when compiled with
+# parallel=True, a plain loop otherwise), and every split gives the serial result bit for bit: each
+# output row (or weight offset) is summed by one part, in the serial order.
 
 
 @numba.njit(inline="always", **_OPTS)
 def _part(n, t, parts):
     """Range ``[lo, hi)`` of part ``t`` of ``parts`` over ``n`` items."""
     return n * t // parts, n * (t + 1) // parts
-
-
-@numba.njit(**_OPTS)
-def _count_pairs(rows, in_ptr, pair_offset, counts):
-    for i in rows:
-        for p in range(in_ptr[i], in_ptr[i + 1]):
-            counts[pair_offset[p]] += 1
-
-
-@numba.njit(**_OPTS)
-def _fill_pairs(x, rows, in_ptr, pair_offset, pair_out, fill, gathered, out_rows):
-    for i in rows:
-        for p in range(in_ptr[i], in_ptr[i + 1]):
-            r = fill[pair_offset[p]]
-            fill[pair_offset[p]] = r + 1
-            for c in range(x.shape[1]):
-                gathered[r, c] = x[i, c]
-            out_rows[r] = pair_out[p]
-
-
-def _gather_active_pairs_body(x, rows, in_ptr, pair_offset, pair_out, num_offsets, parts):
-    # counting sort of the spiking inputs' pairs (``rows``: their indices, ascending) by offset.
-    # Within an offset, part t's pairs follow part t - 1's: the serial order.
-    counts = np.zeros((parts, num_offsets), np.int64)
-    for t in numba.prange(parts):
-        lo, hi = _part(rows.shape[0], t, parts)
-        _count_pairs(rows[lo:hi], in_ptr, pair_offset, counts[t])
-    segment = np.zeros(num_offsets + 1, np.int64)
-    start = np.empty((parts, num_offsets), np.int64)
-    for o in range(num_offsets):
-        r = segment[o]
-        for t in range(parts):
-            start[t, o] = r
-            r += counts[t, o]
-        segment[o + 1] = r
-    gathered = np.empty((segment[-1], x.shape[1]), x.dtype)
-    out_rows = np.empty(segment[-1], pair_out.dtype)
-    for t in numba.prange(parts):
-        lo, hi = _part(rows.shape[0], t, parts)
-        _fill_pairs(x, rows[lo:hi], in_ptr, pair_offset, pair_out, start[t], gathered, out_rows)
-    return gathered, out_rows, segment
-
-
-@numba.njit(**_OPTS)
-def _segment_matmuls(gathered, w, segment, lo, hi, chunk, products):
-    # products[r] = gathered[r] @ w[o], o the offset of r's segment, for the chunks of `chunk` rows
-    # (counted from each segment's start) that begin in [lo, hi): every split makes the same calls
-    for o in range(segment.shape[0] - 1):
-        for r in range(segment[o], segment[o + 1], chunk):
-            if lo <= r < hi:
-                end = min(r + chunk, segment[o + 1])
-                np.dot(gathered[r:end], w[o], products[r:end])
-
-
-def _event_products_body(gathered, out_rows, segment, w, chunk, num_out, parts):
-    # the GEMMs split by pairs, the sums by output rows
-    products = np.empty((gathered.shape[0], w.shape[2]), gathered.dtype)
-    for t in numba.prange(parts):
-        lo, hi = _part(gathered.shape[0], t, parts)
-        _segment_matmuls(gathered, w, segment, lo, hi, chunk, products)
-    y = np.empty((num_out, w.shape[2]), gathered.dtype)
-    blocks = products.reshape(1, products.shape[0], products.shape[1])
-    for t in numba.prange(parts):
-        lo, hi = _part(num_out, t, parts)
-        y[lo:hi] = 0
-        _add_rows(y, out_rows, blocks, lo, hi)
-    return y
 
 
 # --- y[q] += x[i] @ w[o] for one pair, as a numba intrinsic with its accumulators in vector registers ---
@@ -243,7 +192,7 @@ def _event_products_body(gathered, out_rows, segment, w, chunk, num_out, parts):
 _LANES = 8
 
 
-def _block_gemv_codegen(vectors: int, rows: int, shared: bool):
+def _block_gemv_codegen(vectors: int, rows: int, shared: bool, columns: bool):
     """Code of ``y[q_r, c0:c0 + 8 vectors] += x[i_r, :] @ w[o_r, :, c0:c0 + 8 vectors]`` for ``rows``
     products (arguments ``y, x, w, c0, (q_1, i_1, o_1, q_2, ...)``), interleaved per input channel.
     Each product's accumulator chain is as long as ``Cin`` fused multiply-adds, which is what bounds
@@ -251,20 +200,22 @@ def _block_gemv_codegen(vectors: int, rows: int, shared: bool):
     bits (see :data:`_FOUR_PRODUCTS_MAX_COLUMNS`). ``shared``: every product takes ``o_1`` (the
     caller checked that the offsets are equal), so each vector of ``w[o, k]`` is loaded once for all
     of them: a product's loads, not its multiply-adds, are what bound it otherwise (two loads per
-    cycle; see :func:`_listed_products`)."""
+    cycle; see :func:`_listed_products`). ``columns``: ``x`` is read by columns, ``x[:, i_r]``
+    (the weight gradient, :func:`event_weight_grad`)."""
 
     def codegen(context, builder, signature, args):
         y_a, x_a, w_a = (context.make_array(signature.args[k])(context, builder, args[k]) for k in range(3))
         dtype = signature.args[1].dtype
         vec = ir.VectorType(context.get_data_type(dtype), _LANES)
         index = lambda value: ir.Constant(cgutils.intp_t, value)
-        cin = builder.extract_value(x_a.shape, 1)
+        cin = builder.extract_value(w_a.shape, 1)  # the length of each product's sum
         cout = builder.extract_value(w_a.shape, 2)
+        x_width = builder.extract_value(x_a.shape, 1)
         c0, qio = args[3], args[4]
         products = []
         for r in range(rows):
             q, i, o = (builder.extract_value(qio, 3 * (0 if shared and k == 2 else r) + k) for k in range(3))
-            products.append((builder.gep(x_a.data, [builder.mul(i, cin)]),
+            products.append((builder.gep(x_a.data, [i if columns else builder.mul(i, cin)]),
                              builder.gep(w_a.data, [builder.add(builder.mul(o, builder.mul(cin, cout)), c0)]),
                              builder.gep(y_a.data, [builder.add(builder.mul(q, cout), c0)]),
                              # stack slots in the entry block: LLVM promotes them to registers
@@ -280,7 +231,7 @@ def _block_gemv_codegen(vectors: int, rows: int, shared: bool):
         with cgutils.for_range(builder, cin) as loop:
             shared_w = None
             for x_row, w_block, _, slots in products:
-                xk = builder.load(builder.gep(x_row, [loop.index]))
+                xk = builder.load(builder.gep(x_row, [builder.mul(loop.index, x_width) if columns else loop.index]))
                 xk = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), xk, lane0),
                                             ir.Constant(vec, ir.Undefined), broadcast)
                 if shared_w is None:
@@ -300,12 +251,12 @@ def _block_gemv_codegen(vectors: int, rows: int, shared: bool):
     return codegen
 
 
-def _make_block_gemv(vectors: int, shared: bool = False):
+def _make_block_gemv(vectors: int, shared: bool = False, columns: bool = False):
     """The intrinsic ``block_gemv(y, x, w, c0, qio)``: for each triple ``(q, i, o)`` of the int tuple
-    ``qio``, ``y[q, c0:c0 + 8 vectors] += x[i, :] @ w[o, :, c0:c0 + 8 vectors]``, all in flight
-    together, for C-contiguous ``y [M, Cout]``, ``x [N, Cin]``, ``w [K, Cin, Cout]`` of one float
-    dtype. The caller guarantees ``c0 + 8 vectors <= Cout`` and different rows ``q`` (and, for
-    ``shared``, equal offsets ``o``)."""
+    ``qio``, ``y[q, c0:c0 + 8 vectors] += x[i, :] @ w[o, :, c0:c0 + 8 vectors]`` (with ``columns``:
+    ``x[:, i]``), all in flight together, for C-contiguous ``y [M, Cout]``, ``x [N, Cin]`` (``[Cin,
+    N]``), ``w [K, Cin, Cout]`` of one float dtype. The caller guarantees ``c0 + 8 vectors <= Cout``
+    and different rows ``q`` (and, for ``shared`` or ``columns``, equal offsets ``o``)."""
 
     @intrinsic
     def block_gemv(typingctx, y, x, w, c0, qio):
@@ -317,7 +268,7 @@ def _make_block_gemv(vectors: int, shared: bool = False):
         if not (isinstance(qio, nb_types.UniTuple) and isinstance(qio.dtype, nb_types.Integer) and len(qio) % 3 == 0):
             return None
         sig = nb_types.void(y, x, w, nb_types.intp, nb_types.UniTuple(nb_types.intp, len(qio)))
-        return sig, _block_gemv_codegen(vectors, len(qio) // 3, shared)
+        return sig, _block_gemv_codegen(vectors, len(qio) // 3, shared or columns, columns)
 
     return block_gemv
 
@@ -328,10 +279,13 @@ _block_gemv8 = _make_block_gemv(1)
 _block_gemv32_shared = _make_block_gemv(4, shared=True)
 _block_gemv16_shared = _make_block_gemv(2, shared=True)
 _block_gemv8_shared = _make_block_gemv(1, shared=True)
+_block_gemv32_columns = _make_block_gemv(4, columns=True)
+_block_gemv16_columns = _make_block_gemv(2, columns=True)
+_block_gemv8_columns = _make_block_gemv(1, columns=True)
 
 
 @numba.njit(inline="always", **_OPTS)
-def _products(y, x, w, qio, shared):
+def _products(y, x, w, qio, shared, columns):
     # y[q] += x[i] @ w[o] for each triple (q, i, o) of qio (different rows q), in flight together:
     # 32-column blocks for one or two products (four would need more than the 16 vector
     # registers), then 16- and 8-column blocks, the last Cout % 8 columns as plain loops
@@ -339,19 +293,25 @@ def _products(y, x, w, qio, shared):
     c = 0
     if len(qio) <= 6:
         while c + 32 <= cout:
-            if shared:
+            if columns:
+                _block_gemv32_columns(y, x, w, c, qio)
+            elif shared:
                 _block_gemv32_shared(y, x, w, c, qio)
             else:
                 _block_gemv32(y, x, w, c, qio)
             c += 32
     while c + 16 <= cout:
-        if shared:
+        if columns:
+            _block_gemv16_columns(y, x, w, c, qio)
+        elif shared:
             _block_gemv16_shared(y, x, w, c, qio)
         else:
             _block_gemv16(y, x, w, c, qio)
         c += 16
     if c + 8 <= cout:
-        if shared:
+        if columns:
+            _block_gemv8_columns(y, x, w, c, qio)
+        elif shared:
             _block_gemv8_shared(y, x, w, c, qio)
         else:
             _block_gemv8(y, x, w, c, qio)
@@ -359,9 +319,10 @@ def _products(y, x, w, qio, shared):
     if c < cout:
         for r in range(0, len(qio), 3):
             q, i, o = qio[r], qio[r + 1], qio[r + 2]
-            for k in range(x.shape[1]):
+            for k in range(w.shape[1]):
+                xk = x[k, i] if columns else x[i, k]
                 for j in range(c, cout):
-                    y[q, j] += x[i, k] * w[o, k, j]
+                    y[q, j] += xk * w[o, k, j]
 
 
 #: up to this many output columns the event kernel computes four products at a time, else two:
@@ -391,38 +352,60 @@ def _listed_products(y, x, w, pair_out, pair_in, pair_offset, listed, n):
                 oa = pair_offset[a]
                 _products(y, x, w, (qa, pair_in[a], oa, qb, pair_in[b], pair_offset[b],
                                     qc, pair_in[c], pair_offset[c], qd, pair_in[d], pair_offset[d]),
-                          oa == pair_offset[b] and oa == pair_offset[c] and oa == pair_offset[d])
+                          oa == pair_offset[b] and oa == pair_offset[c] and oa == pair_offset[d], False)
                 j += 4
                 continue
         if j + 1 < n and pair_out[np.uint32(listed[j + 1])] != qa:
             b = np.uint32(listed[j + 1])
             _products(y, x, w, (qa, pair_in[a], pair_offset[a], pair_out[b], pair_in[b], pair_offset[b]),
-                      pair_offset[a] == pair_offset[b])
+                      pair_offset[a] == pair_offset[b], False)
             j += 2
             continue
-        _products(y, x, w, (qa, pair_in[a], pair_offset[a]), False)
+        _products(y, x, w, (qa, pair_in[a], pair_offset[a]), False, False)
         j += 1
 
 
+@numba.njit(**_OPTS)
+def _even_split(block_ptr, parts):
+    """Block bounds ``[parts + 1]`` that split the pairs (``block_ptr``) evenly over the parts (deep
+    layers have few blocks)."""
+    bounds = np.searchsorted(block_ptr, np.arange(parts + 1) * block_ptr[-1] // parts)
+    bounds[-1] = block_ptr.shape[0] - 1
+    return bounds
+
+
+@numba.njit(**_OPTS)
+def _deal_offsets(offset_ptr, parts):
+    """The part ``[K]`` that sums each offset: largest offsets first, each to the least loaded part."""
+    sizes = offset_ptr[1:] - offset_ptr[:-1]
+    owner = np.empty(sizes.shape[0], np.int64)
+    load = np.zeros(parts, np.int64)
+    for o in np.argsort(-sizes, kind="mergesort"):
+        t = np.argmin(load)
+        owner[o] = t
+        load[t] += sizes[o]
+    return owner
+
+
 def _event_conv_body(x, w, block_ptr, pair_offset, pair_out, pair_in, block, num_out, max_active,
-                     parts):
-    # the inference forward in one numba call: (y, active, True), or (an empty y, active, False)
-    # when more than max_active rows spiked. The pairs come in blocks of `block` output rows, by
+                     active, count, parts):
+    # the forward in one numba call: (y, active, True), or (an empty y, active, False) when more
+    # than max_active rows spiked; the row test runs here unless the caller gives its result
+    # (active [N] and count >= 0). The pairs come in blocks of `block` output rows, by
     # offset within a block. Per block: zero its output rows (they stay in L1 for the products),
     # list the pairs whose input spiked, then add each listed product into its output row in
     # place, two or four at a time (:func:`_listed_products`). Every output row adds its products
     # in offset order, and parts own whole blocks, so any split gives the same bits.
-    active = np.empty(x.shape[0], np.bool_)
-    count = _spiking_rows(x, active, parts)
+    if count < 0:
+        active = np.empty(x.shape[0], np.bool_)
+        count = _spiking_rows(x, active, parts)
     if count > max_active:
         return np.empty((0, w.shape[2]), x.dtype), active, False
     y = np.empty((num_out, w.shape[2]), x.dtype)
     flat = y.reshape(-1)
     cout = w.shape[2]
-    # the parts split the blocks where the pairs split evenly (deep layers have few blocks)
-    bounds = np.searchsorted(block_ptr, np.arange(parts + 1) * block_ptr[-1] // parts)
-    bounds[-1] = block_ptr.shape[0] - 1
-    most = np.max(np.diff(block_ptr)) if block_ptr.shape[0] > 1 else 0
+    bounds = _even_split(block_ptr, parts)
+    most = _largest_gap(block_ptr)
     every = count == x.shape[0]
     for t in numba.prange(parts):
         listed = np.empty(most, np.int32)
@@ -442,6 +425,55 @@ def _event_conv_body(x, w, block_ptr, pair_offset, pair_out, pair_in, block, num
                     n += active[np.uint32(pair_in[p])]
             _listed_products(y, x, w, pair_out, pair_in, pair_offset, listed, n)
     return y, active, True
+
+
+#: pairs per gathered chunk of :func:`event_weight_grad` (32 channels: 32 KiB of input rows)
+_WEIGHT_GRAD_CHUNK = 256
+
+
+def _weight_grad_body(x, g, in_idx, out_idx, offset_ptr, active, every, grad_w, parts):
+    # grad_w[o] = sum over offset o's pairs whose input spiked (every: all pairs) of x[i]^T g[q].
+    # Offsets are dealt largest first to the least loaded part; per offset, its spiking pairs are
+    # listed, then chunk by chunk their rows of x and g gathered and each row k of grad_w[o]
+    # accumulated as x_rows[:, k] @ g_rows, several rows k at a time sharing g_rows' loads
+    cin, cout = x.shape[1], g.shape[1]
+    num_offsets = offset_ptr.shape[0] - 1
+    owner = _deal_offsets(offset_ptr, parts)
+    most = _largest_gap(offset_ptr)
+    four = cout <= _FOUR_PRODUCTS_MAX_COLUMNS
+    for t in numba.prange(parts):
+        listed = np.empty(most, np.int64)
+        x_rows = np.empty(_WEIGHT_GRAD_CHUNK * cin, x.dtype)
+        g_rows = np.empty(_WEIGHT_GRAD_CHUNK * cout, g.dtype)
+        for o in range(num_offsets):
+            if owner[o] != t:
+                continue
+            gw = grad_w[o]
+            gw[:] = 0
+            m = 0
+            for p in range(np.uintp(offset_ptr[o]), np.uintp(offset_ptr[o + 1])):
+                listed[m] = p
+                m += every or active[np.uintp(in_idx[p])]
+            for first in range(0, m, _WEIGHT_GRAD_CHUNK):
+                n = min(_WEIGHT_GRAD_CHUNK, m - first)
+                xr = x_rows[:n * cin].reshape(n, cin)
+                gr = g_rows[:n * cout].reshape(1, n, cout)
+                for r in range(n):
+                    p = np.uintp(listed[first + r])
+                    i, q = np.uintp(in_idx[p]), np.uintp(out_idx[p])
+                    for k in range(cin):  # element loops: a row slice measured ~5x slower here
+                        xr[r, k] = x[i, k]
+                    for j in range(cout):
+                        gr[0, r, j] = g[q, j]
+                k = 0
+                while four and k + 3 < cin:
+                    _products(gw, xr, gr, (k, k, 0, k + 1, k + 1, 0, k + 2, k + 2, 0, k + 3, k + 3, 0), True, True)
+                    k += 4
+                while k + 1 < cin:
+                    _products(gw, xr, gr, (k, k, 0, k + 1, k + 1, 0), True, True)
+                    k += 2
+                if k < cin:
+                    _products(gw, xr, gr, (k, k, 0), True, True)
 
 
 def _compiled(body, name: str, parallel: bool = False, **calls):
@@ -465,30 +497,18 @@ def _run_split(serial, parallel, threads: int, *args):
 
 _spiking_rows = _compiled(_spiking_rows_body, "_spiking_rows")
 _spiking_rows_parallel = _compiled(_spiking_rows_body, "_spiking_rows_parallel", parallel=True)
-_gather_active_pairs = _compiled(_gather_active_pairs_body, "_gather_active_pairs")
-_event_products = _compiled(_event_products_body, "_event_products")
 _event_conv = _compiled(_event_conv_body, "_event_conv")
-_gather_active_pairs_parallel = _compiled(_gather_active_pairs_body, "_gather_active_pairs_parallel", parallel=True)
-_event_products_parallel = _compiled(_event_products_body, "_event_products_parallel", parallel=True)
+_weight_grad = _compiled(_weight_grad_body, "_weight_grad")
+_weight_grad_parallel = _compiled(_weight_grad_body, "_weight_grad_parallel", parallel=True)
 _event_conv_parallel = _compiled(_event_conv_body, "_event_conv_parallel", parallel=True,
                                  _spiking_rows=_spiking_rows_parallel)
 
 
-#: OpenBLAS runs a GEMM of at most this many multiply-adds (m n k) on the calling thread only
-#: (SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c); larger ones wake its
-#: own thread pool, which measured ~3x slower here next to torch's threads.
-_OPENBLAS_SINGLE_THREAD_MACS = 65536 * 4
 #: below this many multiply-adds (over all pairs) a layer runs on one thread: each of the ~4
 #: parallel steps costs a ~4 us hand-off
 _EVENT_PARALLEL_MIN_MACS = 1 << 20
-#: below this many rows per GEMM call the call overhead dominates: leave such layers to torch
-_EVENT_GEMM_MIN_ROWS = 16
-
-
-def event_gemm_chunk(cin: int, cout: int) -> int:
-    """Rows per GEMM call of :func:`event_conv_forward` for ``cin -> cout`` channels (0: too wide)."""
-    chunk = _OPENBLAS_SINGLE_THREAD_MACS // max(1, cin * cout)
-    return chunk if chunk >= _EVENT_GEMM_MIN_ROWS else 0
+#: the widest layers (Cin Cout multiply-adds per pair) the event kernels take: measured up to 128 -> 128
+EVENT_MAX_MACS = 16384
 
 
 def _event_threads(pairs: int, w: np.ndarray, threads: int) -> int:
@@ -498,10 +518,12 @@ def _event_threads(pairs: int, w: np.ndarray, threads: int) -> int:
 
 
 def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_out: int, threads: int,
-               max_active: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The event-driven inference forward, if at most ``max_active`` rows of ``x`` spiked: ``(y
-    [num_out, Cout], None)``; else ``(None, active [N])``, the row test for the caller's other
-    path. No autograd.
+               max_active: int, rows: tuple[torch.Tensor, int] | None = None
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The event-driven forward, if at most ``max_active`` rows of ``x`` spiked: ``(y [num_out,
+    Cout], active [N])``; else ``(None, active)``, the row test for the caller's other path. No
+    autograd. ``rows``: the row test's ``(active, count)`` (:func:`spiking_rows`) if the caller has
+    it, else it runs here.
 
     ``y[q] = sum over q's pairs (i, o) whose input spiked of x[i] @ w[o]``, the pairs given in
     blocks of ``block`` output rows, by offset within a block (``arrays`` of
@@ -513,68 +535,38 @@ def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_o
     ``w [K, Cin, Cout]`` of one CPU float dtype.
     """
     x_np, w_np = _numpy(x), _numpy(w)
+    active, count = (_NOT_TESTED, -1) if rows is None else (rows[0].numpy(), rows[1])
     y, active, done = _run_split(_event_conv, _event_conv_parallel, _event_threads(pairs[1].shape[0], w_np, threads),
-                                 x_np, w_np, *pairs, block, num_out, max_active)
-    return (torch.from_numpy(y), None) if done else (None, torch.from_numpy(active))
+                                 x_np, w_np, *pairs, block, num_out, max_active, active, count)
+    return (torch.from_numpy(y) if done else None), (torch.from_numpy(active) if rows is None else rows[0])
 
 
-def event_conv_forward(x: torch.Tensor, w: torch.Tensor, active: torch.Tensor, pairs: tuple, num_out: int,
-                       threads: int):
-    """``y [num_out, Cout] = sum over pairs (i, o, q) of x[i] @ w[o]`` into row ``q``, over the pairs
-    whose input voxel spiked (``active [N]`` bool, from :func:`spiking_rows`); no autograd. The
-    pairs are given in input order (``arrays`` of
-    :attr:`~neuroflow.layers.kernel_map.KernelMap.by_input`: ``in_ptr [N + 1]``, ``pair_offset``,
-    the inputs, ``pair_out [P]``). ``x [N, Cin]`` (``Cin >= 1``), ``w [K, Cin, Cout]``
-    of one CPU float dtype with ``event_gemm_chunk(Cin, Cout) > 0``.
+#: what :func:`event_conv` passes for the row test's result when it has none
+_NOT_TESTED = np.empty(0, np.bool_)
 
-    Numba loops gather the spiking inputs' pairs' input rows offset by offset; GEMMs (OpenBLAS
-    called from numba, in single-threaded chunks) multiply each offset's rows by ``w[o]``; the
-    products are summed into the output rows. Every step but the output's zeroing is proportional
-    to the spiking inputs' pairs, and each splits over up to ``threads`` of numba's threads when
-    the layer is large enough, with the same result.
 
-    Returns ``(y, layout)``: ``layout`` holds the gathered rows, their output rows and per-offset
-    segments, which :func:`event_weight_grad` takes.
+def event_weight_grad(x: torch.Tensor, grad_y: torch.Tensor, active: torch.Tensor | None, kmap_arrays: tuple,
+                      threads: int) -> torch.Tensor:
+    """``grad_W [K, Cin, Cout]``, ``grad_W[o] = sum over offset o's pairs (i, q) whose input spiked
+    of x[i]^T grad_y[q]`` (a silent row adds nothing); no autograd. ``x [N, Cin]``, ``grad_y [M,
+    Cout]`` of one CPU float dtype; ``active [N]`` bool (None: every row); ``kmap_arrays``: the
+    map's ``(in_idx, out_idx, offset_ptr)`` (pairs by offset) as numpy arrays.
+
+    Per offset, chunks of its spiking pairs' rows of ``x`` and ``grad_y`` are gathered, and each
+    row ``k`` of ``grad_W[o]`` is one product ``x_rows[:, k] @ g_rows`` accumulated in vector
+    registers, two or four rows at a time sharing the loads of ``g_rows`` (:func:`_make_block_gemv`
+    with ``columns``). Offsets are dealt to numba's threads largest first, each summed by one
+    thread in pair order, so the result does not depend on the split. Measured against the former
+    form (BLAS GEMMs of the gathered rows, in chunks), 8,192 random voxels, 2 threads: 32 -> 32
+    50 / 173 us at 10% spiking voxels, 160 / 552 at 40%, 332 / 1,327 at 100%; 64 -> 64 166 / 449,
+    610 / 1,534, 1,429 / 3,645; 16 -> 16 26 / 80, 60 / 333, 150 / 800; 12 -> 20 67 / 95.
     """
-    x_np, w_np = _numpy(x), _numpy(w)
-    chunk = event_gemm_chunk(w_np.shape[1], w_np.shape[2])
-    rows = np.flatnonzero(active.numpy())
-    in_ptr, pair_offset, _, pair_out = pairs
-    with numba_parallel(_event_threads(pair_out.shape[0], w_np, threads)) as parts:
-        gather, products = ((_gather_active_pairs_parallel, _event_products_parallel) if parts > 1
-                            else (_gather_active_pairs, _event_products))
-        gathered, out_rows, segment = gather(x_np, rows, in_ptr, pair_offset, pair_out, w_np.shape[0], parts)
-        y = torch.from_numpy(products(gathered, out_rows, segment, w_np, chunk, num_out, parts))
-    return y, (gathered, out_rows, segment)
-
-
-@numba.njit(**_OPTS)
-def _event_weight_grad(gathered, out_rows, segment, g, chunk, grad_w):
-    # grad_w[o] = sum over offset o's spiking pairs r of gathered[r]^T g[out_rows[r]], chunk by chunk;
-    # both GEMM operands made C-contiguous first (numba's dot on the transposed view measured slower)
-    cin, cout = gathered.shape[1], g.shape[1]
-    g_rows = np.empty((chunk, cout), g.dtype)
-    part = np.empty((cin, cout), g.dtype)
-    for o in range(segment.shape[0] - 1):
-        for r in range(segment[o], segment[o + 1], chunk):
-            m = min(chunk, segment[o + 1] - r)
-            rows_t = np.empty((cin, m), g.dtype)
-            for k in range(m):
-                for j in range(cout):
-                    g_rows[k, j] = g[out_rows[r + k], j]
-                for i in range(cin):
-                    rows_t[i, k] = gathered[r + k, i]
-            np.dot(rows_t, g_rows[:m], part)
-            grad_w[o] += part
-
-
-def event_weight_grad(layout, grad_y: torch.Tensor, weight_shape: torch.Size) -> torch.Tensor:
-    """``grad_W [K, Cin, Cout]`` of :func:`event_conv_forward` from its kept ``layout`` and the output
-    gradient ``grad_y [M, Cout]``: only the spiking inputs' pairs contribute (a silent row adds 0)."""
-    gathered, out_rows, segment = layout
-    grad_w = np.zeros(tuple(weight_shape), gathered.dtype)
-    _event_weight_grad(gathered, out_rows, segment, _numpy(grad_y),
-                       event_gemm_chunk(weight_shape[1], weight_shape[2]), grad_w)
+    in_idx, out_idx, offset_ptr = kmap_arrays
+    grad_w = np.empty((offset_ptr.shape[0] - 1, x.shape[1], grad_y.shape[1]), _numpy(grad_y).dtype)
+    every = active is None
+    _run_split(_weight_grad, _weight_grad_parallel, _event_threads(in_idx.shape[0], grad_w, threads),
+               _numpy(x), _numpy(grad_y), in_idx, out_idx, offset_ptr, _NOT_TESTED if every else active.numpy(),
+               every, grad_w)
     return torch.from_numpy(grad_w)
 
 
@@ -715,6 +707,11 @@ def _lookup(table_keys, table_rows, key, insert_row):
     return insert_row
 
 
+@numba.njit(**_OPTS)
+def _largest_shift(shift):
+    return np.max(np.abs(shift))
+
+
 def _submanifold_found_body(coords, shape, shift, parts):
     """``(found [K, N], duplicate [2])``: row of voxel ``i``'s neighbour at ``shift[o]``, or -1, and
     ``(-1, -1)``; or, when two rows of ``coords`` are the same voxel, an empty ``found`` and the two rows.
@@ -757,7 +754,7 @@ def _submanifold_found_body(coords, shape, shift, parts):
         elif not mirrored or o < K - 1 - o:  # the others are filled while sweeping their mirror
             swept[count] = o
             count += 1
-    span = 2 * np.max(np.abs(shift)) + 1 if K else 1
+    span = 2 * _largest_shift(shift) + 1 if K else 1
     rank = np.empty(count, np.int64)
     for g in range(count):
         o = swept[g]
@@ -883,7 +880,8 @@ def _found_pairs_body(found, parts):
     # row written branch-free (a branch per entry, taken at random, measured 1.2x slower), the rows
     # split over `parts`
     K, n = found.shape
-    counts = np.zeros(K + 1, np.int64)
+    counts = np.empty(K + 1, np.int64)
+    counts[0] = 0
     for o in numba.prange(K):
         c = 0
         for j in range(n):
