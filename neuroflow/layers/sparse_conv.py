@@ -326,6 +326,16 @@ def _count(mask: torch.Tensor) -> int:
     return int(np.count_nonzero(mask.numpy())) if mask.is_cpu else int(mask.sum())
 
 
+# The event kernels' weight gradient against the batched one (gathered blocks, bmm, the centre's
+# matmul), every voxel spiking, 2 threads, ms: on 8,192 random voxels 16 -> 16 0.14 / 0.32, 32 -> 32
+# 0.35 / 0.58, 64 -> 64 1.47 / 1.34, 128 -> 128 5.7 / 4.0; on a sphere shell of 16,746 voxels 16 -> 16
+# 1.7 / 3.7, 32 -> 32 5.1 / 9.4, 64 -> 64 22.7 / 24.1, 64 -> 128 46.4 / 41.5, 128 -> 128 94 / 69.
+def _event_weight_grad_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether ``grad_W`` comes from :func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`
+    at any share of spiking voxels: on the CPU for ``Cin Cout <= 2,048``."""
+    return _event_kernel_applies(x, w) and _narrow(w, _NARROWEST_LAYER_MACS)
+
+
 class _BatchedSparseConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, kmap: KernelMap, active: torch.Tensor | None, event_forward: bool = False):
@@ -345,9 +355,10 @@ class _BatchedSparseConv(torch.autograd.Function):
         pairs = kmap.grouped if dense else group_pairs(kmap, active)
         centre_rows = torch.nonzero(active, as_tuple=True)[0] if 3 * n_active < x.shape[0] else None
         ctx.kmap, ctx.pairs = kmap, pairs
+        keep_rows = not _event_weight_grad_applies(x, w)  # the gathered rows, for the batched grad_W
         if event_forward and dense:
             y = _event_forward(x, w, kmap, None)
-            ctx.save_for_backward(x, w, centre_rows, None)
+            ctx.save_for_backward(x, w, centre_rows, None, active)
             return y
         c = kmap.center
         # one spare output row takes the padding entries' products (never read, so not zeroed)
@@ -360,23 +371,26 @@ class _BatchedSparseConv(torch.autograd.Function):
         gathered = x.index_select(0, pairs.in_idx)
         for offsets, entries, rows in _blocks(gathered, pairs):
             scatter_add_rows(y, pairs.out_idx[entries], _offset_products(rows, w.index_select(0, offsets)))
-        ctx.save_for_backward(x, w, centre_rows, gathered)
+        ctx.save_for_backward(x, w, centre_rows, gathered if keep_rows else None, active)
         return y[:-1]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        x, w, centre_rows, gathered = ctx.saved_tensors
+        x, w, centre_rows, gathered, active = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         c = kmap.center
         grad_x = grad_w = None
         pairs = ctx.pairs  # silent inputs contribute nothing to grad_W
-        g_rows = _with_zero_row(grad_y).index_select(0, pairs.out_idx) if ctx.needs_input_grad[1] else None
+        batched_grad_w = ctx.needs_input_grad[1] and not _event_weight_grad_applies(x, w)
+        g_rows = _with_zero_row(grad_y).index_select(0, pairs.out_idx) if batched_grad_w else None
         if ctx.needs_input_grad[0]:
             # the batched input gradient gathers g at the same pairs when the forward used the
             # map's full layout
             grad_x = _input_grad(grad_y, w, kmap, g_rows if pairs is kmap.grouped else None)
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and not batched_grad_w:
+            grad_w = event_weight_grad(x, grad_y, active, kmap.pair_arrays, torch.get_num_threads())
+        elif ctx.needs_input_grad[1]:
             grad_w = w.new_zeros(w.shape)
             if gathered is None:  # the event kernel made the forward
                 gathered = x.index_select(0, pairs.in_idx)
