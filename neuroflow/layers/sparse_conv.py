@@ -243,7 +243,14 @@ def _with_zero_row(grad_y: torch.Tensor) -> torch.Tensor:
 # voxels 1.1 / 1.5 ms, 16 -> 32 1.25 / 1.43. With the kernel's two products in flight, up to
 # Cin Cout = 4,096 instead of 1,024 (so 32 -> 64 and 64 -> 64 too), whole training steps in A/Bs
 # of 12 rounds: -T 175 -> 167, 163 -> 159, 177 -> 179, 163 -> 159 ms; -S 287 -> 277 ms.
+# With the kernel's shared weight loads, grad_x alone, event kernel / batched, 2 threads: on 8,192
+# random voxels (1.8 pairs each) 16 -> 16 0.17 / 0.29 ms, 32 -> 32 0.31 / 0.44, 32 -> 64 0.53 /
+# 0.69, 64 -> 64 1.06 / 1.11, 64 -> 128 2.46 / 2.24; on a sphere shell of 16,746 voxels (13.5 pairs
+# each) 16 -> 16 1.1 / 4.4, 32 -> 32 3.2 / 9.6, 64 -> 64 11.7 / 23.9, 64 -> 128 25.0 / 44.7. So
+# layers up to 4,096 take the event kernel on any map, up to 8,192 on maps of 3 pairs per voxel or
+# more (or strided ones); whole E-3DSNN-T and -S training steps on 4 real clouds within noise.
 _INPUT_GRAD_EVENT_MACS = 4096
+_INPUT_GRAD_EVENT_WIDE_MACS = 8192
 _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL = 3
 
 
@@ -252,14 +259,15 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
     """``grad_x [N, Cin]``: ``g[out] @ W[o]^T`` summed into the inputs over *every* pair (a silent
     voxel's input gradient is not zero).
 
-    Narrow layers on the CPU (``Cin Cout <= 4,096``), unless the batched path's dense centre
-    matmul is a third of the work or more (a submanifold map with under 3 pairs per voxel; see
-    :data:`_INPUT_GRAD_EVENT_MACS`): the event kernel on the transposed map
+    Narrow layers on the CPU (``Cin Cout <= 4,096``, or 8,192 unless the batched path's dense
+    centre matmul is a third of the work or more: a submanifold map with under 3 pairs per voxel;
+    see :data:`_INPUT_GRAD_EVENT_MACS`): the event kernel on the transposed map
     (:attr:`KernelMap.by_input_blocks`, ``W[o]^T``), whose row test skips zero rows of ``grad_y``.
     Else the batched path; ``g_rows``, :func:`_with_zero_row` of ``grad_y`` gathered at
     ``kmap.grouped.out_idx``, if the caller has it."""
-    if (_event_kernel_applies(grad_y, w) and _narrow(w, _INPUT_GRAD_EVENT_MACS)
-            and (kmap.center < 0 or kmap.num_pairs >= _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL * kmap.num_in)):
+    if _event_kernel_applies(grad_y, w) and (_narrow(w, _INPUT_GRAD_EVENT_MACS) or (
+            _narrow(w, _INPUT_GRAD_EVENT_WIDE_MACS)
+            and (kmap.center < 0 or kmap.num_pairs >= _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL * kmap.num_in))):
         pairs = kmap.by_input_blocks
         w_t = w.detach().transpose(1, 2).contiguous()
         grad_x, _ = event_conv(grad_y, w_t, pairs.arrays, pairs.block, kmap.num_in, torch.get_num_threads(),
