@@ -28,7 +28,8 @@ Backends:
 with an active input are multiplied, so the forward's work (and ``grad_W``'s) scales with the
 number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout = 16,384``:
 
-* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 8,192``), the
+* in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 8,192`` or on
+  maps of 3 or more pairs per voxel, see :data:`_MIN_PAIRS_PER_VOXEL`), the
   forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row
   test, then each spiking input's products, accumulated in vector registers, are added into
   their output rows in place, blocks of output rows split over numba's threads);
@@ -139,6 +140,13 @@ _NARROW_LAYER_MACS = 8192
 _NARROW_TRAINING_MAX_DENSITY = 0.6
 #: ``Cin Cout`` up to which training always takes the event kernels
 _NARROWEST_LAYER_MACS = 2048
+# Inference, wider layers, event kernel / batched path, ms at 60 / 80 / 100% spiking voxels: on a
+# sphere shell of 16,746 voxels (13.5 pairs each) 96 -> 96 19.6 / 31.5, 24.5 / 43.8, 29.9 / 45.2;
+# 128 -> 128 41.4 / 51.9, 53.5 / 72.9, 65.7 / 74.2; 96 -> 160 37.6 / 47.6, 49.4 / 68.1, 60.4 / 69.1;
+# but on 8,192 random voxels (1.8 pairs each, the batched path's dense centre matmul half its
+# work) 128 -> 128 3.5 / 3.3, 4.4 / 3.8, 5.4 / 4.0. So maps of 3 or more pairs per voxel take the
+# event kernel in inference whatever the layer's width (up to EVENT_MAX_MACS).
+_MIN_PAIRS_PER_VOXEL = 3
 
 
 def _narrow(w: torch.Tensor, limit: int = _NARROW_LAYER_MACS) -> bool:
@@ -146,9 +154,15 @@ def _narrow(w: torch.Tensor, limit: int = _NARROW_LAYER_MACS) -> bool:
     return w.shape[1] * w.shape[2] <= limit
 
 
-def _event_limit(x: torch.Tensor, w: torch.Tensor, needs_grad: bool) -> int:
+def _many_neighbours(kmap: KernelMap) -> bool:
+    """Whether the batched path's dense centre matmul is under a third of its work: a strided map
+    (no centre) or one of 3 or more pairs per voxel (:data:`_MIN_PAIRS_PER_VOXEL`)."""
+    return kmap.center < 0 or kmap.num_pairs >= _MIN_PAIRS_PER_VOXEL * kmap.num_in
+
+
+def _event_limit(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> int:
     """Most spiking rows of ``x`` for which the event kernels run (see :data:`_EVENT_MAX_DENSITY`)."""
-    if (_narrow(w, _NARROWEST_LAYER_MACS) if needs_grad else _narrow(w)):
+    if (_narrow(w, _NARROWEST_LAYER_MACS) if needs_grad else _narrow(w) or _many_neighbours(kmap)):
         return x.shape[0]
     if needs_grad:
         return int((_NARROW_TRAINING_MAX_DENSITY if _narrow(w) else _EVENT_MAX_DENSITY["training"]) * x.shape[0])
@@ -160,7 +174,7 @@ def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad:
     :func:`_event_limit`), else the batched path skipping the silent voxels."""
     if not _event_kernel_applies(x, w):
         return _BatchedSparseConv.apply(x, w, kmap, nonzero_rows(x))
-    limit = _event_limit(x, w, needs_grad)
+    limit = _event_limit(x, w, kmap, needs_grad)
     # in inference the row test runs inside the event kernel, unless the map's sorted pairs are yet
     # to be built for a layer that may fall back (~1 ms for 116,160 pairs, wasted if it does)
     if not needs_grad and (limit >= x.shape[0] or kmap.has_pairs_by_output()):
@@ -251,7 +265,6 @@ def _with_zero_row(grad_y: torch.Tensor) -> torch.Tensor:
 # more (or strided ones); whole E-3DSNN-T and -S training steps on 4 real clouds within noise.
 _INPUT_GRAD_EVENT_MACS = 4096
 _INPUT_GRAD_EVENT_WIDE_MACS = 8192
-_INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL = 3
 
 
 def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: torch.Tensor | None = None
@@ -266,8 +279,7 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
     Else the batched path; ``g_rows``, :func:`_with_zero_row` of ``grad_y`` gathered at
     ``kmap.grouped.out_idx``, if the caller has it."""
     if _event_kernel_applies(grad_y, w) and (_narrow(w, _INPUT_GRAD_EVENT_MACS) or (
-            _narrow(w, _INPUT_GRAD_EVENT_WIDE_MACS)
-            and (kmap.center < 0 or kmap.num_pairs >= _INPUT_GRAD_EVENT_MIN_PAIRS_PER_VOXEL * kmap.num_in))):
+            _narrow(w, _INPUT_GRAD_EVENT_WIDE_MACS) and _many_neighbours(kmap))):
         pairs = kmap.by_input_blocks
         w_t = w.detach().transpose(1, 2).contiguous()
         grad_x, _ = event_conv(grad_y, w_t, pairs.arrays, pairs.block, kmap.num_in, torch.get_num_threads(),
