@@ -562,11 +562,11 @@ def event_weight_grad(x: torch.Tensor, grad_y: torch.Tensor, active: torch.Tenso
     610 / 1,534, 1,429 / 3,645; 16 -> 16 26 / 80, 60 / 333, 150 / 800; 12 -> 20 67 / 95.
     """
     in_idx, out_idx, offset_ptr = kmap_arrays
-    grad_w = np.empty((offset_ptr.shape[0] - 1, x.shape[1], grad_y.shape[1]), _numpy(grad_y).dtype)
+    g = _numpy(grad_y)
+    grad_w = np.empty((offset_ptr.shape[0] - 1, x.shape[1], g.shape[1]), g.dtype)
     every = active is None
     _run_split(_weight_grad, _weight_grad_parallel, _event_threads(in_idx.shape[0], grad_w, threads),
-               _numpy(x), _numpy(grad_y), in_idx, out_idx, offset_ptr, _NOT_TESTED if every else active.numpy(),
-               every, grad_w)
+               _numpy(x), g, in_idx, out_idx, offset_ptr, _NOT_TESTED if every else active.numpy(), every, grad_w)
     return torch.from_numpy(grad_w)
 
 
