@@ -162,11 +162,13 @@ def _many_neighbours(kmap: KernelMap) -> bool:
 
 def _event_limit(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> int:
     """Most spiking rows of ``x`` for which the event kernels run (see :data:`_EVENT_MAX_DENSITY`)."""
-    if (_narrow(w, _NARROWEST_LAYER_MACS) if needs_grad else _narrow(w) or _many_neighbours(kmap)):
-        return x.shape[0]
     if needs_grad:
-        return int((_NARROW_TRAINING_MAX_DENSITY if _narrow(w) else _EVENT_MAX_DENSITY["training"]) * x.shape[0])
-    return int(_EVENT_MAX_DENSITY["inference"] * x.shape[0])
+        always = _narrow(w, _NARROWEST_LAYER_MACS)
+        share = _NARROW_TRAINING_MAX_DENSITY if _narrow(w) else _EVENT_MAX_DENSITY["training"]
+    else:
+        always = _narrow(w) or _many_neighbours(kmap)
+        share = _EVENT_MAX_DENSITY["inference"]
+    return x.shape[0] if always else int(share * x.shape[0])
 
 
 def _event_driven(x: torch.Tensor, w: torch.Tensor, kmap: KernelMap, needs_grad: bool) -> torch.Tensor:

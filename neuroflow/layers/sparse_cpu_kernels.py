@@ -517,6 +517,11 @@ def _event_threads(pairs: int, w: np.ndarray, threads: int) -> int:
     return threads if pairs * w.shape[1] * w.shape[2] >= _EVENT_PARALLEL_MIN_MACS else 1
 
 
+#: the empty row mask the kernels take where the caller has none (event_conv: the row test is yet
+#: to run; the weight gradient: every row counts)
+_NOT_TESTED = np.empty(0, np.bool_)
+
+
 def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_out: int, threads: int,
                max_active: int, rows: tuple[torch.Tensor, int] | None = None
                ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -539,10 +544,6 @@ def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_o
     y, active, done = _run_split(_event_conv, _event_conv_parallel, _event_threads(pairs[1].shape[0], w_np, threads),
                                  x_np, w_np, *pairs, block, num_out, max_active, active, count)
     return (torch.from_numpy(y) if done else None), (torch.from_numpy(active) if rows is None else rows[0])
-
-
-#: what :func:`event_conv` passes for the row test's result when it has none
-_NOT_TESTED = np.empty(0, np.bool_)
 
 
 def event_weight_grad(x: torch.Tensor, grad_y: torch.Tensor, active: torch.Tensor | None, kmap_arrays: tuple,
