@@ -24,8 +24,20 @@ from neuroflow.energy.ops import (
 from neuroflow.energy.report import EnergyReport, energy_report
 
 __all__ = [
-    "OpCounter", "register_op_counter", "OpCounts", "conv_synaptic_ops", "linear_synaptic_ops",
-    "matmul_ops", "neuron_ops", "pool_ops", "sparse_conv_synaptic_ops", "HardwareProfile",
-    "hardware_names", "load_hardware", "EnergyReport", "energy_report", "estimate_checkpoint",
+    "OpCounter",
+    "register_op_counter",
+    "OpCounts",
+    "conv_synaptic_ops",
+    "linear_synaptic_ops",
+    "matmul_ops",
+    "neuron_ops",
+    "pool_ops",
+    "sparse_conv_synaptic_ops",
+    "HardwareProfile",
+    "hardware_names",
+    "load_hardware",
+    "EnergyReport",
+    "energy_report",
+    "estimate_checkpoint",
     "estimate_energy",
 ]

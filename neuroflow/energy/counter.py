@@ -6,8 +6,8 @@
   ``handler(module, inputs, output) -> OpCounts``. Linear, Conv1d/2d/3d, pooling and every
   :class:`~neuroflow.neurons.SpikingNeuron` have handlers here; another layer plugs in with
   ``@register_op_counter(MyLayer, kind="crossbar")``. Sparse convolutions (``SubMConv3d``,
-  ``SparseConv3d``) are counted from the kernel map of their input. While a handled module runs, nothing
-  inside it is counted again (its own handler covers it).
+  ``SparseConv3d``) are counted from the kernel map of their input. While a handled module runs,
+  nothing inside it is counted again (its own handler covers it).
 - **Products written in the model** (``a @ b``, ``torch.matmul``, ``torch.mm``, ``torch.bmm`` and
   their method forms, e.g. spike-driven attention ``Q @ (K.T @ V)``) are counted by a
   ``TorchFunctionMode`` and named after the module that computed them, ``<module>.matmul<i>``.
@@ -25,7 +25,7 @@ what it left out.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -101,14 +101,19 @@ def _conv(m: nn.modules.conv._ConvNd, inputs, output) -> OpCounts:
         x = torch.nn.functional.pad(x, pads, mode=m.padding_mode)
         padding = (0,) * dims
     elif tuple(left) != tuple(right):
-        raise InvalidArgumentError(f"energy counting: asymmetric padding {pads} of {m} is not supported")
+        raise InvalidArgumentError(
+            f"energy counting: asymmetric padding {pads} of {m} is not supported"
+        )
     else:
         padding = tuple(left)
-    return conv_synaptic_ops(x, m.out_channels, m.kernel_size, m.stride, padding, m.dilation, m.groups)
+    return conv_synaptic_ops(
+        x, m.out_channels, m.kernel_size, m.stride, padding, m.dilation, m.groups
+    )
 
 
-@register_op_counter(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-                     kind="pool")
+@register_op_counter(
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, kind="pool"
+)
 def _pool(m: nn.Module, inputs, output) -> OpCounts:
     # ceil_mode's extra partial windows at the far edge are not counted
     x = inputs[0]
@@ -135,14 +140,21 @@ def _neuron(m: nn.Module, inputs, output) -> OpCounts:
     return neuron_ops(spikes)
 
 
-_MATMULS = {torch.matmul, torch.mm, torch.bmm, torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.bmm,
-            torch.Tensor.__matmul__}
+_MATMULS = {
+    torch.matmul,
+    torch.mm,
+    torch.bmm,
+    torch.Tensor.matmul,
+    torch.Tensor.mm,
+    torch.Tensor.bmm,
+    torch.Tensor.__matmul__,
+}
 
 
 class _ProductMode(TorchFunctionMode):
     """Sees every torch function call while active; counts the matrix products."""
 
-    def __init__(self, counter: "OpCounter"):
+    def __init__(self, counter: OpCounter):
         super().__init__()
         self.counter = counter
 
@@ -179,16 +191,22 @@ class OpCounter:
         self._mode: _ProductMode | None = None
 
     # ----------------------------------------------------------------- context
-    def __enter__(self) -> "OpCounter":
+    def __enter__(self) -> OpCounter:
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre_hook))
         for name, module in self.model.named_modules():
             entry = find_handler(module)
             if entry is not None:
                 self._handles.append(module.register_forward_pre_hook(self._pre_handled(module)))
-                self._handles.append(module.register_forward_hook(self._post_handled(name, module, *entry),
-                                                                  always_call=True))
-            elif not list(module.children()) and any(True for _ in module.parameters(recurse=False)) \
-                    and not isinstance(module, _FOLDED):
+                self._handles.append(
+                    module.register_forward_hook(
+                        self._post_handled(name, module, *entry), always_call=True
+                    )
+                )
+            elif (
+                not list(module.children())
+                and any(True for _ in module.parameters(recurse=False))
+                and not isinstance(module, _FOLDED)
+            ):
                 self.uncounted.append(f"{name} ({type(module).__name__})")
             if self.count_products:
                 self._handles.append(module.register_forward_pre_hook(self._push(name)))
@@ -253,7 +271,11 @@ class OpCounter:
             self._product_index.pop()
 
     def _product(self, a, b) -> None:
-        if self._active is not None or not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        if (
+            self._active is not None
+            or not isinstance(a, torch.Tensor)
+            or not isinstance(b, torch.Tensor)
+        ):
             return
         owner = self._names[-1] if self._names else ""
         index = 0
@@ -280,6 +302,10 @@ class OpCounter:
     def per_sample(self) -> OrderedDict[str, tuple[str, OpCounts]]:
         """``{name: (kind, counts per sample)}`` in execution order."""
         if self.samples <= 0:
-            raise InvalidArgumentError("no samples were recorded: run the model inside the counter "
-                                       "(or call add_samples for inputs that are not [T, B, ...])")
-        return OrderedDict((n, (k, c.scaled(1.0 / self.samples))) for n, (k, c) in self.layers.items())
+            raise InvalidArgumentError(
+                "no samples were recorded: run the model inside the counter "
+                "(or call add_samples for inputs that are not [T, B, ...])"
+            )
+        return OrderedDict(
+            (n, (k, c.scaled(1.0 / self.samples))) for n, (k, c) in self.layers.items()
+        )

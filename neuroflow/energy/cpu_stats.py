@@ -33,7 +33,8 @@ def _row_stats(x):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 def _all_integer(x):
-    """Whether every element of the flat array ``x`` is an integer; stops at the first that is not."""
+    """Whether every element of the flat array ``x`` is an integer (stops at the first that is
+    not)."""
     for i in range(x.size):
         v = x[i]
         if v != np.floor(v):
@@ -47,14 +48,16 @@ def all_integer(x: torch.Tensor) -> bool:
 
 
 def fast_path(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous() and x.numel() > 0
+    return (
+        x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous() and x.numel() > 0
+    )
 
 
 def column_stats(x: torch.Tensor, kept: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """For ``x`` whose last ``kept`` dimensions are kept (the leading ones reduced): sum of ``|x|``
     and non-zeros per kept position (float64, shaped like the kept dimensions) and whether every
     element is an integer. ``kept=0`` reduces everything (results of shape ``[]``)."""
-    shape = x.shape[x.dim() - kept:]
+    shape = x.shape[x.dim() - kept :]
     cols = int(np.prod(shape)) if kept else (x.shape[-1] if x.dim() else 1)
     a = x.detach().numpy().reshape(-1, cols)
     abs_sum, nonzero, integer = _row_stats(a)

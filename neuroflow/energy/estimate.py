@@ -3,8 +3,8 @@ hardware profile. Behind ``neuroflow energy`` and the trainer's end-of-run summa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch import nn
@@ -13,13 +13,25 @@ from neuroflow.energy.counter import OpCounter
 from neuroflow.energy.hardware import load_hardware
 from neuroflow.energy.report import EnergyReport, energy_report
 from neuroflow.errors import InvalidArgumentError
+from neuroflow.experiment import (
+    build_datasets,
+    build_loader,
+    load_checkpoint,
+    load_trained_model,
+    select_device,
+)
 from neuroflow.layers import SparseTensor
 
 
 @torch.no_grad()
-def estimate_energy(model: nn.Module, batches: Iterable, hardware: str = "cmos45nm",
-                    precision: str | None = None, max_samples: int | None = None,
-                    device: torch.device | str = "cpu") -> EnergyReport:
+def estimate_energy(
+    model: nn.Module,
+    batches: Iterable,
+    hardware: str = "cmos45nm",
+    precision: str | None = None,
+    max_samples: int | None = None,
+    device: torch.device | str = "cpu",
+) -> EnergyReport:
     """Count ``model``'s operations on ``batches`` of time-first inputs ``[T, B, ...]`` or
     :class:`~neuroflow.layers.SparseTensor` point clouds (or ``(inputs, labels)`` pairs) and price
     them on profile ``hardware``.
@@ -55,11 +67,19 @@ def first_samples(x: SparseTensor, n: int) -> SparseTensor:
     return SparseTensor(x.coords[keep], x.features[keep], x.spatial_shape, n)
 
 
-def estimate_checkpoint(cfg, checkpoint: str | Path, hardware: str = "cmos45nm", precision: str | None = None,
-                        split: str = "test", max_samples: int | None = None) -> EnergyReport:
+def estimate_checkpoint(
+    cfg,
+    checkpoint: str | Path,
+    hardware: str = "cmos45nm",
+    precision: str | None = None,
+    split: str = "test",
+    max_samples: int | None = None,
+) -> EnergyReport:
     """Energy of ``checkpoint`` (a model of experiment config ``cfg``) on one split of its data."""
-    from neuroflow.train.trainer import load_for_evaluation
-
     load_hardware(hardware, precision)  # a bad profile name fails before the data are loaded
-    ctx, _, model, loader = load_for_evaluation(cfg, checkpoint, split)
-    return estimate_energy(model, loader, hardware, precision, max_samples, ctx.device)
+    ckpt = load_checkpoint(checkpoint)  # a garbage file fails before the data are loaded
+    device = select_device(cfg)
+    datasets = build_datasets(cfg, require=("train", split))
+    model = load_trained_model(cfg, ckpt, device, dataset=datasets["train"])
+    loader = build_loader(datasets[split], cfg, device=device)
+    return estimate_energy(model, loader, hardware, precision, max_samples, device)

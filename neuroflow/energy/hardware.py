@@ -33,7 +33,16 @@ from neuroflow.registry import Registry
 #: the repository's ``hardware/`` folder (profiles are data files beside the package)
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "hardware"
 
-_TOP_KEYS = {"name", "description", "default_precision", "precisions", "neuron_update", "spike", "limits", "notes"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "default_precision",
+    "precisions",
+    "neuron_update",
+    "spike",
+    "limits",
+    "notes",
+}
 _REQUIRED = ("name", "description", "default_precision", "precisions", "neuron_update", "spike")
 _OPS = ("mac", "ac")
 
@@ -57,10 +66,14 @@ class HardwareProfile:
 
 def _number(raw, where: str, path: Path) -> tuple[float, str]:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: field {where!r} must be a mapping {{value, source}}, got {raw!r}")
+        raise ConfigError(
+            f"{path}: field {where!r} must be a mapping {{value, source}}, got {raw!r}"
+        )
     unknown = set(raw) - {"value", "source"}
     if unknown:
-        raise ConfigError(f"{path}: field {where!r} has unknown key(s) {sorted(unknown)} (expected value, source)")
+        raise ConfigError(
+            f"{path}: field {where!r} has unknown key(s) {sorted(unknown)} (expected value, source)"
+        )
     if "value" not in raw or raw["value"] is None:
         raise ConfigError(f"{path}: field '{where}.value' is missing")
     value = raw["value"]
@@ -70,7 +83,9 @@ def _number(raw, where: str, path: Path) -> tuple[float, str]:
         raise ConfigError(f"{path}: field '{where}.value' must be >= 0, got {value!r}")
     source = raw.get("source")
     if not isinstance(source, str) or not source.strip():
-        raise ConfigError(f"{path}: field '{where}.source' is missing (every number cites its source)")
+        raise ConfigError(
+            f"{path}: field '{where}.source' is missing (every number cites its source)"
+        )
     return float(value), source.strip()
 
 
@@ -80,7 +95,9 @@ def parse_profile(raw, path: Path, precision: str | None = None) -> HardwareProf
         raise ConfigError(f"{path}: a hardware profile must be a mapping, got {type(raw).__name__}")
     unknown = set(raw) - _TOP_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)} (expected {sorted(_TOP_KEYS)})")
+        raise ConfigError(
+            f"{path}: unknown field(s) {sorted(unknown)} (expected {sorted(_TOP_KEYS)})"
+        )
     for key in _REQUIRED:
         if key not in raw or raw[key] is None:
             raise ConfigError(f"{path}: field {key!r} is missing")
@@ -91,15 +108,21 @@ def parse_profile(raw, path: Path, precision: str | None = None) -> HardwareProf
     energies: dict[str, dict[str, float]] = {}
     for pname, ops in precisions.items():
         if not isinstance(ops, dict):
-            raise ConfigError(f"{path}: field 'precisions.{pname}' must be a mapping with mac and ac")
+            raise ConfigError(
+                f"{path}: field 'precisions.{pname}' must be a mapping with mac and ac"
+            )
         extra = set(ops) - set(_OPS)
         if extra:
-            raise ConfigError(f"{path}: field 'precisions.{pname}' has unknown key(s) {sorted(extra)}")
+            raise ConfigError(
+                f"{path}: field 'precisions.{pname}' has unknown key(s) {sorted(extra)}"
+            )
         energies[pname] = {}
         for op in _OPS:
             if op not in ops:
                 raise ConfigError(f"{path}: field 'precisions.{pname}.{op}' is missing")
-            energies[pname][op], sources[f"{pname}.{op}"] = _number(ops[op], f"precisions.{pname}.{op}", path)
+            energies[pname][op], sources[f"{pname}.{op}"] = _number(
+                ops[op], f"precisions.{pname}.{op}", path
+            )
     scalars = {}
     for key in ("neuron_update", "spike"):
         scalars[key], sources[key] = _number(raw[key], key, path)
@@ -108,12 +131,21 @@ def parse_profile(raw, path: Path, precision: str | None = None) -> HardwareProf
         limits[key], sources[f"limits.{key}"] = _number(entry, f"limits.{key}", path)
     chosen = precision if precision is not None else raw["default_precision"]
     if chosen not in energies:
-        raise ConfigError(f"{path}: precision {chosen!r} is not defined (available: {', '.join(energies)})")
+        raise ConfigError(
+            f"{path}: precision {chosen!r} is not defined (available: {', '.join(energies)})"
+        )
     return HardwareProfile(
-        name=str(raw["name"]), description=str(raw["description"]), precision=chosen,
-        mac_pj=energies[chosen]["mac"], ac_pj=energies[chosen]["ac"],
-        neuron_update_pj=scalars["neuron_update"], spike_pj=scalars["spike"],
-        sources=sources, limits=limits, precisions=tuple(energies), path=str(path),
+        name=str(raw["name"]),
+        description=str(raw["description"]),
+        precision=chosen,
+        mac_pj=energies[chosen]["mac"],
+        ac_pj=energies[chosen]["ac"],
+        neuron_update_pj=scalars["neuron_update"],
+        spike_pj=scalars["spike"],
+        sources=sources,
+        limits=limits,
+        precisions=tuple(energies),
+        path=str(path),
     )
 
 
@@ -128,7 +160,9 @@ def read_profile(path: str | Path, precision: str | None = None) -> HardwareProf
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     profile = parse_profile(raw, path, precision)
     if path.parent == HARDWARE_DIR and profile.name != path.stem:
-        raise ConfigError(f"{path}: field 'name' is {profile.name!r} but the file is named {path.stem!r}")
+        raise ConfigError(
+            f"{path}: field 'name' is {profile.name!r} but the file is named {path.stem!r}"
+        )
     return profile
 
 

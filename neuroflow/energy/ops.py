@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Sequence
 
 import torch
 
@@ -67,13 +67,13 @@ class OpCounts:
     activity_elements: float = 0.0
     calls: int = 0
 
-    def __iadd__(self, other: "OpCounts") -> "OpCounts":
+    def __iadd__(self, other: OpCounts) -> OpCounts:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
 
-    def scaled(self, factor: float) -> "OpCounts":
-        """Every count but ``calls`` times ``factor`` (e.g. ``1 / samples`` for per-sample counts)."""
+    def scaled(self, factor: float) -> OpCounts:
+        """Every count but ``calls`` times ``factor`` (``1 / samples``: per-sample counts)."""
         return OpCounts(**{k: v if k == "calls" else v * factor for k, v in asdict(self).items()})
 
     def as_dict(self) -> dict[str, float]:
@@ -144,8 +144,11 @@ def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
         if spiking is None:
             spiking = integer or _marked(x)
         events = abs_sum if spiking else nonzero_per
-        stats = OpCounts(activity_sum=float(events.sum()), activity_nonzero=float(nonzero_per.sum()),
-                         activity_elements=float(numel))
+        stats = OpCounts(
+            activity_sum=float(events.sum()),
+            activity_nonzero=float(nonzero_per.sum()),
+            activity_elements=float(numel),
+        )
         return spiking, stats, events
     spiking = is_spike_tensor(x) if spiking is None else spiking
     if numel == 0:
@@ -164,7 +167,11 @@ def _input_events(x: torch.Tensor, spiking: bool | None, dims: tuple[int, ...]):
         else:
             events = torch.count_nonzero(x, dim=dims).to(torch.float64)
         total = nonzero
-    return spiking, OpCounts(activity_sum=total, activity_nonzero=nonzero, activity_elements=float(numel)), events
+    return (
+        spiking,
+        OpCounts(activity_sum=total, activity_nonzero=nonzero, activity_elements=float(numel)),
+        events,
+    )
 
 
 def _charge(stats: OpCounts, effective: float, dense: float, spiking: bool) -> OpCounts:
@@ -177,66 +184,112 @@ def _charge(stats: OpCounts, effective: float, dense: float, spiking: bool) -> O
     return stats
 
 
-def linear_synaptic_ops(x: torch.Tensor, out_features: int, spiking: bool | None = None) -> OpCounts:
-    """A dense layer ``[..., in] -> [..., out]``: each input event reaches ``out_features`` synapses.
+def linear_synaptic_ops(
+    x: torch.Tensor, out_features: int, spiking: bool | None = None
+) -> OpCounts:
+    """A dense layer ``[..., in] -> [..., out]``: each input event reaches ``out_features``
+    synapses.
 
     ``spiking``: whether ``x`` holds spikes, when the caller knows (else it is tested).
     """
     spiking, stats, _ = _input_events(x, spiking, tuple(range(x.dim())))
-    return _charge(stats, stats.activity_sum * out_features, float(x.numel()) * out_features, spiking)
+    return _charge(
+        stats, stats.activity_sum * out_features, float(x.numel()) * out_features, spiking
+    )
 
 
 @lru_cache(maxsize=256)
-def _fanout_map(spatial: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
-                padding: tuple[int, ...], dilation: tuple[int, ...]) -> torch.Tensor:
+def _fanout_map(
+    spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> torch.Tensor:
     """How many kernel windows (output positions) read each input position, ``[*spatial]``.
 
     It is the input gradient of a sum-convolution with an all-ones kernel (a transposed
     convolution of ones), so zero padding, stride and dilation are honoured exactly; cached per
     geometry.
     """
-    out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
+    out = tuple(
+        (n + 2 * p - d * (k - 1) - 1) // s + 1
+        for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation)
+    )
     if min(out) < 1:
-        raise InputShapeError(f"input {list(spatial)} is smaller than the kernel window {list(kernel)}")
-    grad_input = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input,
-                  3: torch.nn.grad.conv3d_input}[len(spatial)]
+        raise InputShapeError(
+            f"input {list(spatial)} is smaller than the kernel window {list(kernel)}"
+        )
+    grad_input = {
+        1: torch.nn.grad.conv1d_input,
+        2: torch.nn.grad.conv2d_input,
+        3: torch.nn.grad.conv3d_input,
+    }[len(spatial)]
     ones = torch.ones((1, 1, *kernel), dtype=torch.float64)
-    grad = grad_input((1, 1, *spatial), ones, torch.ones((1, 1, *out), dtype=torch.float64),
-                      stride, padding, dilation)
+    grad = grad_input(
+        (1, 1, *spatial),
+        ones,
+        torch.ones((1, 1, *out), dtype=torch.float64),
+        stride,
+        padding,
+        dilation,
+    )
     return grad[0, 0]
 
 
-def _window_ops(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
-                dilation: Sequence[int], spiking: bool | None):
-    """``(spiking, stats, events, effective, dense)`` of a sliding-window layer on ``x [N, C, *spatial]``:
-    events per position weighted by the number of windows covering it, summed."""
+def _window_ops(
+    x: torch.Tensor,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    spiking: bool | None,
+):
+    """``(spiking, stats, events, effective, dense)`` of a sliding-window layer on
+    ``x [N, C, *spatial]``: events per position weighted by the number of windows covering it,
+    summed."""
     dims = len(kernel)
     if x.dim() != dims + 2:
         raise InputShapeError(f"expected a [N, C, {dims} spatial] input, got {list(x.shape)}")
     spiking, stats, events = _input_events(x, spiking, (0, 1))  # events per position [*spatial]
-    fanout = _fanout_map(tuple(x.shape[2:]), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
+    fanout = _fanout_map(
+        tuple(x.shape[2:]), tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)
+    )
     effective = float((events * fanout.to(events.device)).sum())
     dense = float(fanout.sum()) * x.shape[0] * x.shape[1]
     return spiking, stats, effective, dense
 
 
-def conv_synaptic_ops(x: torch.Tensor, out_channels: int, kernel_size: Sequence[int],
-                      stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
-                      groups: int = 1, spiking: bool | None = None) -> OpCounts:
+def conv_synaptic_ops(
+    x: torch.Tensor,
+    out_channels: int,
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int = 1,
+    spiking: bool | None = None,
+) -> OpCounts:
     """A zero-padded Conv1d/2d/3d on ``x [N, C_in, *spatial]``.
 
     Each input event feeds ``out_channels / groups`` channels at every output position whose
     window covers it: ``ops = (C_out / groups) x sum_positions(events x windows covering it)``.
     """
-    spiking, stats, effective, dense = _window_ops(x, kernel_size, stride, padding, dilation, spiking)
+    spiking, stats, effective, dense = _window_ops(
+        x, kernel_size, stride, padding, dilation, spiking
+    )
     per_group = out_channels / groups
     return _charge(stats, effective * per_group, dense * per_group, spiking)
 
 
-def pool_ops(x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int],
-             padding: Sequence[int], dilation: Sequence[int] | None = None,
-             spiking: bool | None = None) -> OpCounts:
+def pool_ops(
+    x: torch.Tensor,
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int] | None = None,
+    spiking: bool | None = None,
+) -> OpCounts:
     """Sum/average or max pooling on ``x [N, C, *spatial]``: one accumulate (or comparison) per
     input event and window containing it; the ANN equivalent adds every element (``dense_acs``).
 
@@ -245,16 +298,23 @@ def pool_ops(x: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int],
     """
     dilation = dilation if dilation is not None else (1,) * len(kernel_size)
     if x.dim() != len(kernel_size) + 2:
-        raise InputShapeError(f"expected a [N, C, {len(kernel_size)} spatial] input, got {list(x.shape)}")
+        raise InputShapeError(
+            f"expected a [N, C, {len(kernel_size)} spatial] input, got {list(x.shape)}"
+        )
     if spiking is None:
         spiking = is_spike_tensor(x.detach())
     if spiking:
         _, stats, effective, dense = _window_ops(x, kernel_size, stride, padding, dilation, True)
     else:
-        fanout = _fanout_map(tuple(x.shape[2:]), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation))
+        fanout = _fanout_map(
+            tuple(x.shape[2:]), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation)
+        )
         effective = dense = float(fanout.sum()) * x.shape[0] * x.shape[1]
-        stats = OpCounts(activity_sum=float(x.numel()), activity_nonzero=float(x.numel()),
-                         activity_elements=float(x.numel()))
+        stats = OpCounts(
+            activity_sum=float(x.numel()),
+            activity_nonzero=float(x.numel()),
+            activity_elements=float(x.numel()),
+        )
     stats = _charge(stats, effective, 0.0, True)
     stats.dense_acs = dense
     return stats
@@ -309,8 +369,12 @@ def neuron_ops(spikes: torch.Tensor) -> OpCounts:
     return stats
 
 
-def sparse_conv_synaptic_ops(features: torch.Tensor, kernel_map: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                             out_channels: int, spiking: bool | None = None) -> OpCounts:
+def sparse_conv_synaptic_ops(
+    features: torch.Tensor,
+    kernel_map: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    out_channels: int,
+    spiking: bool | None = None,
+) -> OpCounts:
     """A sparse (submanifold or strided) convolution from its kernel map.
 
     Args:
@@ -326,12 +390,16 @@ def sparse_conv_synaptic_ops(features: torch.Tensor, kernel_map: Sequence[tuple[
     """
     if features.dim() != 2:
         raise InputShapeError(f"sparse conv features must be [N, C], got {list(features.shape)}")
-    spiking, stats, per_site = _input_events(features, spiking, (1,))  # events per active input site
+    spiking, stats, per_site = _input_events(
+        features, spiking, (1,)
+    )  # events per active input site
     effective, pairs = 0.0, 0
     for offset, (in_idx, out_idx) in enumerate(kernel_map):
         if in_idx.shape != out_idx.shape:
-            raise InvalidArgumentError(f"kernel map offset {offset}: in_idx {list(in_idx.shape)} and "
-                                       f"out_idx {list(out_idx.shape)} differ in length")
+            raise InvalidArgumentError(
+                f"kernel map offset {offset}: in_idx {list(in_idx.shape)} and "
+                f"out_idx {list(out_idx.shape)} differ in length"
+            )
         effective += float(per_site[in_idx.to(per_site.device, torch.long)].sum())
         pairs += in_idx.numel()
     dense = float(pairs) * features.shape[1] * out_channels

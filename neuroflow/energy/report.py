@@ -22,6 +22,7 @@ from neuroflow.energy.counter import OpCounter
 from neuroflow.energy.hardware import HardwareProfile
 from neuroflow.energy.ops import OpCounts
 from neuroflow.errors import NeuroflowError
+from neuroflow.experiment import atomic_write
 
 
 @dataclass
@@ -48,10 +49,18 @@ class LayerEnergy:
     def to_dict(self) -> dict:
         c = self.counts
         return {
-            "name": self.name, "kind": self.kind, "macs": c.macs, "acs": c.acs,
-            "dense_macs": c.dense_macs, "dense_acs": c.dense_acs, "neuron_updates": c.neuron_updates,
-            "spikes": c.spikes, "firing_rate": self.firing_rate, "sparsity": self.sparsity,
-            "energy_pj": self.energy_pj, "ann_energy_pj": self.ann_energy_pj,
+            "name": self.name,
+            "kind": self.kind,
+            "macs": c.macs,
+            "acs": c.acs,
+            "dense_macs": c.dense_macs,
+            "dense_acs": c.dense_acs,
+            "neuron_updates": c.neuron_updates,
+            "spikes": c.spikes,
+            "firing_rate": self.firing_rate,
+            "sparsity": self.sparsity,
+            "energy_pj": self.energy_pj,
+            "ann_energy_pj": self.ann_energy_pj,
         }
 
 
@@ -85,44 +94,59 @@ class EnergyReport:
 
     def to_dict(self) -> dict:
         return {
-            "hardware": self.hardware, "precision": self.precision, "samples": self.samples,
-            "time_steps": self.time_steps, "total_energy_pj": self.total_energy_pj,
-            "ann_energy_pj": self.ann_energy_pj, "snn_to_ann_ratio": self.snn_to_ann_ratio,
-            "macs": self.total("macs"), "acs": self.total("acs"), "dense_macs": self.total("dense_macs"),
-            "neuron_updates": self.total("neuron_updates"), "spikes": self.total("spikes"),
-            "layers": [layer.to_dict() for layer in self.layers], "uncounted": self.uncounted,
+            "hardware": self.hardware,
+            "precision": self.precision,
+            "samples": self.samples,
+            "time_steps": self.time_steps,
+            "total_energy_pj": self.total_energy_pj,
+            "ann_energy_pj": self.ann_energy_pj,
+            "snn_to_ann_ratio": self.snn_to_ann_ratio,
+            "macs": self.total("macs"),
+            "acs": self.total("acs"),
+            "dense_macs": self.total("dense_macs"),
+            "neuron_updates": self.total("neuron_updates"),
+            "spikes": self.total("spikes"),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "uncounted": self.uncounted,
         }
 
     def summary(self) -> str:
         """One line: SNN and ANN energy per sample and their ratio."""
-        return (f"energy per sample on {self.hardware} ({self.precision}): SNN {_pj(self.total_energy_pj)}, "
-                f"ANN equivalent {_pj(self.ann_energy_pj)} (ratio {self.snn_to_ann_ratio:.3f}, "
-                f"{self.samples} samples, T={self.time_steps})")
+        return (
+            f"energy per sample on {self.hardware} ({self.precision}): "
+            f"SNN {_pj(self.total_energy_pj)}, "
+            f"ANN equivalent {_pj(self.ann_energy_pj)} (ratio {self.snn_to_ann_ratio:.3f}, "
+            f"{self.samples} samples, T={self.time_steps})"
+        )
 
     def table(self) -> str:
         """A per-layer text table (counts per sample) followed by the totals."""
         name_w = max([len("layer"), *(len(layer.name) for layer in self.layers)]) + 2
         kind_w = max([len("kind"), *(len(layer.kind) for layer in self.layers)]) + 2
-        head = f"{'layer':<{name_w}}{'kind':<{kind_w}}{'MACs':>12}{'ACs':>12}{'updates':>10}{'spikes':>10}" \
-               f"{'rate':>8}{'energy':>12}{'ANN':>12}"
+        head = (
+            f"{'layer':<{name_w}}{'kind':<{kind_w}}{'MACs':>12}{'ACs':>12}{'updates':>10}{'spikes':>10}"
+            f"{'rate':>8}{'energy':>12}{'ANN':>12}"
+        )
         rows = [head, "-" * len(head)]
         for layer in self.layers:
             c = layer.counts
-            rows.append(f"{layer.name:<{name_w}}{layer.kind:<{kind_w}}{c.macs:>12.4g}{c.acs:>12.4g}"
-                        f"{c.neuron_updates:>10.4g}{c.spikes:>10.4g}{layer.firing_rate:>8.4f}"
-                        f"{_pj(layer.energy_pj):>12}{_pj(layer.ann_energy_pj):>12}")
+            rows.append(
+                f"{layer.name:<{name_w}}{layer.kind:<{kind_w}}{c.macs:>12.4g}{c.acs:>12.4g}"
+                f"{c.neuron_updates:>10.4g}{c.spikes:>10.4g}{layer.firing_rate:>8.4f}"
+                f"{_pj(layer.energy_pj):>12}{_pj(layer.ann_energy_pj):>12}"
+            )
         rows.append("-" * len(head))
-        rows.append(f"{'total':<{name_w + kind_w}}{self.total('macs'):>12.4g}{self.total('acs'):>12.4g}"
-                    f"{self.total('neuron_updates'):>10.4g}{self.total('spikes'):>10.4g}{'':>8}"
-                    f"{_pj(self.total_energy_pj):>12}{_pj(self.ann_energy_pj):>12}")
+        rows.append(
+            f"{'total':<{name_w + kind_w}}{self.total('macs'):>12.4g}{self.total('acs'):>12.4g}"
+            f"{self.total('neuron_updates'):>10.4g}{self.total('spikes'):>10.4g}{'':>8}"
+            f"{_pj(self.total_energy_pj):>12}{_pj(self.ann_energy_pj):>12}"
+        )
         rows.append(self.summary())
         if self.uncounted:
             rows.append("not counted (no handler): " + ", ".join(self.uncounted))
         return "\n".join(rows)
 
     def save_json(self, path: str | Path) -> None:
-        from neuroflow.train.checkpoint import atomic_write
-
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
@@ -134,16 +158,25 @@ class EnergyReport:
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError:
-            raise NeuroflowError("the energy chart needs matplotlib: pip install 'neuroflow[plot]'") from None
+            raise NeuroflowError(
+                "the energy chart needs matplotlib: pip install 'neuroflow[plot]'"
+            ) from None
         names = [layer.name for layer in self.layers]
         xs = range(len(names))
         fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 4))
         ax.bar([x - 0.2 for x in xs], [layer.energy_pj for layer in self.layers], 0.4, label="SNN")
-        ax.bar([x + 0.2 for x in xs], [layer.ann_energy_pj for layer in self.layers], 0.4, label="ANN equivalent")
+        ax.bar(
+            [x + 0.2 for x in xs],
+            [layer.ann_energy_pj for layer in self.layers],
+            0.4,
+            label="ANN equivalent",
+        )
         ax.set_xticks(list(xs), names, rotation=45, ha="right")
         ax.set_ylabel("energy per sample (pJ)")
-        ax.set_title(f"{self.hardware} ({self.precision}): SNN {_pj(self.total_energy_pj)}, "
-                     f"ANN {_pj(self.ann_energy_pj)}")
+        ax.set_title(
+            f"{self.hardware} ({self.precision}): SNN {_pj(self.total_energy_pj)}, "
+            f"ANN {_pj(self.ann_energy_pj)}"
+        )
         ax.legend()
         fig.tight_layout()
         fig.savefig(path, dpi=120)
@@ -158,15 +191,30 @@ def _pj(value: float) -> str:
     return f"{value:.3g} pJ"
 
 
-def layer_energy(name: str, kind: str, c: OpCounts, hw: HardwareProfile, time_steps: int) -> LayerEnergy:
-    energy = c.macs * hw.mac_pj + c.acs * hw.ac_pj + c.neuron_updates * hw.neuron_update_pj + c.spikes * hw.spike_pj
+def layer_energy(
+    name: str, kind: str, c: OpCounts, hw: HardwareProfile, time_steps: int
+) -> LayerEnergy:
+    energy = (
+        c.macs * hw.mac_pj
+        + c.acs * hw.ac_pj
+        + c.neuron_updates * hw.neuron_update_pj
+        + c.spikes * hw.spike_pj
+    )
     ann = (c.dense_macs * hw.mac_pj + c.dense_acs * hw.ac_pj) / time_steps
     return LayerEnergy(name, kind, c, energy, ann)
 
 
 def energy_report(counter: OpCounter, hardware: HardwareProfile) -> EnergyReport:
     """Price a counter's per-sample operations on ``hardware``."""
-    layers = [layer_energy(name, kind, counts, hardware, counter.time_steps)
-              for name, (kind, counts) in counter.per_sample().items()]
-    return EnergyReport(hardware.name, hardware.precision, counter.samples, counter.time_steps, layers,
-                        list(counter.uncounted))
+    layers = [
+        layer_energy(name, kind, counts, hardware, counter.time_steps)
+        for name, (kind, counts) in counter.per_sample().items()
+    ]
+    return EnergyReport(
+        hardware.name,
+        hardware.precision,
+        counter.samples,
+        counter.time_steps,
+        layers,
+        list(counter.uncounted),
+    )

@@ -1,16 +1,17 @@
 """Training: the trainer loop, losses, optimisers and schedules, checkpoints, distributed runs.
 
+Checkpoint files and seeding live in :mod:`neuroflow.experiment` (re-exported here).
+
 Public names: :func:`train`, :func:`evaluate_checkpoint`, :func:`evaluate`,
 :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`build_loss`, :func:`build_optimizer`,
 :class:`LRSchedule`, :class:`FiringRateMonitor`, :class:`MetricsLogger`, :func:`seed_everything`.
 """
 
-from neuroflow.train.checkpoint import load_checkpoint, save_checkpoint
+from neuroflow.experiment import load_checkpoint, save_checkpoint, seed_everything
 from neuroflow.train.firing_rates import FiringRateMonitor
 from neuroflow.train.losses import build_loss, mean_ce, tet_loss
 from neuroflow.train.metrics_log import MetricsLogger
 from neuroflow.train.optim import LRSchedule, build_optimizer
-from neuroflow.train.seeding import seed_everything
 from neuroflow.train.trainer import evaluate, evaluate_checkpoint, train
 
 __all__ = [

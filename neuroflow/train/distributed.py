@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime
 import gc
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -27,6 +27,7 @@ from torch.utils.data import Sampler
 
 from neuroflow.config.schema import ExperimentConfig
 from neuroflow.errors import ConfigError
+from neuroflow.experiment import select_device
 
 
 @dataclass
@@ -46,15 +47,6 @@ class DistContext:
     @property
     def is_distributed(self) -> bool:
         return self.world_size > 1
-
-
-def select_device(cfg: ExperimentConfig, local_rank: int) -> torch.device:
-    """The device of config ``device`` (``auto``: this rank's GPU when there is one, else CPU)."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'device': 'cuda' requested but no CUDA device is available")
-    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return torch.device("cpu")
 
 
 def init_distributed(cfg: ExperimentConfig) -> DistContext:

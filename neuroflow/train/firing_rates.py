@@ -26,7 +26,7 @@ class FiringRateMonitor:
         self.counts: dict[str, float] = {}
         self._handles = []
 
-    def __enter__(self) -> "FiringRateMonitor":
+    def __enter__(self) -> FiringRateMonitor:
         for name, module in self.model.named_modules():
             if isinstance(module, SpikingNeuron):
                 self.sums[name] = 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,9 @@ def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
-def mean_ce(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def mean_ce(
+    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Cross-entropy of the time-mean logits (the usual rate-coded readout). Scalar."""
     _check(logits, target)
     return F.cross_entropy(logits.mean(0), target, label_smoothing=label_smoothing)

@@ -14,7 +14,9 @@ class MetricsLogger:
     (a run killed after logging an epoch but before its checkpoint would otherwise log it twice);
     ``None`` starts both files afresh."""
 
-    def __init__(self, out_dir: str | Path, resume_epoch: int | None = None, tensorboard: bool = True):
+    def __init__(
+        self, out_dir: str | Path, resume_epoch: int | None = None, tensorboard: bool = True
+    ):
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.jsonl = self.dir / "metrics.jsonl"

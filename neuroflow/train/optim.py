@@ -38,9 +38,15 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optim
     """
     groups = param_groups(model, cfg.weight_decay)
     # torch checks the parameters only at the first step: test them here
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+    fused = all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda")
+        for g in groups
+        for p in g["params"]
+    )
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused)
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused
+        )
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
 
 
@@ -74,7 +80,9 @@ class LRSchedule:
         if cfg.name == "cosine":
             span = max(1, self.total_steps - self.warmup_steps - 1)
             progress = min(1.0, (step - self.warmup_steps) / span)
-            return cfg.min_lr + (self.base_lr - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+            return cfg.min_lr + (self.base_lr - cfg.min_lr) * 0.5 * (
+                1 + math.cos(math.pi * progress)
+            )
         if cfg.name == "step":
             epoch = step // self.steps_per_epoch
             return self.base_lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)

@@ -1,4 +1,5 @@
-"""One seed for Python, NumPy and torch, and their generator states as checkpoint-safe values.
+"""Generator states of Python, NumPy and torch as checkpoint-safe values (the seeding itself,
+:func:`~neuroflow.experiment.seed_everything`, lives with the experiment).
 
 The states are stored as tensors, lists and ints only, so checkpoints load with
 ``torch.load(..., weights_only=True)``.
@@ -10,13 +11,6 @@ import random
 
 import numpy as np
 import torch
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds all CUDA devices
 
 
 def capture_rng() -> dict:

@@ -18,9 +18,10 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,13 +30,20 @@ from tqdm import tqdm
 
 from neuroflow.config.loader import to_dict
 from neuroflow.config.schema import ExperimentConfig
-from neuroflow.errors import CheckpointError, ConfigError, NeuroflowError
-from neuroflow.models import build_model
-from neuroflow.train.checkpoint import (
+from neuroflow.errors import CheckpointError, NeuroflowError
+from neuroflow.experiment import (
     atomic_write,
+    build_datasets,
+    build_loader,
+    build_model,
+    diff_keys,
     load_checkpoint,
     load_model_state,
+    load_trained_model,
+    model_io,
     save_checkpoint,
+    seed_everything,
+    select_device,
 )
 from neuroflow.train.distributed import (
     DistContext,
@@ -44,7 +52,6 @@ from neuroflow.train.distributed import (
     barrier,
     init_distributed,
     per_rank_batch,
-    select_device,
     shutdown,
     unwrap,
     wrap_model,
@@ -53,7 +60,7 @@ from neuroflow.train.firing_rates import FiringRateMonitor
 from neuroflow.train.losses import build_loss, mean_ce
 from neuroflow.train.metrics_log import MetricsLogger
 from neuroflow.train.optim import LRSchedule, build_optimizer
-from neuroflow.train.seeding import capture_rng, restore_rng, seed_everything
+from neuroflow.train.seeding import capture_rng, restore_rng
 
 
 @dataclass
@@ -95,54 +102,36 @@ def _main_first(fn: Callable[[], Any], ctx: DistContext, what: str) -> Any:
 
 def load_datasets(cfg: ExperimentConfig, ctx: DistContext) -> dict:
     """``{"train", "val", "test"}`` datasets for the config (rank 0 prepares data first)."""
-    from neuroflow.data import build_datasets
-
-    datasets = _main_first(lambda: build_datasets(cfg.data, cfg.seed), ctx, "loading the data")
-    if len(datasets["train"]) == 0:
-        raise ConfigError(f"the training split of {cfg.data.root} is empty")
-    return datasets
-
-
-def sample_shape(dataset) -> tuple[int, ...]:
-    """One sample's shape without a time axis: ``(C, H, W)`` for frames, ``(C,)`` (features per
-    voxel) for point clouds."""
-    shape = tuple(int(s) for s in dataset.input_shape)
-    return shape[-3:] if len(shape) == 4 else shape
+    return _main_first(lambda: build_datasets(cfg), ctx, "loading the data")
 
 
 def make_model(cfg: ExperimentConfig, dataset) -> nn.Module:
-    """Build the configured model for ``dataset`` from a fresh seed, so that its initial weights
-    depend on the seed only (not on how much randomness the data pipeline consumed)."""
-    seed_everything(cfg.seed)
-    return build_model(
-        cfg.model.name,
-        cfg.model.params,
-        num_classes=int(dataset.num_classes),
-        input_shape=sample_shape(dataset),
-    )
+    """The configured model for ``dataset``, its initial weights depending on the seed only."""
+    return build_model(cfg, dataset)
 
 
-def make_loader(dataset, batch_size: int, sampler, cfg: ExperimentConfig, ctx: DistContext,
-                generator: torch.Generator | None = None) -> DataLoader:
-    from neuroflow.data import collate_time_first
-
-    # point clouds bring their own (they batch into a SparseTensor, which `.to(device)` moves)
-    collate = getattr(dataset, "collate_fn", None) or collate_time_first
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        collate_fn=collate,
-        num_workers=cfg.data.num_workers,
-        pin_memory=ctx.device.type == "cuda",
-        generator=generator,
-        drop_last=False,
-    )
+def make_loader(
+    dataset,
+    batch_size: int,
+    sampler,
+    cfg: ExperimentConfig,
+    ctx: DistContext,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
+    return build_loader(dataset, cfg, batch_size, sampler, generator, ctx.device)
 
 
 def _bar(iterable, total: int, desc: str, enabled: bool):
-    return tqdm(iterable, total=total, desc=desc, leave=False, disable=not enabled,
-                dynamic_ncols=True, unit="batch", file=sys.stderr)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        leave=False,
+        disable=not enabled,
+        dynamic_ncols=True,
+        unit="batch",
+        file=sys.stderr,
+    )
 
 
 def _say(ctx: DistContext, text: str) -> None:
@@ -191,9 +180,13 @@ def train_one_epoch(
         bar.update()
         if show and (i % cfg.loop.log_every == 0 or i == len(loader) - 1):
             seen = totals[2].item() * ctx.world_size
-            bar.set_postfix({"loss": f"{totals[0].item() / totals[2].item():.3f}",
-                             "acc": f"{totals[1].item() / totals[2].item():.1%}",
-                             "samples/s": f"{seen / (time.perf_counter() - start):.0f}"})
+            bar.set_postfix(
+                {
+                    "loss": f"{totals[0].item() / totals[2].item():.3f}",
+                    "acc": f"{totals[1].item() / totals[2].item():.1%}",
+                    "samples/s": f"{seen / (time.perf_counter() - start):.0f}",
+                }
+            )
     bar.close()
     totals = all_reduce_sum(totals, ctx)
     seconds = time.perf_counter() - start
@@ -209,8 +202,13 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, desc: str = "eval",
-             progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    ctx: DistContext,
+    desc: str = "eval",
+    progress: bool = False,
+) -> dict[str, Any]:
     """Loss (cross-entropy of the time-mean logits), accuracy, mean class accuracy and firing
     rates over ``loader``, summed over all ranks (each rank sees its own shard).
 
@@ -230,22 +228,32 @@ def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, desc: str =
             logits = model(x)
             n = y.shape[0]
             hits = logits.mean(0).argmax(1) == y
-            totals += torch.tensor([mean_ce(logits, y).item() * n, hits.sum().item(), n], dtype=torch.float64)
+            totals += torch.tensor(
+                [mean_ce(logits, y).item() * n, hits.sum().item(), n], dtype=torch.float64
+            )
             if num_classes:
                 labels = y.cpu()  # in range: the cross-entropy above checked them
-                per_class[0] += torch.bincount(labels, weights=hits.cpu().double(), minlength=num_classes)
+                per_class[0] += torch.bincount(
+                    labels, weights=hits.cpu().double(), minlength=num_classes
+                )
                 per_class[1] += torch.bincount(labels, minlength=num_classes)
-    summed = all_reduce_sum(torch.cat([totals, per_class.flatten(), torch.tensor(monitor.totals(), dtype=torch.float64)]),
-                            ctx)
-    counts = summed[3:3 + 2 * num_classes].view(2, num_classes)
-    monitor.load_totals(summed[3 + 2 * num_classes:].tolist())
+    summed = all_reduce_sum(
+        torch.cat(
+            [totals, per_class.flatten(), torch.tensor(monitor.totals(), dtype=torch.float64)]
+        ),
+        ctx,
+    )
+    counts = summed[3 : 3 + 2 * num_classes].view(2, num_classes)
+    monitor.load_totals(summed[3 + 2 * num_classes :].tolist())
     n = summed[2].item()
     seen = counts[1] > 0
     class_accuracy = [c / t if t else None for c, t in zip(counts[0].tolist(), counts[1].tolist())]
     return {
         "loss": summed[0].item() / n if n else float("nan"),
         "accuracy": summed[1].item() / n if n else float("nan"),
-        "mean_class_accuracy": float((counts[0][seen] / counts[1][seen]).mean()) if seen.any() else None,
+        "mean_class_accuracy": float((counts[0][seen] / counts[1][seen]).mean())
+        if seen.any()
+        else None,
         "class_accuracy": class_accuracy if num_classes else None,
         "num_samples": int(n),
         "mean_firing_rate": monitor.mean_rate(),
@@ -257,7 +265,7 @@ def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, desc: str =
 # checkpoints of a run
 
 
-def _payload(model, optimizer, state: TrainState, cfg: ExperimentConfig) -> dict:
+def _payload(model, optimizer, state: TrainState, cfg: ExperimentConfig, io: dict) -> dict:
     return {
         "epoch": state.epoch,
         "global_step": state.global_step,
@@ -270,14 +278,8 @@ def _payload(model, optimizer, state: TrainState, cfg: ExperimentConfig) -> dict
         "best_epoch": state.best_epoch,
         "wall_time_s": state.wall_time_s,
         "config": to_dict(cfg),
+        "model_io": io,
     }
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = list(a) + [k for k in b if k not in a]
-        return [p for k in keys for p in _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
-    return [] if a == b else [prefix.rstrip(".")]
 
 
 def _resume(path: Path, model, optimizer, cfg: ExperimentConfig, ctx: DistContext) -> TrainState:
@@ -285,7 +287,7 @@ def _resume(path: Path, model, optimizer, cfg: ExperimentConfig, ctx: DistContex
     ckpt = load_checkpoint(path)
     saved = ckpt.get("config", {})
     current = to_dict(cfg)
-    changed = _diff_keys(saved, current)
+    changed = diff_keys(saved, current)
     model_changes = [k for k in changed if k.startswith("model")]
     if model_changes:
         raise CheckpointError(
@@ -336,13 +338,19 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
     num_params = sum(p.numel() for p in model.parameters())
 
     train_sampler = DistributedSampler(
-        datasets["train"], num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-        seed=cfg.seed, drop_last=False,
+        datasets["train"],
+        num_replicas=ctx.world_size,
+        rank=ctx.rank,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=False,
     )
     loader_gen = torch.Generator()
     train_loader = make_loader(datasets["train"], batch, train_sampler, cfg, ctx, loader_gen)
     eval_loaders = {
-        split: make_loader(datasets[split], batch, ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+        split: make_loader(
+            datasets[split], batch, ShardSampler(len(datasets[split]), ctx), cfg, ctx
+        )
         for split in ("val", "test")
         if datasets.get(split) is not None and len(datasets[split]) > 0
     }
@@ -361,12 +369,16 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(".*.tmp-*"):  # left by a run killed while writing a file
             stale.unlink(missing_ok=True)
-        logger = MetricsLogger(out, resume_epoch=state.epoch if resume else None,
-                               tensorboard=cfg.loop.tensorboard)
+        logger = MetricsLogger(
+            out, resume_epoch=state.epoch if resume else None, tensorboard=cfg.loop.tensorboard
+        )
         sizes = ", ".join(f"{k} {len(v)}" for k, v in datasets.items() if v is not None)
-        _say(ctx, f"{cfg.name}: model {cfg.model.name} ({num_params:,} parameters), data "
-                  f"{cfg.data.name} ({sizes}), {ctx.world_size} process(es) on {ctx.device}, "
-                  f"output {out}")
+        _say(
+            ctx,
+            f"{cfg.name}: model {cfg.model.name} ({num_params:,} parameters), data "
+            f"{cfg.data.name} ({sizes}), {ctx.world_size} process(es) on {ctx.device}, "
+            f"output {out}",
+        )
 
     segment_start = time.perf_counter()
     wall_before = state.wall_time_s
@@ -376,13 +388,17 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
             train_sampler.set_epoch(epoch)
             loader_gen.manual_seed(cfg.seed + epoch)  # worker seeds depend on (seed, epoch) only
             record: dict[str, Any] = {"epoch": epoch + 1}
-            record.update(train_one_epoch(model, train_loader, optimizer, schedule, loss_fn,
-                                          state, cfg, ctx))
+            record.update(
+                train_one_epoch(model, train_loader, optimizer, schedule, loss_fn, state, cfg, ctx)
+            )
             last_epoch = epoch + 1 == cfg.loop.epochs
             if "val" in eval_loaders and ((epoch + 1) % cfg.loop.eval_every == 0 or last_epoch):
                 val = evaluate(model, eval_loaders["val"], ctx, "validate", cfg.loop.progress)
-                record.update(val_loss=val["loss"], val_accuracy=val["accuracy"],
-                              val_firing_rate=val["mean_firing_rate"])
+                record.update(
+                    val_loss=val["loss"],
+                    val_accuracy=val["accuracy"],
+                    val_firing_rate=val["mean_firing_rate"],
+                )
             state.epoch = epoch + 1
             state.wall_time_s = wall_before + time.perf_counter() - segment_start
             if "val" in eval_loaders:
@@ -400,7 +416,7 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
             if ctx.is_main:
                 # metrics before the checkpoint: a resume drops records newer than last.pt
                 logger.log(record)
-                payload = _payload(model, optimizer, state, cfg)
+                payload = _payload(model, optimizer, state, cfg, model_io(datasets["train"]))
                 # best before last: whenever last.pt says "epoch e", best.pt covers epochs <= e
                 if improved:
                     save_checkpoint(best_path, payload)
@@ -415,30 +431,46 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
 
 
 def _epoch_line(r: dict, cfg: ExperimentConfig) -> str:
-    line = (f"epoch {r['epoch']}/{cfg.loop.epochs}  train loss {r['train_loss']:.4f} "
-            f"acc {r['train_accuracy']:.2%}")
+    line = (
+        f"epoch {r['epoch']}/{cfg.loop.epochs}  train loss {r['train_loss']:.4f} "
+        f"acc {r['train_accuracy']:.2%}"
+    )
     if "val_accuracy" in r:
         line += f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.2%}"
-    return line + f"  lr {r['lr']:.2e}  {r['epoch_time_s']:.1f} s ({r['samples_per_s']:.0f} samples/s)"
+    return (
+        line + f"  lr {r['lr']:.2e}  {r['epoch_time_s']:.1f} s ({r['samples_per_s']:.0f} samples/s)"
+    )
 
 
 #: test samples the end-of-training energy summary counts on (cheap next to the test pass)
 ENERGY_SUMMARY_SAMPLES = 64
 
 
-def _energy_summary(model: nn.Module, loader: DataLoader, ctx: DistContext) -> dict[str, Any] | None:
+def _energy_summary(
+    model: nn.Module, loader: DataLoader, ctx: DistContext
+) -> dict[str, Any] | None:
     """Energy per sample on ``cmos45nm`` over the first test samples, or None with a warning:
     a failing estimate must never cost a finished training run."""
     from neuroflow.energy import estimate_energy
 
     try:
-        report = estimate_energy(unwrap(model), loader, "cmos45nm", max_samples=ENERGY_SUMMARY_SAMPLES,
-                                 device=ctx.device)
+        report = estimate_energy(
+            unwrap(model), loader, "cmos45nm", max_samples=ENERGY_SUMMARY_SAMPLES, device=ctx.device
+        )
     except Exception as exc:  # any failure: report it and keep the run's results
-        warnings.warn(f"energy estimate skipped: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"energy estimate skipped: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2
+        )
         return None
     _say(ctx, report.summary())
-    keys = ("hardware", "precision", "samples", "total_energy_pj", "ann_energy_pj", "snn_to_ann_ratio")
+    keys = (
+        "hardware",
+        "precision",
+        "samples",
+        "total_energy_pj",
+        "ann_energy_pj",
+        "snn_to_ann_ratio",
+    )
     return {k: v for k, v in report.to_dict().items() if k in keys}
 
 
@@ -467,10 +499,14 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
     }
     if "test" in eval_loaders:
         test = evaluate(model, eval_loaders["test"], ctx, "test", cfg.loop.progress)
-        summary.update(test_accuracy=test["accuracy"], test_mean_class_accuracy=test["mean_class_accuracy"],
-                       test_loss=test["loss"],
-                       test_samples=test["num_samples"], mean_firing_rate=test["mean_firing_rate"],
-                       firing_rates=test["firing_rates"])
+        summary.update(
+            test_accuracy=test["accuracy"],
+            test_mean_class_accuracy=test["mean_class_accuracy"],
+            test_loss=test["loss"],
+            test_samples=test["num_samples"],
+            mean_firing_rate=test["mean_firing_rate"],
+            firing_rates=test["firing_rates"],
+        )
         if ctx.is_main:
             summary["energy"] = _energy_summary(model, eval_loaders["test"], ctx)
     if ctx.is_main:
@@ -478,9 +514,12 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
         if summary["test_accuracy"] is not None:
             mean_class = summary["test_mean_class_accuracy"]
-            _say(ctx, f"test accuracy: {summary['test_accuracy']:.2%}"
-                      + (f", mean class accuracy {mean_class:.2%}" if mean_class is not None else "")
-                      + f" ({summary['test_samples']} samples, best epoch {state.best_epoch})")
+            _say(
+                ctx,
+                f"test accuracy: {summary['test_accuracy']:.2%}"
+                + (f", mean class accuracy {mean_class:.2%}" if mean_class is not None else "")
+                + f" ({summary['test_samples']} samples, best epoch {state.best_epoch})",
+            )
             rates = ", ".join(f"{k} {v:.4f}" for k, v in summary["firing_rates"].items())
             _say(ctx, f"firing rates: {rates} (mean {summary['mean_firing_rate']:.4f})")
         else:
@@ -496,26 +535,33 @@ def load_for_evaluation(cfg: ExperimentConfig, checkpoint: str | Path, split: st
     ``checkpoint`` on one split of the config's data in this process."""
     ctx = DistContext(device=select_device(cfg, 0))
     ckpt = load_checkpoint(checkpoint)
-    datasets = load_datasets(cfg, ctx)
-    if datasets.get(split) is None or len(datasets[split]) == 0:
-        raise ConfigError(f"the {split!r} split of {cfg.data.root} is empty")
-    model = make_model(cfg, datasets["train"])
-    changed = _diff_keys(ckpt.get("config", {}).get("model"), to_dict(cfg)["model"], "model.")
-    hint = f"the checkpoint's config differs in {', '.join(changed)}" if changed else ""
-    load_model_state(model, ckpt["model"], checkpoint, hint)
-    model.to(ctx.device)
-    loader = make_loader(datasets[split], cfg.data.batch_size,
-                         ShardSampler(len(datasets[split]), ctx), cfg, ctx)
+    datasets = build_datasets(cfg, require=("train", split))
+    model = load_trained_model(cfg, ckpt, ctx.device, dataset=datasets["train"])
+    loader = make_loader(
+        datasets[split], cfg.data.batch_size, ShardSampler(len(datasets[split]), ctx), cfg, ctx
+    )
     return ctx, ckpt, model, loader
 
 
-def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test",
-                        progress: bool = False) -> dict[str, Any]:
+def evaluate_checkpoint(
+    cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test", progress: bool = False
+) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on one split of the config's data, in this process."""
     ctx, ckpt, model, loader = load_for_evaluation(cfg, checkpoint, split)
     result = evaluate(model, loader, ctx, split, progress)
-    return {"split": split, "checkpoint": str(checkpoint), "epoch": int(ckpt.get("epoch", 0)),
-            **result}
+    return {
+        "split": split,
+        "checkpoint": str(checkpoint),
+        "epoch": int(ckpt.get("epoch", 0)),
+        **result,
+    }
 
 
-__all__ = ["TrainState", "evaluate", "evaluate_checkpoint", "load_for_evaluation", "train", "train_one_epoch"]
+__all__ = [
+    "TrainState",
+    "evaluate",
+    "evaluate_checkpoint",
+    "load_for_evaluation",
+    "train",
+    "train_one_epoch",
+]
