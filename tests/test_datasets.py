@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from neuroflow.data import DATASETS, build_datasets, collate_time_first, prepare_dataset
-from neuroflow.data import datasets as ds_module
-from neuroflow.data import frame_cache
-from neuroflow.data.event_transforms import to_frames
-from neuroflow.data.nmnist import SampleRef
+from neuroflow.data.events import dataset as ds_module
+from neuroflow.data.events import frame_cache
+from neuroflow.data.events.nmnist import SampleRef
+from neuroflow.data.events.transforms import to_frames
 from neuroflow.errors import (
     DataFormatError,
     DatasetNotFoundError,
@@ -29,7 +29,7 @@ from neuroflow.errors import (
 
 
 def encode(x, y, t, p) -> bytes:
-    """Independent encoder (see the format in neuroflow.data.nmnist)."""
+    """Independent encoder (see the format in neuroflow.data.events.nmnist)."""
     rec = np.zeros((len(t), 5), np.uint8)
     rec[:, 0], rec[:, 1] = x, y
     rec[:, 2] = (np.asarray(p) << 7) | (np.asarray(t) >> 16)
@@ -37,7 +37,9 @@ def encode(x, y, t, p) -> bytes:
     return rec.tobytes()
 
 
-def make_root(root: Path, train_per_class: int = 10, test_per_class: int | None = 3, seed: int = 0) -> Path:
+def make_root(
+    root: Path, train_per_class: int = 10, test_per_class: int | None = 3, seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     for split, per in (("Train", train_per_class), ("Test", test_per_class)):
         if per is None:
@@ -129,7 +131,9 @@ def cache_files(root) -> dict[str, int]:
 def test_cache_reused_and_keyed_by_parameters(root, monkeypatch):
     build_datasets(cfg(root), seed=0)
     first = cache_files(root)
-    assert len(first) == 3 and all(n.startswith(("frames-train-", "frames-val-", "frames-test-")) for n in first)
+    assert len(first) == 3 and all(
+        n.startswith(("frames-train-", "frames-val-", "frames-test-")) for n in first
+    )
     assert not [p for p in (Path(root) / ".cache").iterdir() if ".tmp-" in p.name]
 
     reads = {"n": 0}
@@ -223,15 +227,21 @@ def test_missing_or_empty_dataset_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="no <digit>/<id>.bin"):
         build_datasets(cfg(tmp_path / "empty"), seed=0)
     with pytest.raises(DatasetNotFoundError, match="neuroflow data prepare synthetic-nmnist"):
-        build_datasets({"name": "synthetic-nmnist", "root": str(tmp_path / "nope"), "prepare": False}, seed=0)
+        build_datasets(
+            {"name": "synthetic-nmnist", "root": str(tmp_path / "nope"), "prepare": False}, seed=0
+        )
     with pytest.raises(DatasetNotFoundError):
         prepare_dataset("nmnist", tmp_path / "absent")
 
 
 def test_synthetic_prepared_on_first_use(tmp_path):
     options = types.SimpleNamespace(  # any object with the attributes works, like DataConfig
-        name="synthetic-nmnist", root=str(tmp_path / "syn"), time_steps=4, synthetic_train_per_class=10,
-        synthetic_test_per_class=2, batch_size=32,
+        name="synthetic-nmnist",
+        root=str(tmp_path / "syn"),
+        time_steps=4,
+        synthetic_train_per_class=10,
+        synthetic_test_per_class=2,
+        batch_size=32,
     )
     d = build_datasets(options, seed=0)
     assert (len(d["train"]), len(d["val"]), len(d["test"])) == (90, 10, 20)
@@ -252,8 +262,14 @@ def test_registry_and_option_errors(root):
     assert DATASETS.names() == ["modelnet40", "nmnist", "synthetic-nmnist", "synthetic-shapes"]
     with pytest.raises(RegistryError, match="did you mean 'nmnist'"):
         build_datasets(cfg(root, name="nminst"), seed=0)
-    for key, value in [("time_steps", 0), ("split_by", "space"), ("val_fraction", 1.0),
-                       ("on_bad_file", "ignore"), ("translate", -1), ("max_samples", 0)]:
+    for key, value in [
+        ("time_steps", 0),
+        ("split_by", "space"),
+        ("val_fraction", 1.0),
+        ("on_bad_file", "ignore"),
+        ("translate", -1),
+        ("max_samples", 0),
+    ]:
         with pytest.raises(InvalidArgumentError, match=f"data.{key}"):
             build_datasets(cfg(root, **{key: value}), seed=0)
 
@@ -270,8 +286,12 @@ def test_concurrent_cache_writers_agree(root):
     key = frame_cache.cache_key(params, refs)
     assert Path(path).name == f"frames-train-{key}.h5"
     with ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(frame_cache.build_frame_cache, path, refs, maker, maker.frame_shape, key, params)
-                for _ in range(2)]
+        jobs = [
+            pool.submit(
+                frame_cache.build_frame_cache, path, refs, maker, maker.frame_shape, key, params
+            )
+            for _ in range(2)
+        ]
         assert [j.result() for j in jobs] == [Path(path)] * 2
     assert [p.name for p in Path(path).parent.iterdir() if ".tmp-" in p.name] == []
     with warnings.catch_warnings():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuroflow.data.event_transforms import (
+from neuroflow.data.events.nmnist import EVENT_DTYPE
+from neuroflow.data.events.transforms import (
     EventsToFrames,
     RandomTranslate,
     bin_index,
@@ -17,7 +18,6 @@ from neuroflow.data.event_transforms import (
     to_frames,
     translate_frames,
 )
-from neuroflow.data.nmnist import EVENT_DTYPE
 from neuroflow.errors import InvalidArgumentError
 
 
@@ -40,15 +40,17 @@ def random_events(n: int, seed: int, size: int = 34, duration: int = 300_000) ->
 
 def test_time_bins_hand_computed():
     # t from 1000 to 1099 us: span 100 us, T=4 -> windows of 25 us starting at 1000
-    ev = events([
-        (0, 0, 1000, 0),   # bin 0
-        (1, 0, 1024, 1),   # bin 0 (24 < 25)
-        (1, 0, 1025, 1),   # bin 1
-        (1, 0, 1025, 1),   # bin 1, same pixel: counts 2
-        (5, 7, 1060, 0),   # bin 2 (60 // 25)
-        (33, 33, 1075, 1),  # bin 3
-        (33, 33, 1099, 1),  # bin 3 (last event lands in the last bin)
-    ])
+    ev = events(
+        [
+            (0, 0, 1000, 0),  # bin 0
+            (1, 0, 1024, 1),  # bin 0 (24 < 25)
+            (1, 0, 1025, 1),  # bin 1
+            (1, 0, 1025, 1),  # bin 1, same pixel: counts 2
+            (5, 7, 1060, 0),  # bin 2 (60 // 25)
+            (33, 33, 1075, 1),  # bin 3
+            (33, 33, 1099, 1),  # bin 3 (last event lands in the last bin)
+        ]
+    )
     frames = to_frames(ev, 4, "time")
     assert frames.shape == (4, 2, 34, 34) and frames.dtype == np.float32
     expected = np.zeros((4, 2, 34, 34), np.float32)
@@ -94,20 +96,27 @@ def reference_denoise(ev: np.ndarray, filter_time: int, connectivity: int = 8) -
         nbrs += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
     for e in ev:
         x, y, t = int(e["x"]), int(e["y"]), int(e["t"])
-        keep.append(any((x + dx, y + dy) in last and t - last[(x + dx, y + dy)] < filter_time for dx, dy in nbrs))
+        keep.append(
+            any(
+                (x + dx, y + dy) in last and t - last[(x + dx, y + dy)] < filter_time
+                for dx, dy in nbrs
+            )
+        )
         last[(x, y)] = t
     return ev[np.array(keep, dtype=bool)]
 
 
 def test_denoise_hand_cases():
-    ev = events([
-        (10, 10, 0, 0),      # nothing before it: dropped
-        (11, 10, 500, 1),    # neighbour (10,10) 500 us before: kept
-        (20, 20, 600, 0),    # isolated: dropped
-        (20, 20, 700, 0),    # only its own pixel fired before: dropped
-        (21, 21, 900, 1),    # diagonal neighbour (20,20) 200 us before: kept with 8-connectivity
-        (12, 10, 2000, 0),   # neighbour (11,10) 1500 us before: dropped with filter 1000
-    ])
+    ev = events(
+        [
+            (10, 10, 0, 0),  # nothing before it: dropped
+            (11, 10, 500, 1),  # neighbour (10,10) 500 us before: kept
+            (20, 20, 600, 0),  # isolated: dropped
+            (20, 20, 700, 0),  # only its own pixel fired before: dropped
+            (21, 21, 900, 1),  # diagonal neighbour (20,20) 200 us before: kept with 8-connectivity
+            (12, 10, 2000, 0),  # neighbour (11,10) 1500 us before: dropped with filter 1000
+        ]
+    )
     kept = denoise(ev, 1000)
     assert kept["t"].tolist() == [500, 900]
     kept4 = denoise(ev, 1000, connectivity=4)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neuroflow.data import build_datasets, read_modelnet_txt
-from neuroflow.data.modelnet import detect_format
+from neuroflow.data.pointcloud.modelnet import detect_format
 from neuroflow.errors import DataFormatError, DatasetNotFoundError, RegistryError
 from neuroflow.layers.sparse_tensor import SparseTensor
 
@@ -32,7 +32,9 @@ def normal_resampled(tmp_path):
         for i in range(1, 8):
             name = f"{cls}_{i:04d}"
             cloud = _blob(rng, label, 300)
-            (root / cls / f"{name}.txt").write_text("\n".join(",".join(f"{v:.6f}" for v in row) for row in cloud))
+            (root / cls / f"{name}.txt").write_text(
+                "\n".join(",".join(f"{v:.6f}" for v in row) for row in cloud)
+            )
             lists["train" if i <= 5 else "test"].append(name)
     (root / "modelnet40_shape_names.txt").write_text("\n".join(CLASSES) + "\n")
     for split, names in lists.items():
@@ -61,14 +63,23 @@ def ply_hdf5(tmp_path):
             labels = np.arange(6) % len(CLASSES)
             clouds = np.stack([_blob(rng, y, 2048) for y in labels])
             _write_h5(root / name, clouds[..., :3], labels)
-        (root / f"{split}_files.txt").write_text("".join(f"data/modelnet40_ply_hdf5_2048/{n}\n" for n in names))
+        (root / f"{split}_files.txt").write_text(
+            "".join(f"data/modelnet40_ply_hdf5_2048/{n}\n" for n in names)
+        )
     (root / "shape_names.txt").write_text("\n".join(CLASSES) + "\n")
     return root
 
 
 def _options(root, **kw):
-    return {"name": "modelnet40", "root": str(root), "num_points": 128, "surface_points": 512,
-            "voxel_size": 0.1, "time_steps": 1, **kw}
+    return {
+        "name": "modelnet40",
+        "root": str(root),
+        "num_points": 128,
+        "surface_points": 512,
+        "voxel_size": 0.1,
+        "time_steps": 1,
+        **kw,
+    }
 
 
 def test_read_modelnet_txt(normal_resampled):
@@ -76,12 +87,15 @@ def test_read_modelnet_txt(normal_resampled):
     assert cloud.shape == (300, 6) and cloud.dtype == np.float32
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("", "empty point cloud"),
-    ("1,2,3,0,0,1\n1,2,3,0,1\n", "line 2: expected 6 numbers"),
-    ("1,2,3,0,0,1\n\n1,nan,3,0,0,1\n", "line 3: NaN"),
-    ("1,2,3,0,0,1\n1,2,x,0,0,1\n", "line 2: expected 6 numbers"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("", "empty point cloud"),
+        ("1,2,3,0,0,1\n1,2,3,0,1\n", "line 2: expected 6 numbers"),
+        ("1,2,3,0,0,1\n\n1,nan,3,0,0,1\n", "line 3: NaN"),
+        ("1,2,3,0,0,1\n1,2,x,0,0,1\n", "line 2: expected 6 numbers"),
+    ],
+)
 def test_bad_txt_names_the_file(tmp_path, text, problem):
     path = tmp_path / "bad_0001.txt"
     path.write_text(text)
@@ -100,7 +114,11 @@ def test_normal_resampled_dataset(normal_resampled):
     coords, feats, label = ds["test"][0]
     assert coords.shape[1] == 3 and feats.shape == (len(coords), 6) and 0 <= label < 3
     x, y = ds["train"].collate_fn([ds["train"][i] for i in range(4)])
-    assert isinstance(x, SparseTensor) and x.batch_size == 4 and y.tolist() == ds["train"].labels[:4].tolist()
+    assert (
+        isinstance(x, SparseTensor)
+        and x.batch_size == 4
+        and y.tolist() == ds["train"].labels[:4].tolist()
+    )
     assert x.coords[:, 0].unique().tolist() == [0, 1, 2, 3]
 
 
@@ -109,23 +127,29 @@ def test_cache_is_reused_and_keyed_by_settings(normal_resampled):
     cached = sorted((normal_resampled / ".cache").glob("points-*.json"))
     assert len(cached) == 3  # train, val, test
     again = build_datasets(_options(normal_resampled), seed=0)
-    np.testing.assert_array_equal(np.asarray(again["test"].clouds), np.asarray(first["test"].clouds))
+    np.testing.assert_array_equal(
+        np.asarray(again["test"].clouds), np.asarray(first["test"].clouds)
+    )
     assert sorted((normal_resampled / ".cache").glob("points-*.json")) == cached
     build_datasets(_options(normal_resampled, num_points=64), seed=0)
     assert len(list((normal_resampled / ".cache").glob("points-*.json"))) == 6  # a new key
 
 
 def test_worker_processes_prepare_the_same_clouds(normal_resampled, monkeypatch):
-    from neuroflow.data import point_cloud_dataset
+    from neuroflow.data.pointcloud import dataset as point_cloud_dataset
 
     options = _options(normal_resampled, cache=False, val_fraction=0.0)
     serial = build_datasets(options, seed=0)
-    monkeypatch.setattr(point_cloud_dataset, "_usable_cpus", lambda: 2)  # two workers even on a one-core runner
+    monkeypatch.setattr(
+        point_cloud_dataset, "_usable_cpus", lambda: 2
+    )  # two workers even on a one-core runner
     monkeypatch.setattr(point_cloud_dataset, "_PARALLEL_MIN_SAMPLES", 4)
     monkeypatch.setattr(point_cloud_dataset, "_CHUNK", 2)
     forked = build_datasets(options, seed=0)
     for split in ("train", "test"):
-        np.testing.assert_array_equal(np.asarray(forked[split].clouds), np.asarray(serial[split].clouds))
+        np.testing.assert_array_equal(
+            np.asarray(forked[split].clouds), np.asarray(serial[split].clouds)
+        )
         assert forked[split].files == serial[split].files
     # a bad file found by a worker: skipped with a warning, or the error naming it
     (normal_resampled / "chair" / "chair_0003.txt").write_text("1,2,3\n")
@@ -151,7 +175,7 @@ def _dies_in_a_worker(refs, fmt, options):
 def test_a_dead_worker_leaves_the_rest_to_this_process(normal_resampled, monkeypatch):
     import os
 
-    from neuroflow.data import point_cloud_dataset
+    from neuroflow.data.pointcloud import dataset as point_cloud_dataset
 
     options = _options(normal_resampled, cache=False, val_fraction=0.0)
     serial = build_datasets(options, seed=0)
@@ -163,7 +187,9 @@ def test_a_dead_worker_leaves_the_rest_to_this_process(normal_resampled, monkeyp
     monkeypatch.setattr(point_cloud_dataset, "_prepare_chunk", _dies_in_a_worker)
     with pytest.warns(UserWarning, match="a worker preparing the point clouds died"):
         recovered = build_datasets(options, seed=0)
-    np.testing.assert_array_equal(np.asarray(recovered["train"].clouds), np.asarray(serial["train"].clouds))
+    np.testing.assert_array_equal(
+        np.asarray(recovered["train"].clouds), np.asarray(serial["train"].clouds)
+    )
 
 
 def test_evaluation_items_are_deterministic_training_items_augmented(normal_resampled):
@@ -185,16 +211,21 @@ def test_ply_hdf5_dataset(ply_hdf5):
 
 
 def test_ply_hdf5_without_normals_refuses_use_normals(ply_hdf5):
-    with pytest.raises(DataFormatError, match=r"ply_data_train\d.h5.*no normals.*use_normals: false"):
+    with pytest.raises(
+        DataFormatError, match=r"ply_data_train\d.h5.*no normals.*use_normals: false"
+    ):
         build_datasets(_options(ply_hdf5, use_normals=True), seed=0)
 
 
-@pytest.mark.parametrize("damage, problem", [
-    ("garbage", "not a readable HDF5 file"),
-    ("no_label", r"missing dataset\(s\) \['label'\]"),
-    ("bad_shape", r"'data' must be \[N, P, 3\]"),
-    ("nan", "NaN"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ("garbage", "not a readable HDF5 file"),
+        ("no_label", r"missing dataset\(s\) \['label'\]"),
+        ("bad_shape", r"'data' must be \[N, P, 3\]"),
+        ("nan", "NaN"),
+    ],
+)
 def test_malformed_h5_names_the_file(ply_hdf5, damage, problem):
     path = ply_hdf5 / "ply_data_train1.h5"
     path.unlink()
@@ -230,7 +261,9 @@ def test_format_that_does_not_match_the_folder_names_the_one_it_holds(ply_hdf5):
     message = str(info.value)
     assert str(ply_hdf5) in message and "modelnet40_shape_names.txt" in message
     assert "it holds ply_hdf5_2048: set data.format: ply_hdf5_2048" in message
-    with pytest.raises(DatasetNotFoundError, match=r"format 'off'.*<class>/train/\*.off.*datasets/README.md"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"format 'off'.*<class>/train/\*.off.*datasets/README.md"
+    ):
         build_datasets(_options(ply_hdf5.parent, format="off"), seed=0)
 
 
@@ -238,9 +271,14 @@ def test_data_prepare_checks_the_folder_and_says_what_it_holds(normal_resampled,
     from neuroflow.cli import main
 
     assert main(["data", "prepare", "modelnet40", "--root", str(normal_resampled)]) == 0
-    assert "normal_resampled format, 3 classes, 15 training and 6 test samples" in capsys.readouterr().out
+    assert (
+        "normal_resampled format, 3 classes, 15 training and 6 test samples"
+        in capsys.readouterr().out
+    )
     assert main(["data", "prepare", "modelnet40", "--root", str(ply_hdf5)]) == 0
-    assert "ply_hdf5_2048 format, 3 classes, 12 training and 6 test samples" in capsys.readouterr().out
+    assert (
+        "ply_hdf5_2048 format, 3 classes, 12 training and 6 test samples" in capsys.readouterr().out
+    )
     (normal_resampled / "chair" / "chair_0007.txt").unlink()  # listed in modelnet40_test.txt
     assert main(["data", "prepare", "modelnet40", "--root", str(normal_resampled)]) == 2
     assert "modelnet40_test.txt line 6 lists chair_0007" in capsys.readouterr().err
@@ -251,5 +289,7 @@ def test_skip_bad_files(normal_resampled):
     with pytest.raises(DataFormatError, match="bowl_0002.txt"):
         build_datasets(_options(normal_resampled), seed=0)
     with pytest.warns(UserWarning, match="skipping bad file.*bowl_0002"):
-        ds = build_datasets(_options(normal_resampled, on_bad_file="skip", val_fraction=0.0), seed=0)
+        ds = build_datasets(
+            _options(normal_resampled, on_bad_file="skip", val_fraction=0.0), seed=0
+        )
     assert len(ds["train"]) == 14

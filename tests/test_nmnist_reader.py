@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuroflow.data.nmnist import (
+from neuroflow.data.events.nmnist import (
     EVENT_DTYPE,
     decode_events,
     encode_events,
@@ -108,7 +108,9 @@ def test_empty_file(tmp_path):
 
 def test_overflow_marker_advances_later_timestamps():
     # y == 240 marks a timestamp overflow: +2**13 us for every later event, marker dropped
-    data = hand_encode([(1, 1, 8000, 0), (0, 240, 0, 0), (2, 2, 10, 1), (0, 240, 0, 0), (3, 3, 20, 0)])
+    data = hand_encode(
+        [(1, 1, 8000, 0), (0, 240, 0, 0), (2, 2, 10, 1), (0, 240, 0, 0), (3, 3, 20, 0)]
+    )
     ev = decode_events(data)
     assert ev["t"].tolist() == [8000, 8192 + 10, 2 * 8192 + 20]
     assert ev["x"].tolist() == [1, 2, 3]
@@ -120,7 +122,10 @@ def _make_root(root: Path, per_digit: int = 2) -> dict[str, list]:
     for digit in range(10):
         for k in range(per_digit):
             t = np.sort(rng.integers(0, 300_000, 20))
-            ev = [(int(rng.integers(34)), int(rng.integers(34)), int(ti), int(rng.integers(2))) for ti in t]
+            ev = [
+                (int(rng.integers(34)), int(rng.integers(34)), int(ti), int(rng.integers(2)))
+                for ti in t
+            ]
             name = f"Train/{digit}/{k:05d}.bin"
             write(root / name, hand_encode(ev))
             written[name] = ev

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from point_cloud_helpers import shared_modelnet40
 
 from neuroflow.data import read_off
-from neuroflow.data.mesh_sampling import sample_surface, triangle_areas_normals
-from neuroflow.data.off import _read_off_lines, _read_triangles_fast, write_off
+from neuroflow.data.pointcloud.mesh_sampling import sample_surface, triangle_areas_normals
+from neuroflow.data.pointcloud.off import _read_off_lines, _read_triangles_fast, write_off
 from neuroflow.errors import DataFormatError, InvalidArgumentError
-from point_cloud_helpers import shared_modelnet40
 
 SQUARE = """OFF
 # a unit square split into two triangles, plus a quad on top
@@ -75,23 +75,31 @@ def test_numpy_reader_equals_the_line_parser():
         np.testing.assert_array_equal(fast[1], lines[1])
         assert fast[1].dtype == lines[1].dtype == np.int64 and fast[0].dtype == np.float64
     # anything else is left to the line parser, which reads polygons and comments and reports errors
-    for text in (SQUARE, "OFF\n3 1 0\n0 0 0\n\n1 0 0\n0 1 0\n3 0 1 2\n", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n",
-                 "OFF\n3 1 0\n0 0 0\n1 0 inf\n0 1 0\n3 0 1 2\n", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 0.5 0 0\n"):
+    for text in (
+        SQUARE,
+        "OFF\n3 1 0\n0 0 0\n\n1 0 0\n0 1 0\n3 0 1 2\n",
+        "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n",
+        "OFF\n3 1 0\n0 0 0\n1 0 inf\n0 1 0\n3 0 1 2\n",
+        "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 0.5 0 0\n",
+    ):
         assert _read_triangles_fast(text) is None
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("", "empty"),
-    ("PLY\n3 1 0\n", "expected the keyword 'OFF'"),
-    ("OFF\n", "missing the vertex/face counts"),
-    ("OFF\nthree 1 0\n", "line 2: expected 'V F E'"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n", "truncated"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 x\n0 1 0\n3 0 1 2\n", "line 4: expected three vertex coordinates"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 nan\n0 1 0\n3 0 1 2\n", "line 4: non-finite"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "line 6: vertex index out of range"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n2 0 1\n", "a face needs n >= 3"),
-    ("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n", "no faces"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("", "empty"),
+        ("PLY\n3 1 0\n", "expected the keyword 'OFF'"),
+        ("OFF\n", "missing the vertex/face counts"),
+        ("OFF\nthree 1 0\n", "line 2: expected 'V F E'"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n", "truncated"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 x\n0 1 0\n3 0 1 2\n", "line 4: expected three vertex coordinates"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 nan\n0 1 0\n3 0 1 2\n", "line 4: non-finite"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "line 6: vertex index out of range"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n2 0 1\n", "a face needs n >= 3"),
+        ("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n", "no faces"),
+    ],
+)
 def test_malformed_files_name_the_file(tmp_path, text, problem):
     path = tmp_path / "bad.off"
     path.write_text(text)
@@ -102,7 +110,9 @@ def test_malformed_files_name_the_file(tmp_path, text, problem):
 
 def test_sampling_follows_triangle_areas():
     # two triangles in the plane z = 0 with areas 1 and 3 (right triangles, legs (1, 2), (2, 3))
-    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0], [10, 0, 0], [12, 0, 0], [10, 3, 0]], dtype=float)
+    vertices = np.array(
+        [[0, 0, 0], [1, 0, 0], [0, 2, 0], [10, 0, 0], [12, 0, 0], [10, 3, 0]], dtype=float
+    )
     faces = np.array([[0, 1, 2], [3, 4, 5]])
     areas, normals = triangle_areas_normals(vertices, faces)
     np.testing.assert_allclose(areas, [1.0, 3.0])
@@ -155,7 +165,9 @@ def test_real_off_files_and_surface_sampling_match_open3d():
         mesh = o3d.io.read_triangle_mesh(str(path))
         v, f = read_off(path)
         np.testing.assert_array_equal(f, np.asarray(mesh.triangles))
-        np.testing.assert_array_equal(v.astype(np.float32), np.asarray(mesh.vertices, dtype=np.float32))
+        np.testing.assert_array_equal(
+            v.astype(np.float32), np.asarray(mesh.vertices, dtype=np.float32)
+        )
     n = 200_000
     for path in _shared_off_files()[:2]:
         mesh = o3d.io.read_triangle_mesh(str(path))
@@ -167,4 +179,6 @@ def test_real_off_files_and_surface_sampling_match_open3d():
         for moment in (ours, ours**2):  # means of x, y, z, normals, and of their squares
             reference = theirs if moment is ours else theirs**2
             standard_error = np.sqrt((moment.var(0) + reference.var(0)) / n)
-            assert (np.abs(moment.mean(0) - reference.mean(0)) <= 6 * standard_error + 1e-9).all(), path.name
+            assert (
+                np.abs(moment.mean(0) - reference.mean(0)) <= 6 * standard_error + 1e-9
+            ).all(), path.name

@@ -8,20 +8,26 @@ import json
 import numpy as np
 import pytest
 
-from neuroflow.data import synthetic_nmnist as synth
-from neuroflow.data.nmnist import decode_events, encode_events, list_split
+from neuroflow.data.events import synthetic_nmnist as synth
+from neuroflow.data.events.nmnist import decode_events, encode_events, list_split
 from neuroflow.errors import InvalidArgumentError
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     root = tmp_path_factory.mktemp("syn") / "synthetic-nmnist"
-    synth.prepare_synthetic_nmnist(root, train_per_class=3, test_per_class=1, seed=0, progress=False)
+    synth.prepare_synthetic_nmnist(
+        root, train_per_class=3, test_per_class=1, seed=0, progress=False
+    )
     return root
 
 
 def all_bytes(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_and_reader_reads_every_file(small):
@@ -60,10 +66,14 @@ def test_statistics_resemble_nmnist(small):
 
 def test_same_seed_identical_files(small, tmp_path):
     again = tmp_path / "again"
-    synth.prepare_synthetic_nmnist(again, train_per_class=3, test_per_class=1, seed=0, progress=False)
+    synth.prepare_synthetic_nmnist(
+        again, train_per_class=3, test_per_class=1, seed=0, progress=False
+    )
     assert all_bytes(again) == all_bytes(small)
     other = tmp_path / "other"
-    synth.prepare_synthetic_nmnist(other, train_per_class=3, test_per_class=1, seed=1, progress=False)
+    synth.prepare_synthetic_nmnist(
+        other, train_per_class=3, test_per_class=1, seed=1, progress=False
+    )
     a, b = all_bytes(small), all_bytes(other)
     assert a.keys() == b.keys()
     assert sum(a[k] != b[k] for k in a if k.endswith(".bin")) == 40
@@ -72,7 +82,9 @@ def test_same_seed_identical_files(small, tmp_path):
 def test_train_and_test_use_disjoint_source_images():
     train_images, train_labels = synth.source_digits("Train")
     test_images, test_labels = synth.source_digits("Test")
-    assert len(train_images) > 1200 and len(test_images) > 400  # 1797 images, every 4th a Test source
+    assert (
+        len(train_images) > 1200 and len(test_images) > 400
+    )  # 1797 images, every 4th a Test source
     assert set(np.unique(train_labels)) == set(np.unique(test_labels)) == set(range(10))
     train_set = {img.tobytes() for img in train_images}
     assert not any(img.tobytes() in train_set for img in test_images)
@@ -99,7 +111,10 @@ def test_interrupted_prepare_leaves_nothing(tmp_path, monkeypatch):
 
 def test_prepared_root_is_reused_and_non_empty_root_refused(small, tmp_path):
     before = all_bytes(small)
-    assert synth.prepare_synthetic_nmnist(small, train_per_class=3, test_per_class=1, progress=False) == small
+    assert (
+        synth.prepare_synthetic_nmnist(small, train_per_class=3, test_per_class=1, progress=False)
+        == small
+    )
     assert all_bytes(small) == before
     busy = tmp_path / "busy"
     busy.mkdir()

@@ -10,21 +10,29 @@ import pytest
 
 from neuroflow.cli import main
 from neuroflow.data import build_datasets, prepare_synthetic_shapes, read_off
-from neuroflow.data.mesh_sampling import triangle_areas_normals
-from neuroflow.data.synthetic_shapes import CLASSES, GENERATOR_VERSION, META_FILE, make_shape
+from neuroflow.data.pointcloud.mesh_sampling import triangle_areas_normals
+from neuroflow.data.pointcloud.synthetic_shapes import (
+    CLASSES,
+    GENERATOR_VERSION,
+    META_FILE,
+    make_shape,
+)
 from neuroflow.errors import DatasetNotFoundError, InvalidArgumentError
 
 
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory):
-    return prepare_synthetic_shapes(tmp_path_factory.mktemp("s") / "shapes", 3, 2, seed=0, progress=False)
+    return prepare_synthetic_shapes(
+        tmp_path_factory.mktemp("s") / "shapes", 3, 2, seed=0, progress=False
+    )
 
 
 def test_layout_and_meta(shapes_root):
     assert len(CLASSES) >= 10
     for name in CLASSES:
         assert sorted(p.name for p in (shapes_root / name / "train").iterdir()) == [
-            f"{name}_{i:04d}.off" for i in (1, 2, 3)]
+            f"{name}_{i:04d}.off" for i in (1, 2, 3)
+        ]
         assert len(list((shapes_root / name / "test").glob("*.off"))) == 2
     meta = json.loads((shapes_root / META_FILE).read_text())
     assert meta["generator_version"] == GENERATOR_VERSION and meta["classes"] == list(CLASSES)
@@ -42,7 +50,9 @@ def test_same_seed_same_bytes(shapes_root, tmp_path):
     for path in shapes_root.glob("*/*/*.off"):
         assert filecmp.cmp(path, again / path.relative_to(shapes_root), shallow=False)
     other = prepare_synthetic_shapes(tmp_path / "other", 3, 2, seed=1, progress=False)
-    assert not filecmp.cmp(shapes_root / "box/train/box_0001.off", other / "box/train/box_0001.off", shallow=False)
+    assert not filecmp.cmp(
+        shapes_root / "box/train/box_0001.off", other / "box/train/box_0001.off", shallow=False
+    )
 
 
 def test_random_proportions_and_rotations():
@@ -63,9 +73,17 @@ def test_bad_arguments_and_occupied_root(tmp_path):
 
 
 def test_dataset_generated_on_first_use(tmp_path):
-    options = {"name": "synthetic-shapes", "root": str(tmp_path / "auto"), "num_points": 64,
-               "surface_points": 256, "voxel_size": 0.2, "time_steps": 1,
-               "synthetic_train_per_class": 2, "synthetic_test_per_class": 1, "val_fraction": 0.0}
+    options = {
+        "name": "synthetic-shapes",
+        "root": str(tmp_path / "auto"),
+        "num_points": 64,
+        "surface_points": 256,
+        "voxel_size": 0.2,
+        "time_steps": 1,
+        "synthetic_train_per_class": 2,
+        "synthetic_test_per_class": 1,
+        "val_fraction": 0.0,
+    }
     with pytest.raises(DatasetNotFoundError, match="neuroflow data prepare synthetic-shapes"):
         build_datasets({**options, "prepare": False}, seed=0)
     ds = build_datasets(options, seed=0)

@@ -1,44 +1,29 @@
-"""Event datasets: the N-MNIST reader, event transforms, the frame cache, the synthetic N-MNIST
-generator, and the dataset registry used by the trainer.
+"""Data: the dataset registry and splits, event-camera data (:mod:`neuroflow.data.events`) and
+point clouds (:mod:`neuroflow.data.pointcloud`).
 
 Public names:
 
-- building (``datasets``): :data:`DATASETS`, :func:`build_datasets`, :func:`prepare_dataset`,
-  :func:`collate_time_first`, :class:`FrameDataset`, :class:`DataOptions`;
-- reading (``nmnist``): :func:`read_events`, :func:`decode_events`, :func:`encode_events`,
+- building (``registry``, ``options``): :data:`DATASETS`, :func:`build_datasets`,
+  :func:`prepare_dataset`, :class:`DataOptions`;
+- event datasets (``events.dataset``): :func:`collate_time_first`, :class:`FrameDataset`;
+- reading (``events.nmnist``): :func:`read_events`, :func:`decode_events`, :func:`encode_events`,
   :func:`list_split`, :class:`SampleRef`, :data:`EVENT_DTYPE`, :data:`SENSOR_SIZE`;
-- transforms (``event_transforms``): :func:`to_frames`, :func:`denoise`, :func:`crop_events`,
+- transforms (``events.transforms``): :func:`to_frames`, :func:`denoise`, :func:`crop_events`,
   :func:`random_crop_events`, :func:`translate_frames`, :class:`RandomTranslate`,
   :class:`EventsToFrames`;
-- cache (``frame_cache``): :func:`build_frame_cache`, :func:`cache_key`, :class:`CachedFrames`;
-- synthetic data (``synthetic_nmnist``): :func:`prepare_synthetic_nmnist`, :class:`CameraModel`;
-- point clouds: :func:`read_off`, :func:`write_off` (``off``), :func:`read_modelnet_txt`,
-  :func:`read_ply_h5` (``modelnet``), :func:`sample_surface` (``mesh_sampling``),
-  :func:`prepare_synthetic_shapes` (``synthetic_shapes``), :class:`PointCloudDataset`,
-  :class:`PointCloudOptions`, :class:`SparseCollate` (``point_cloud_dataset``).
+- cache (``events.frame_cache``): :func:`build_frame_cache`, :func:`cache_key`,
+  :class:`CachedFrames`;
+- synthetic data (``events.synthetic_nmnist``): :func:`prepare_synthetic_nmnist`,
+  :class:`CameraModel`;
+- point clouds (``pointcloud``): :func:`read_off`, :func:`write_off` (``off``),
+  :func:`read_modelnet_txt`, :func:`read_ply_h5` (``modelnet``), :func:`sample_surface`
+  (``mesh_sampling``), :func:`prepare_synthetic_shapes` (``synthetic_shapes``),
+  :class:`PointCloudDataset`, :class:`PointCloudOptions`, :class:`SparseCollate` (``dataset``).
 """
 
-from neuroflow.data.datasets import (
-    DATASETS,
-    DataOptions,
-    FrameDataset,
-    build_datasets,
-    collate_time_first,
-    prepare_dataset,
-)
-from neuroflow.data.event_transforms import (
-    EventsToFrames,
-    RandomTranslate,
-    crop_events,
-    denoise,
-    random_crop_events,
-    to_frames,
-    translate_frames,
-)
-from neuroflow.data.frame_cache import CachedFrames, build_frame_cache, cache_key
-from neuroflow.data.mesh_sampling import sample_surface
-from neuroflow.data.modelnet import read_modelnet_txt, read_ply_h5
-from neuroflow.data.nmnist import (
+from neuroflow.data.events.dataset import FrameDataset, collate_time_first
+from neuroflow.data.events.frame_cache import CachedFrames, build_frame_cache, cache_key
+from neuroflow.data.events.nmnist import (
     EVENT_DTYPE,
     SENSOR_SIZE,
     SampleRef,
@@ -47,18 +32,32 @@ from neuroflow.data.nmnist import (
     list_split,
     read_events,
 )
-from neuroflow.data.off import read_off, write_off
-from neuroflow.data.point_cloud_dataset import PointCloudDataset, PointCloudOptions, SparseCollate
-from neuroflow.data.synthetic_shapes import prepare_synthetic_shapes
+from neuroflow.data.events.transforms import (
+    EventsToFrames,
+    RandomTranslate,
+    crop_events,
+    denoise,
+    random_crop_events,
+    to_frames,
+    translate_frames,
+)
+from neuroflow.data.options import DataOptions
+from neuroflow.data.pointcloud.dataset import PointCloudDataset, PointCloudOptions, SparseCollate
+from neuroflow.data.pointcloud.mesh_sampling import sample_surface
+from neuroflow.data.pointcloud.modelnet import read_modelnet_txt, read_ply_h5
+from neuroflow.data.pointcloud.off import read_off, write_off
+from neuroflow.data.pointcloud.synthetic_shapes import prepare_synthetic_shapes
+from neuroflow.data.registry import DATASETS, build_datasets, prepare_dataset
 
 
 def __getattr__(name: str):
     # the generator pulls in numba and scipy (~1 s): import it only when it is used
     if name in ("CameraModel", "prepare_synthetic_nmnist"):
-        from neuroflow.data import synthetic_nmnist
+        from neuroflow.data.events import synthetic_nmnist
 
         return getattr(synthetic_nmnist, name)
     raise AttributeError(f"module 'neuroflow.data' has no attribute {name!r}")
+
 
 __all__ = [
     "CachedFrames",

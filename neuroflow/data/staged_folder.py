@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from neuroflow.errors import InvalidArgumentError
 
@@ -28,7 +28,9 @@ def read_meta(root: str | os.PathLike, meta_file: str) -> dict:
     return json.loads((Path(root) / meta_file).read_text())
 
 
-def prepare_folder(root: str | os.PathLike, what: str, meta_file: str, fill: Callable[[Path], dict]) -> Path:
+def prepare_folder(
+    root: str | os.PathLike, what: str, meta_file: str, fill: Callable[[Path], dict]
+) -> Path:
     """Make ``root`` with ``fill(tmp) -> meta`` (``tmp``: the empty staging folder; ``meta``:
     written as JSON to ``meta_file`` after it). An already prepared ``root`` is returned as it is.
 
@@ -59,8 +61,13 @@ def prepare_folder(root: str | os.PathLike, what: str, meta_file: str, fill: Cal
     return root
 
 
-def check_meta(root: str | os.PathLike, what: str, meta_file: str, generator_version: int,
-               wanted: dict[str, int | None]) -> dict:
+def check_meta(
+    root: str | os.PathLike,
+    what: str,
+    meta_file: str,
+    generator_version: int,
+    wanted: dict[str, int | None],
+) -> dict:
     """Compare a prepared ``root`` with the current generator and the requested sizes.
 
     Warns when another generator version made it; raises InvalidArgumentError when a requested

@@ -47,20 +47,25 @@ def read_off(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = path.read_text(encoding="ascii", errors="strict")
     except UnicodeDecodeError as exc:
-        raise DataFormatError(f"not a text OFF file ({exc.reason} at byte {exc.start})", str(path), exc.start) from None
+        raise DataFormatError(
+            f"not a text OFF file ({exc.reason} at byte {exc.start})", str(path), exc.start
+        ) from None
     mesh = _read_triangles_fast(text)
     return mesh if mesh is not None else _read_off_lines(text, str(path))
 
 
 def _read_off_lines(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`read_off`'s parser of any OFF text, line by line (``path`` names the file in errors)."""
+    """:func:`read_off`'s parser of any OFF text, line by line (``path`` names the file in
+    errors)."""
     lines = _tokens(text)
     if not lines:
         raise DataFormatError("empty file, expected an OFF mesh", path)
     first_no, first = lines[0]
     match = _HEADER.match(" ".join(first))
     if match is None:
-        raise DataFormatError(f"line {first_no}: expected the keyword 'OFF', got {' '.join(first)[:40]!r}", path)
+        raise DataFormatError(
+            f"line {first_no}: expected the keyword 'OFF', got {' '.join(first)[:40]!r}", path
+        )
     rest = match.group(1).split()  # counts glued to the keyword: "OFF490 518 0"
     body = lines[1:]
     if not rest:
@@ -74,17 +79,21 @@ def _read_off_lines(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
         n_vertices, n_faces = int(rest[0]), int(rest[1])
     except (ValueError, IndexError):
         raise DataFormatError(
-            f"line {counts_no}: expected 'V F E' vertex/face/edge counts, got {' '.join(rest)!r}", path
+            f"line {counts_no}: expected 'V F E' vertex/face/edge counts, got {' '.join(rest)!r}",
+            path,
         ) from None
     if n_vertices < 0 or n_faces < 0:
         raise DataFormatError(f"line {counts_no}: negative counts {n_vertices} {n_faces}", path)
     if len(body) < n_vertices + n_faces:
         raise DataFormatError(
             f"truncated: the header announces {n_vertices} vertices and {n_faces} faces, but only "
-            f"{len(body)} data lines follow", path
+            f"{len(body)} data lines follow",
+            path,
         )
     try:
-        vertices = np.array([[float(v) for v in tok[:3]] for _, tok in body[:n_vertices]], dtype=np.float64)
+        vertices = np.array(
+            [[float(v) for v in tok[:3]] for _, tok in body[:n_vertices]], dtype=np.float64
+        )
     except ValueError:
         bad = next(no for no, tok in body[:n_vertices] if not _all_float(tok[:3]))
         raise DataFormatError(f"line {bad}: expected three vertex coordinates", path) from None
@@ -100,9 +109,13 @@ def _read_off_lines(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
             k = int(tok[0])
             idx = [int(t) for t in tok[1 : 1 + k]]
         except ValueError:
-            raise DataFormatError(f"line {no}: expected 'n i_1 ... i_n' vertex indices", path) from None
+            raise DataFormatError(
+                f"line {no}: expected 'n i_1 ... i_n' vertex indices", path
+            ) from None
         if k < 3 or len(idx) != k:
-            raise DataFormatError(f"line {no}: a face needs n >= 3 followed by n vertex indices", path)
+            raise DataFormatError(
+                f"line {no}: a face needs n >= 3 followed by n vertex indices", path
+            )
         if min(idx) < 0 or max(idx) >= n_vertices:
             raise DataFormatError(f"line {no}: vertex index out of range [0, {n_vertices})", path)
         triangles.extend((idx[0], idx[j], idx[j + 1]) for j in range(1, k - 1))
@@ -134,16 +147,34 @@ def _read_triangles_fast(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     if n_vertices < 1 or n_faces < 1 or len(rows) < start + n_vertices + n_faces:
         return None
     try:  # a blank or short line makes a section come out short or ragged: refused below
-        vertices = np.loadtxt(io.StringIO("\n".join(rows[start:start + n_vertices])), dtype=np.float64,
-                              comments=None, ndmin=2)
-        faces = np.loadtxt(io.StringIO("\n".join(rows[start + n_vertices:start + n_vertices + n_faces])),
-                           dtype=np.int64, comments=None, ndmin=2)
+        vertices = np.loadtxt(
+            io.StringIO("\n".join(rows[start : start + n_vertices])),
+            dtype=np.float64,
+            comments=None,
+            ndmin=2,
+        )
+        faces = np.loadtxt(
+            io.StringIO("\n".join(rows[start + n_vertices : start + n_vertices + n_faces])),
+            dtype=np.int64,
+            comments=None,
+            ndmin=2,
+        )
     except ValueError:
         return None
-    if vertices.shape[0] != n_vertices or vertices.shape[1] < 3 or faces.shape[0] != n_faces or faces.shape[1] < 4:
+    if (
+        vertices.shape[0] != n_vertices
+        or vertices.shape[1] < 3
+        or faces.shape[0] != n_faces
+        or faces.shape[1] < 4
+    ):
         return None
     vertices, triangles = vertices[:, :3], faces[:, 1:4]
-    if (faces[:, 0] != 3).any() or triangles.min() < 0 or triangles.max() >= n_vertices or not np.isfinite(vertices).all():
+    if (
+        (faces[:, 0] != 3).any()
+        or triangles.min() < 0
+        or triangles.max() >= n_vertices
+        or not np.isfinite(vertices).all()
+    ):
         return None
     return np.ascontiguousarray(vertices), np.ascontiguousarray(triangles)
 

@@ -27,13 +27,13 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import h5py
 import numpy as np
 
-from neuroflow.data.nmnist import SampleRef, open_zip
+from neuroflow.data.events.nmnist import SampleRef, open_zip
 from neuroflow.errors import DataFormatError
 
 #: bump when the layout or the meaning of cached frames changes
@@ -153,7 +153,9 @@ def _valid_cache(path: Path, key: str) -> bool:
         with h5py.File(path, "r", locking=False) as f:
             return f.attrs.get("key") == key and "frames" in f and "labels" in f
     except OSError as exc:  # unreadable (e.g. damaged by hand): rebuild it
-        warnings.warn(f"ignoring unreadable frame cache {path} ({exc}); rebuilding it", stacklevel=3)
+        warnings.warn(
+            f"ignoring unreadable frame cache {path} ({exc}); rebuilding it", stacklevel=3
+        )
         return False
 
 

@@ -59,7 +59,9 @@ EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p",
 SPLITS = ("Train", "Test")
 
 
-def decode_events(data: bytes | np.ndarray, path: str = "<bytes>", validate: bool = True) -> np.ndarray:
+def decode_events(
+    data: bytes | np.ndarray, path: str = "<bytes>", validate: bool = True
+) -> np.ndarray:
     """Decode the bytes of one N-MNIST file into an event array of :data:`EVENT_DTYPE`.
 
     Args:
@@ -159,7 +161,9 @@ class SampleRef:
     @property
     def name(self) -> str:
         """A readable identifier: ``path`` or ``archive.zip:member``."""
-        return self.archive_or_file if self.member is None else f"{self.archive_or_file}:{self.member}"
+        return (
+            self.archive_or_file if self.member is None else f"{self.archive_or_file}:{self.member}"
+        )
 
     @property
     def key(self) -> str:

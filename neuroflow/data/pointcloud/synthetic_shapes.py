@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroflow.data import staged_folder
-from neuroflow.data.off import write_off
+from neuroflow.data.pointcloud.off import write_off
 from neuroflow.data.staged_folder import prepare_folder
 from neuroflow.errors import InvalidArgumentError
 
@@ -58,9 +58,25 @@ def _moved(mesh: Mesh, dx=0.0, dy=0.0, dz=0.0) -> Mesh:
 
 def box(sx: float, sy: float, sz: float) -> Mesh:
     """Axis-aligned box with edge lengths ``sx, sy, sz`` centred at the origin."""
-    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-    faces = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                      [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    corners = np.array(
+        [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64
+    )
+    faces = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ]
+    )
     return corners * np.array([sx, sy, sz]) / 2, faces
 
 
@@ -79,8 +95,10 @@ def _revolve(profile: np.ndarray, segments: int = 24) -> Mesh:
     """Surface of revolution about z of ``profile [K, 2]`` (radius, z), closed at radius-0 ends."""
     phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
     r, z = profile[:, :1], profile[:, 1:]
-    vertices = np.stack([r * np.cos(phi), r * np.sin(phi), np.broadcast_to(z, r.shape * np.array([1, segments]))],
-                        axis=-1).reshape(-1, 3)
+    vertices = np.stack(
+        [r * np.cos(phi), r * np.sin(phi), np.broadcast_to(z, r.shape * np.array([1, segments]))],
+        axis=-1,
+    ).reshape(-1, 3)
     return vertices, _grid_faces(len(profile), segments)
 
 
@@ -112,8 +130,15 @@ def torus(R: float, r: float, rings: int = 12) -> Mesh:
 
 
 def pyramid(sx: float, sy: float, h: float) -> Mesh:
-    v = np.array([[-sx / 2, -sy / 2, -h / 2], [sx / 2, -sy / 2, -h / 2], [sx / 2, sy / 2, -h / 2],
-                  [-sx / 2, sy / 2, -h / 2], [0, 0, h / 2]])
+    v = np.array(
+        [
+            [-sx / 2, -sy / 2, -h / 2],
+            [sx / 2, -sy / 2, -h / 2],
+            [sx / 2, sy / 2, -h / 2],
+            [-sx / 2, sy / 2, -h / 2],
+            [0, 0, h / 2],
+        ]
+    )
     f = np.array([[0, 2, 1], [0, 3, 2], [0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
     return v, f
 
@@ -127,14 +152,24 @@ def _u(rng, low, high):
 
 def _legs(rng, sx, sy, height, width, z_top) -> list[Mesh]:
     inset = width / 2 + _u(rng, 0, 0.1) * min(sx, sy)
-    return [_moved(box(width, width, height), x * (sx / 2 - inset), y * (sy / 2 - inset), z_top - height / 2)
-            for x in (-1, 1) for y in (-1, 1)]
+    return [
+        _moved(
+            box(width, width, height),
+            x * (sx / 2 - inset),
+            y * (sy / 2 - inset),
+            z_top - height / 2,
+        )
+        for x in (-1, 1)
+        for y in (-1, 1)
+    ]
 
 
 def _table(rng) -> Mesh:
     sx, sy, h = _u(rng, 1.2, 2.0), _u(rng, 0.8, 1.4), _u(rng, 0.6, 1.1)
     top = _u(rng, 0.05, 0.12)
-    return _merge(_moved(box(sx, sy, top), dz=h), *_legs(rng, sx, sy, h, _u(rng, 0.06, 0.14), h - top / 2))
+    return _merge(
+        _moved(box(sx, sy, top), dz=h), *_legs(rng, sx, sy, h, _u(rng, 0.06, 0.14), h - top / 2)
+    )
 
 
 def _chair(rng) -> Mesh:
@@ -142,14 +177,18 @@ def _chair(rng) -> Mesh:
     seat = _u(rng, 0.06, 0.12)
     back_h, back_t = _u(rng, 0.7, 1.2), _u(rng, 0.06, 0.12)
     back = _moved(box(s, back_t, back_h), dy=-s / 2 + back_t / 2, dz=h + back_h / 2)
-    return _merge(_moved(box(s, s, seat), dz=h), back, *_legs(rng, s, s, h, _u(rng, 0.06, 0.12), h - seat / 2))
+    return _merge(
+        _moved(box(s, s, seat), dz=h), back, *_legs(rng, s, s, h, _u(rng, 0.06, 0.12), h - seat / 2)
+    )
 
 
 def _stool(rng) -> Mesh:
     r, h = _u(rng, 0.4, 0.6), _u(rng, 0.8, 1.3)
     seat = _moved(cylinder(r, _u(rng, 0.06, 0.14)), dz=h)
-    legs = [_moved(cylinder(_u(rng, 0.03, 0.06), h), 0.7 * r * np.cos(a), 0.7 * r * np.sin(a), h / 2)
-            for a in np.arange(3) * 2 * np.pi / 3 + _u(rng, 0, 1)]
+    legs = [
+        _moved(cylinder(_u(rng, 0.03, 0.06), h), 0.7 * r * np.cos(a), 0.7 * r * np.sin(a), h / 2)
+        for a in np.arange(3) * 2 * np.pi / 3 + _u(rng, 0, 1)
+    ]
     return _merge(seat, *legs)
 
 
@@ -166,7 +205,9 @@ def _l_shape(rng) -> Mesh:
 def _dumbbell(rng) -> Mesh:
     r, length = _u(rng, 0.3, 0.5), _u(rng, 1.2, 2.0)
     bar = cylinder(_u(rng, 0.06, 0.14), length)
-    return _merge(_moved(ellipsoid(r, r, r), dz=-length / 2), _moved(ellipsoid(r, r, r), dz=length / 2), bar)
+    return _merge(
+        _moved(ellipsoid(r, r, r), dz=-length / 2), _moved(ellipsoid(r, r, r), dz=length / 2), bar
+    )
 
 
 #: class name -> mesh maker(rng); z is "up" before the random rotation
@@ -199,9 +240,12 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def make_shape(name: str, rng: np.random.Generator) -> Mesh:
-    """One random mesh of class ``name``: proportions, rotation and vertex noise drawn from ``rng``."""
+    """One random mesh of class ``name``: proportions, rotation and vertex noise drawn from
+    ``rng``."""
     if name not in CLASSES:
-        raise InvalidArgumentError(f"unknown synthetic shape {name!r}; classes: {', '.join(CLASSES)}")
+        raise InvalidArgumentError(
+            f"unknown synthetic shape {name!r}; classes: {', '.join(CLASSES)}"
+        )
     vertices, faces = CLASSES[name](rng)
     vertices = (vertices - vertices.mean(axis=0)) @ _rotation(rng).T
     scale = np.abs(vertices).max()
@@ -237,42 +281,35 @@ def prepare_synthetic_shapes(
     root = Path(root)
     for key, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidArgumentError(f"prepare_synthetic_shapes: {key} must be an integer >= 1, got {value!r}")
-    jobs = [(split, label, name, i) for split, count in (("train", train_per_class), ("test", test_per_class))
-            for label, name in enumerate(CLASSES) for i in range(count)]
+            raise InvalidArgumentError(
+                f"prepare_synthetic_shapes: {key} must be an integer >= 1, got {value!r}"
+            )
+    jobs = [
+        (split, label, name, i)
+        for split, count in (("train", train_per_class), ("test", test_per_class))
+        for label, name in enumerate(CLASSES)
+        for i in range(count)
+    ]
 
     def fill(tmp: Path) -> dict:
         for split in ("train", "test"):
             for name in CLASSES:
                 (tmp / name / split).mkdir(parents=True)
-        for split, label, name, i in tqdm(jobs, desc=f"synthetic shapes -> {root}", unit="mesh",
-                                          disable=not progress):
+        for split, label, name, i in tqdm(
+            jobs, desc=f"synthetic shapes -> {root}", unit="mesh", disable=not progress
+        ):
             rng = np.random.default_rng([seed, split == "test", label, i])
             write_off(tmp / name / split / f"{name}_{i + 1:04d}.off", *make_shape(name, rng))
-        return {"generator": "neuroflow synthetic-shapes", "generator_version": GENERATOR_VERSION,
-                "format": "ModelNet40 OFF meshes", "seed": seed, "classes": list(CLASSES),
-                "train_per_class": int(train_per_class), "test_per_class": int(test_per_class),
-                "max_tilt_deg": MAX_TILT_DEG, "vertex_noise": VERTEX_NOISE}
+        return {
+            "generator": "neuroflow synthetic-shapes",
+            "generator_version": GENERATOR_VERSION,
+            "format": "ModelNet40 OFF meshes",
+            "seed": seed,
+            "classes": list(CLASSES),
+            "train_per_class": int(train_per_class),
+            "test_per_class": int(test_per_class),
+            "max_tilt_deg": MAX_TILT_DEG,
+            "vertex_noise": VERTEX_NOISE,
+        }
 
     return prepare_folder(root, "synthetic shapes", META_FILE, fill)
-
-
-def build_synthetic_shapes(options, seed: int) -> dict:
-    """Point-cloud datasets of the synthetic shapes in ``options.root``, generated there first
-    when absent and ``options.prepare`` (a :class:`PointCloudOptions`)."""
-    from neuroflow.data.point_cloud_dataset import build_point_cloud_datasets
-    from neuroflow.errors import DatasetNotFoundError
-
-    root = Path(options.root)
-    if is_prepared(root):
-        wanted = {"train_per_class": options.synthetic_train_per_class,
-                  "test_per_class": options.synthetic_test_per_class}
-        staged_folder.check_meta(root, "synthetic shapes", META_FILE, GENERATOR_VERSION, wanted)
-    elif not (root.is_dir() and any(root.iterdir())):
-        if not options.prepare:
-            raise DatasetNotFoundError(f"synthetic-shapes: {root} does not hold a prepared dataset; run "
-                                       "`neuroflow data prepare synthetic-shapes` or set data.prepare: true")
-        prepare_synthetic_shapes(root, options.synthetic_train_per_class or DEFAULT_TRAIN_PER_CLASS,
-                                 options.synthetic_test_per_class or DEFAULT_TEST_PER_CLASS, seed=0)
-    producer = f"synthetic-shapes v{read_meta(root).get('generator_version')}" if is_prepared(root) else ""
-    return build_point_cloud_datasets(options, seed, fmt="off", producer=producer)

@@ -1,7 +1,7 @@
 """Transforms on event streams and on the frames made from them (vectorised numpy / torch).
 
 Events are structured arrays with fields ``x``, ``y`` (pixels), ``t`` (microseconds, non-decreasing)
-and ``p`` (polarity 0/1), e.g. :data:`neuroflow.data.nmnist.EVENT_DTYPE`. Frames are
+and ``p`` (polarity 0/1), e.g. :data:`neuroflow.data.events.nmnist.EVENT_DTYPE`. Frames are
 ``[T, P, H, W]`` arrays of event counts, polarity ``p`` in channel ``p`` (time-first, as
 everywhere in neuroflow).
 
@@ -70,13 +70,13 @@ def to_frames(
     width, height = sensor_size
     b = bin_index(events, time_steps, split_by)
     flat = ((b * num_polarities + events["p"]) * height + events["y"]) * width + events["x"]
-    counts = np.bincount(flat.astype(np.int64), minlength=time_steps * num_polarities * height * width)
+    counts = np.bincount(
+        flat.astype(np.int64), minlength=time_steps * num_polarities * height * width
+    )
     return counts.reshape(time_steps, num_polarities, height, width).astype(dtype, copy=False)
 
 
-def denoise(
-    events: np.ndarray, filter_time: int, connectivity: Literal[4, 8] = 8
-) -> np.ndarray:
+def denoise(events: np.ndarray, filter_time: int, connectivity: Literal[4, 8] = 8) -> np.ndarray:
     """Drop isolated events: keep an event only if a neighbouring pixel had an event within
     ``filter_time`` microseconds before it (``t - t_neighbour < filter_time``).
 
@@ -127,9 +127,7 @@ def denoise(
     return events[keep]
 
 
-def crop_events(
-    events: np.ndarray, left: int, top: int, width: int, height: int
-) -> np.ndarray:
+def crop_events(events: np.ndarray, left: int, top: int, width: int, height: int) -> np.ndarray:
     """Keep the events inside the window ``[left, left+width) x [top, top+height)`` and shift
     their coordinates so the window's corner is (0, 0)."""
     x, y = events["x"], events["y"]
@@ -187,10 +185,14 @@ class RandomTranslate:
             raise InvalidArgumentError(f"translate max_shift must be >= 0, got {max_shift}")
         self.max_shift = int(max_shift)
 
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, frames: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         if self.max_shift == 0:
             return frames
-        dx, dy = torch.randint(-self.max_shift, self.max_shift + 1, (2,), generator=generator).tolist()
+        dx, dy = torch.randint(
+            -self.max_shift, self.max_shift + 1, (2,), generator=generator
+        ).tolist()
         return translate_frames(frames, dx, dy)
 
     def __repr__(self) -> str:
@@ -242,7 +244,12 @@ class EventsToFrames:
         if self.denoise_us is not None:
             events = denoise(events, self.denoise_us)
         return to_frames(
-            events, self.time_steps, self.split_by, self.sensor_size, self.num_polarities, dtype=np.uint16
+            events,
+            self.time_steps,
+            self.split_by,
+            self.sensor_size,
+            self.num_polarities,
+            dtype=np.uint16,
         )
 
     def __repr__(self) -> str:

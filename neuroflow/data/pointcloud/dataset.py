@@ -32,8 +32,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from neuroflow.data.datasets import DataOptions
-from neuroflow.data.modelnet import FORMATS, CloudRef, detect_format, list_split, load_cloud
+from neuroflow.data.options import DataOptions
+from neuroflow.data.pointcloud import synthetic_shapes
+from neuroflow.data.pointcloud.modelnet import (
+    FORMATS,
+    CloudRef,
+    detect_format,
+    list_split,
+    load_cloud,
+)
+from neuroflow.data.splits import interleave, stratified_split
+from neuroflow.data.staged_folder import check_meta
 from neuroflow.encoding.voxel import (
     farthest_point_sample,
     grid_extent,
@@ -70,7 +79,9 @@ class PointCloudOptions(DataOptions):
         super().validate()
 
         def bad(key: str, expected: str) -> InvalidArgumentError:
-            return InvalidArgumentError(f"data.{key} must be {expected}, got {getattr(self, key)!r}")
+            return InvalidArgumentError(
+                f"data.{key} must be {expected}, got {getattr(self, key)!r}"
+            )
 
         def is_int(v) -> bool:
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -82,14 +93,24 @@ class PointCloudOptions(DataOptions):
                 raise bad(key, "an integer >= 1")
         if self.sampling not in ("fps", "random"):
             raise bad("sampling", "'fps' or 'random'")
-        if isinstance(self.voxel_size, bool) or not isinstance(self.voxel_size, (int, float)) or not self.voxel_size > 0:
+        if (
+            isinstance(self.voxel_size, bool)
+            or not isinstance(self.voxel_size, (int, float))
+            or not self.voxel_size > 0
+        ):
             raise bad("voxel_size", "a number > 0 (in units of the unit sphere)")
         s = self.scale_range
         if not (isinstance(s, (list, tuple)) and len(s) == 2 and 0 < s[0] <= s[1]):
             raise bad("scale_range", "[low, high] with 0 < low <= high")
-        if isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or self.shift < 0:
+        if (
+            isinstance(self.shift, bool)
+            or not isinstance(self.shift, (int, float))
+            or self.shift < 0
+        ):
             raise bad("shift", "a number >= 0")
-        if self.spike_levels is not None and (not is_int(self.spike_levels) or self.spike_levels < 1):
+        if self.spike_levels is not None and (
+            not is_int(self.spike_levels) or self.spike_levels < 1
+        ):
             raise bad("spike_levels", "null or an integer >= 1")
 
     @property
@@ -123,7 +144,8 @@ def _prepare_cloud(ref: CloudRef, fmt: str, options: PointCloudOptions) -> np.nd
     return cloud[random_sample(len(cloud), options.surface_points, rng)]
 
 
-#: below this many samples the clouds are prepared in this process (a worker costs ~0.1-0.2 s to start)
+#: below this many samples the clouds are prepared in this process (a worker costs ~0.1-0.2 s
+#: to start)
 _PARALLEL_MIN_SAMPLES = 64
 #: samples per task handed to a worker
 _CHUNK = 16
@@ -132,7 +154,9 @@ _CHUNK = 16
 def _usable_cpus() -> int:
     """CPUs this process may run on: its affinity set where the OS has one (a container or
     ``taskset`` limits it, while ``os.cpu_count()`` reports the whole machine)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
 def _prepare_chunk(refs: list[CloudRef], fmt: str, options: PointCloudOptions) -> list:
@@ -166,19 +190,30 @@ def _prepare_clouds(refs: list[CloudRef], fmt: str, options: PointCloudOptions):
     ranks = max(1, int(os.environ.get("WORLD_SIZE", "1")))  # DDP ranks each prepare the clouds
     workers = min(_usable_cpus() // ranks, max(1, len(refs) // _CHUNK))
     done = 0
-    if (len(refs) >= _PARALLEL_MIN_SAMPLES and workers >= 2 and sys.platform.startswith("linux")
-            and not multiprocessing.current_process().daemon):
-        if options.sampling == "fps":  # load the compiled kernel once, before the workers inherit it
+    if (
+        len(refs) >= _PARALLEL_MIN_SAMPLES
+        and workers >= 2
+        and sys.platform.startswith("linux")
+        and not multiprocessing.current_process().daemon
+    ):
+        if (
+            options.sampling == "fps"
+        ):  # load the compiled kernel once, before the workers inherit it
             farthest_point_sample(np.zeros((2, 3)), 1)
-        chunks = [refs[i:i + _CHUNK] for i in range(0, len(refs), _CHUNK)]
+        chunks = [refs[i : i + _CHUNK] for i in range(0, len(refs), _CHUNK)]
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         try:
-            for results in pool.map(_prepare_chunk, chunks, [fmt] * len(chunks), [options] * len(chunks)):
+            for results in pool.map(
+                _prepare_chunk, chunks, [fmt] * len(chunks), [options] * len(chunks)
+            ):
                 yield from results
                 done += len(results)
         except BrokenProcessPool as exc:
-            warnings.warn(f"a worker preparing the point clouds died ({exc}); preparing the other "
-                          f"{len(refs) - done} in this process", stacklevel=2)
+            warnings.warn(
+                f"a worker preparing the point clouds died ({exc}); preparing the other "
+                f"{len(refs) - done} in this process",
+                stacklevel=2,
+            )
         finally:  # on a bad file (or Ctrl-C), drop the chunks not yet started
             pool.shutdown(wait=True, cancel_futures=True)
     for ref in refs[done:]:
@@ -190,7 +225,12 @@ def _cache_key(options: PointCloudOptions, fmt: str, refs: list[CloudRef], produ
         "version": CACHE_VERSION,
         "producer": producer,
         "format": fmt,
-        "settings": [options.sampling, options.num_points, options.surface_points, options.use_normals],
+        "settings": [
+            options.sampling,
+            options.num_points,
+            options.surface_points,
+            options.use_normals,
+        ],
         "samples": [r.fingerprint() for r in refs],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
@@ -218,8 +258,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def cached_clouds(
-    root: Path, split: str, fmt: str, refs: list[CloudRef], options: PointCloudOptions,
-    producer: str = "", progress: bool | None = None,
+    root: Path,
+    split: str,
+    fmt: str,
+    refs: list[CloudRef],
+    options: PointCloudOptions,
+    producer: str = "",
+    progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(clouds [S, P, C] float32, labels [S] int64, names)`` of ``refs``, from the cache or
     computed (and cached when ``options.cache`` and the root is writable)."""
@@ -227,16 +272,31 @@ def cached_clouds(
 
     key = _cache_key(options, fmt, refs, producer)
     folder = root / ".cache"
-    data_path, meta_path = folder / f"points-{split}-{key}.npy", folder / f"points-{split}-{key}.json"
+    data_path, meta_path = (
+        folder / f"points-{split}-{key}.npy",
+        folder / f"points-{split}-{key}.json",
+    )
     if options.cache and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        return np.load(data_path, mmap_mode="r"), np.asarray(meta["labels"], dtype=np.int64), meta["names"]
+        return (
+            np.load(data_path, mmap_mode="r"),
+            np.asarray(meta["labels"], dtype=np.int64),
+            meta["names"],
+        )
     clouds, labels, names = [], [], []
     prepared = _prepare_clouds(refs, fmt, options)
     try:
-        for ref, (cloud, error) in zip(refs, tqdm(prepared, total=len(refs), desc=f"sampling {split} clouds",
-                                                  unit="shape", leave=False,
-                                                  disable=None if progress is None else not progress)):
+        for ref, (cloud, error) in zip(
+            refs,
+            tqdm(
+                prepared,
+                total=len(refs),
+                desc=f"sampling {split} clouds",
+                unit="shape",
+                leave=False,
+                disable=None if progress is None else not progress,
+            ),
+        ):
             if error is not None:
                 if options.on_bad_file != "skip":
                     raise error
@@ -258,9 +318,11 @@ def cached_clouds(
             meta = {"key": key, "labels": labels.tolist(), "names": names}
             _atomic(meta_path, lambda tmp: tmp.write_text(json.dumps(meta)))
         else:
-            warnings.warn(f"cannot write the point cache in {folder} (read-only); the sampled clouds "
-                          "are kept in memory for this run only (set data.cache: false to silence this)",
-                          stacklevel=2)
+            warnings.warn(
+                f"cannot write the point cache in {folder} (read-only); the sampled clouds "
+                "are kept in memory for this run only (set data.cache: false to silence this)",
+                stacklevel=2,
+            )
     return array, labels, names
 
 
@@ -275,8 +337,16 @@ class PointCloudDataset(Dataset):
     ``collate_fn`` (a :class:`SparseCollate`, picked up by the trainer).
     """
 
-    def __init__(self, clouds: np.ndarray, labels: np.ndarray, names: list[str], classes: list[str],
-                 options: PointCloudOptions, split: str, augment: bool):
+    def __init__(
+        self,
+        clouds: np.ndarray,
+        labels: np.ndarray,
+        names: list[str],
+        classes: list[str],
+        options: PointCloudOptions,
+        split: str,
+        augment: bool,
+    ):
         self.clouds, self.labels, self.files = clouds, labels, list(names)
         self.classes = list(classes)
         self.num_classes = len(classes)
@@ -294,7 +364,9 @@ class PointCloudDataset(Dataset):
         """Sample ``i``'s normalised cloud ``[num_points, C]`` before augmentation."""
         cloud = np.array(self.clouds[i], dtype=np.float32)
         if self.options.sampling == "random":
-            rng = rng if rng is not None else np.random.default_rng(i)  # fixed subset for evaluation
+            rng = (
+                rng if rng is not None else np.random.default_rng(i)
+            )  # fixed subset for evaluation
             cloud = cloud[random_sample(len(cloud), self.options.num_points, rng)]
         return cloud
 
@@ -304,17 +376,26 @@ class PointCloudDataset(Dataset):
         i = int(i) % len(self)
         o = self.options
         # numpy draws seeded from torch's generator: the trainer seeds and checkpoints that one
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item())) if self.augment else None
+        rng = (
+            np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+            if self.augment
+            else None
+        )
         cloud = self.cloud(i, rng)
         if self.augment:
             low, high = o.scale_range
             cloud[:, :3] = cloud[:, :3] * rng.uniform(low, high) + rng.uniform(-o.shift, o.shift, 3)
-        coords, features = spike_voxel_code(cloud, o.voxel_size, o.use_normals, o.time_steps, o.spike_levels, rng)
+        coords, features = spike_voxel_code(
+            cloud, o.voxel_size, o.use_normals, o.time_steps, o.spike_levels, rng
+        )
         return coords, features, int(self.labels[i])
 
     def __repr__(self) -> str:
-        return (f"PointCloudDataset(split={self.split!r}, samples={len(self)}, classes={self.num_classes}, "
-                f"input_shape={self.input_shape}, spatial_shape={self.spatial_shape}, augment={self.augment})")
+        return (
+            f"PointCloudDataset(split={self.split!r}, samples={len(self)}, "
+            f"classes={self.num_classes}, input_shape={self.input_shape}, "
+            f"spatial_shape={self.spatial_shape}, augment={self.augment})"
+        )
 
 
 class SparseCollate:
@@ -326,43 +407,56 @@ class SparseCollate:
     def __call__(self, batch):
         from neuroflow.layers.sparse_tensor import SparseTensor
 
-        coords = [np.concatenate([np.full((len(c), 1), b, np.int32), c], axis=1) for b, (c, _, _) in enumerate(batch)]
+        coords = [
+            np.concatenate([np.full((len(c), 1), b, np.int32), c], axis=1)
+            for b, (c, _, _) in enumerate(batch)
+        ]
         features = torch.from_numpy(np.concatenate([f for _, f, _ in batch]))
         labels = torch.as_tensor([y for _, _, y in batch], dtype=torch.long)
-        x = SparseTensor(torch.from_numpy(np.concatenate(coords)), features, self.spatial_shape, len(batch))
+        x = SparseTensor(
+            torch.from_numpy(np.concatenate(coords)), features, self.spatial_shape, len(batch)
+        )
         return x, labels
 
 
 # ------------------------------------------------------------------------------------ building
 
 
-def build_point_cloud_datasets(options: PointCloudOptions, seed: int, fmt: str | None = None,
-                               producer: str = "") -> dict[str, PointCloudDataset]:
+def build_point_cloud_datasets(
+    options: PointCloudOptions, seed: int, fmt: str | None = None, producer: str = ""
+) -> dict[str, PointCloudDataset]:
     """``train`` / ``val`` / ``test`` datasets from a ModelNet40-style root.
 
     ``val`` is ``val_fraction`` of each class of the train files; ``test`` the test files, or
     ``test_fraction`` of the train files when the root has none (as in N-MNIST's builder)."""
-    from neuroflow.data.datasets import interleave, stratified_split
-
     root = Path(options.root)
     if not root.is_dir():
-        raise DatasetNotFoundError(f"{options.name}: dataset folder {root} does not exist; see datasets/README.md")
+        raise DatasetNotFoundError(
+            f"{options.name}: dataset folder {root} does not exist; see datasets/README.md"
+        )
     fmt = fmt or (detect_format(root) if options.format == "auto" else options.format)
     classes, train_refs = list_split(root, fmt, "train")
     if not train_refs:
-        raise DatasetNotFoundError(f"{options.name}: {root} has no training samples in the {fmt} layout")
+        raise DatasetNotFoundError(
+            f"{options.name}: {root} has no training samples in the {fmt} layout"
+        )
     _, test_refs = list_split(root, fmt, "test")
     labels = np.array([r.label for r in train_refs])
     rng = np.random.default_rng([seed, 2024])
     if test_refs is None:
-        val_idx, test_idx, train_idx = stratified_split(labels, [options.val_fraction, options.test_fraction], rng)
+        val_idx, test_idx, train_idx = stratified_split(
+            labels, [options.val_fraction, options.test_fraction], rng
+        )
         test_refs = [train_refs[i] for i in test_idx]
     else:
         val_idx, train_idx = stratified_split(labels, [options.val_fraction], rng)
         test_labels = np.array([r.label for r in test_refs])
         test_refs = [test_refs[i] for i in interleave(np.arange(len(test_refs)), test_labels, rng)]
-    splits = {"train": [train_refs[i] for i in train_idx], "val": [train_refs[i] for i in val_idx],
-              "test": test_refs}
+    splits = {
+        "train": [train_refs[i] for i in train_idx],
+        "val": [train_refs[i] for i in val_idx],
+        "test": test_refs,
+    }
     out = {}
     for split, refs in splits.items():
         refs = refs[: options.max_samples] if options.max_samples is not None else refs
@@ -370,5 +464,57 @@ def build_point_cloud_datasets(options: PointCloudOptions, seed: int, fmt: str |
             out[split] = None
             continue
         clouds, y, names = cached_clouds(root, split, fmt, refs, options, producer)
-        out[split] = PointCloudDataset(clouds, y, names, classes, options, split, augment=split == "train")
+        out[split] = PointCloudDataset(
+            clouds, y, names, classes, options, split, augment=split == "train"
+        )
     return out
+
+
+def build_synthetic_shapes(options, seed: int) -> dict:
+    """Point-cloud datasets of the synthetic shapes in ``options.root``, generated there first
+    when absent and ``options.prepare`` (a :class:`PointCloudOptions`)."""
+    root = Path(options.root)
+    if synthetic_shapes.is_prepared(root):
+        wanted = {
+            "train_per_class": options.synthetic_train_per_class,
+            "test_per_class": options.synthetic_test_per_class,
+        }
+        check_meta(
+            root,
+            "synthetic shapes",
+            synthetic_shapes.META_FILE,
+            synthetic_shapes.GENERATOR_VERSION,
+            wanted,
+        )
+    elif not (root.is_dir() and any(root.iterdir())):
+        if not options.prepare:
+            raise DatasetNotFoundError(
+                f"synthetic-shapes: {root} does not hold a prepared dataset; run "
+                "`neuroflow data prepare synthetic-shapes` or set data.prepare: true"
+            )
+        synthetic_shapes.prepare_synthetic_shapes(
+            root,
+            options.synthetic_train_per_class or synthetic_shapes.DEFAULT_TRAIN_PER_CLASS,
+            options.synthetic_test_per_class or synthetic_shapes.DEFAULT_TEST_PER_CLASS,
+            seed=0,
+        )
+    producer = (
+        f"synthetic-shapes v{synthetic_shapes.read_meta(root).get('generator_version')}"
+        if synthetic_shapes.is_prepared(root)
+        else ""
+    )
+    return build_point_cloud_datasets(options, seed, fmt="off", producer=producer)
+
+
+def prepare_modelnet40(root: str | os.PathLike, seed: int = 0, **kwargs) -> Path:
+    """Real ModelNet40 cannot be downloaded by neuroflow: check that ``root`` holds it (every file
+    its split listings name) and print what it found."""
+    root = Path(root)
+    fmt = detect_format(root)  # raises, saying how to obtain the data, when it is absent
+    classes, train = list_split(root, fmt, "train")
+    _, test = list_split(root, fmt, "test")
+    print(
+        f"modelnet40: {fmt} format, {len(classes)} classes, {len(train or [])} training and "
+        f"{len(test or [])} test samples in {root}"
+    )
+    return root

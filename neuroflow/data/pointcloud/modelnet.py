@@ -8,7 +8,7 @@
   name is looked up in the root); datasets ``data`` float32 ``[N, 2048, 3]``, ``label`` ``[N, 1]``
   and, in the original release, ``normal`` ``[N, 2048, 3]``; ``shape_names.txt``.
 - ``off`` (the original meshes, Wu et al. 2015): ``<root>/<class>/{train,test}/<class>_<id>.off``,
-  sampled into points + normals by :func:`~neuroflow.data.mesh_sampling.sample_surface`.
+  sampled into points + normals by :func:`~neuroflow.data.pointcloud.mesh_sampling.sample_surface`.
 
 Every reader raises :class:`~neuroflow.errors.DataFormatError` naming the file for malformed
 input (empty cloud, NaN coordinates, wrong columns, missing h5 datasets).
@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroflow.errors import DataFormatError, DatasetNotFoundError
+from neuroflow.data.pointcloud.mesh_sampling import sample_surface
+from neuroflow.data.pointcloud.off import read_off
+from neuroflow.errors import DataFormatError, DatasetNotFoundError, InvalidArgumentError
 
 FORMATS = ("normal_resampled", "ply_hdf5_2048", "off")
 
@@ -68,14 +70,20 @@ def read_modelnet_txt(path: str | os.PathLike) -> np.ndarray:
         for number, line in enumerate(text.splitlines(), start=1):
             values = line.replace(",", " ").split()
             if values and (len(values) != 6 or not _numbers(values)):
-                raise DataFormatError(f"line {number}: expected 6 numbers x,y,z,nx,ny,nz, got {line.strip()[:60]!r}",
-                                      str(path))
+                raise DataFormatError(
+                    f"line {number}: expected 6 numbers x,y,z,nx,ny,nz, got {line.strip()[:60]!r}",
+                    str(path),
+                )
         # every line holds 6 numbers that Python reads but numpy did not (e.g. 1_000)
-        cloud = np.array([[float(v) for v in line.split()] for line in spaced.splitlines() if line.strip()])
+        cloud = np.array(
+            [[float(v) for v in line.split()] for line in spaced.splitlines() if line.strip()]
+        )
     bad = ~np.isfinite(cloud).all(axis=1)
     if bad.any():
-        raise DataFormatError(f"line {_line_of_row(text, int(np.flatnonzero(bad)[0]))}: NaN or infinite value",
-                              str(path))
+        raise DataFormatError(
+            f"line {_line_of_row(text, int(np.flatnonzero(bad)[0]))}: NaN or infinite value",
+            str(path),
+        )
     return cloud.astype(np.float32)
 
 
@@ -108,7 +116,8 @@ def read_ply_h5(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
             missing = [k for k in ("data", "label") if k not in f]
             if missing:
                 raise DataFormatError(
-                    f"missing dataset(s) {missing}: expected 'data' [N, P, 3] and 'label' [N, 1]", path
+                    f"missing dataset(s) {missing}: expected 'data' [N, P, 3] and 'label' [N, 1]",
+                    path,
                 )
             data = np.asarray(f["data"][()], dtype=np.float32)
             label = np.asarray(f["label"][()])
@@ -119,8 +128,11 @@ def read_ply_h5(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise DataFormatError(f"'data' must be [N, P, 3] with P >= 1, got {data.shape}", path)
     label = label.reshape(-1)
     if label.shape[0] != data.shape[0] or not np.issubdtype(label.dtype, np.integer):
-        raise DataFormatError(f"'label' must be [N, 1] integers for N = {data.shape[0]}, got {label.shape} "
-                              f"{label.dtype}", path)
+        raise DataFormatError(
+            f"'label' must be [N, 1] integers for N = {data.shape[0]}, got {label.shape} "
+            f"{label.dtype}",
+            path,
+        )
     if normal is not None and normal.shape != data.shape:
         raise DataFormatError(f"'normal' must match 'data' {data.shape}, got {normal.shape}", path)
     return data, label.astype(np.int64), normal
@@ -149,7 +161,9 @@ def _holds(root: Path, fmt: str) -> bool:
         return (root / "modelnet40_shape_names.txt").is_file()
     if fmt == "ply_hdf5_2048":
         return (root / "train_files.txt").is_file() or (root / "test_files.txt").is_file()
-    return root.is_dir() and any(next(root.glob(f"*/{split}/*.off"), None) for split in ("train", "test"))
+    return root.is_dir() and any(
+        next(root.glob(f"*/{split}/*.off"), None) for split in ("train", "test")
+    )
 
 
 def detect_format(root: Path) -> str:
@@ -158,7 +172,8 @@ def detect_format(root: Path) -> str:
         if _holds(root, fmt):
             return fmt
     raise DatasetNotFoundError(
-        f"{root} holds no ModelNet40 data: expected {', '.join(_MARKERS.values())}; see datasets/README.md"
+        f"{root} holds no ModelNet40 data: expected {', '.join(_MARKERS.values())}; "
+        "see datasets/README.md"
     )
 
 
@@ -168,11 +183,17 @@ def list_split(root: Path, fmt: str, split: str) -> tuple[list[str], list[CloudR
     distribution than ``fmt`` raises :class:`DatasetNotFoundError` naming the one it holds."""
     if not _holds(root, fmt):
         found = next((other for other in _MARKERS if _holds(root, other)), None)
-        hint = (f"; it holds {found}: set data.format: {found} (or auto)" if found
-                else "; see datasets/README.md")
-        raise DatasetNotFoundError(f"{root} holds no ModelNet40 data in format {fmt!r}: expected "
-                                   f"{_MARKERS[fmt]}{hint}")
-    return {"normal_resampled": _list_txt, "ply_hdf5_2048": _list_h5, "off": _list_off}[fmt](root, split)
+        hint = (
+            f"; it holds {found}: set data.format: {found} (or auto)"
+            if found
+            else "; see datasets/README.md"
+        )
+        raise DatasetNotFoundError(
+            f"{root} holds no ModelNet40 data in format {fmt!r}: expected {_MARKERS[fmt]}{hint}"
+        )
+    return {"normal_resampled": _list_txt, "ply_hdf5_2048": _list_h5, "off": _list_off}[fmt](
+        root, split
+    )
 
 
 def _list_txt(root: Path, split: str):
@@ -187,11 +208,15 @@ def _list_txt(root: Path, split: str):
             continue
         cls = name.rsplit("_", 1)[0]
         if cls not in classes:
-            raise DataFormatError(f"line {number}: {name!r} names no class of modelnet40_shape_names.txt",
-                                  str(listing))
+            raise DataFormatError(
+                f"line {number}: {name!r} names no class of modelnet40_shape_names.txt",
+                str(listing),
+            )
         path = root / cls / f"{name}.txt"
         if not path.is_file():
-            raise DatasetNotFoundError(f"{listing} line {number} lists {name}, but {path} does not exist")
+            raise DatasetNotFoundError(
+                f"{listing} line {number} lists {name}, but {path} does not exist"
+            )
         refs.append(CloudRef(str(path), classes.index(cls), name))
     return classes, refs
 
@@ -207,7 +232,9 @@ def _list_h5(root: Path, split: str):
             continue
         path = root / Path(line.strip()).name  # listed as data/modelnet40_ply_hdf5_2048/<file>
         if not path.is_file():
-            raise DatasetNotFoundError(f"{listing} line {number} lists {line.strip()}, but {path} does not exist")
+            raise DatasetNotFoundError(
+                f"{listing} line {number} lists {line.strip()}, but {path} does not exist"
+            )
         _, labels, _ = read_ply_h5(str(path))
         refs += [CloudRef(str(path), int(y), f"{path.name}:{i}", i) for i, y in enumerate(labels)]
     if names_file.is_file():
@@ -216,7 +243,9 @@ def _list_h5(root: Path, split: str):
         classes = [str(c) for c in range(max((r.label for r in refs), default=-1) + 1)]
     bad = [r for r in refs if not 0 <= r.label < len(classes)]
     if bad:
-        raise DataFormatError(f"label {bad[0].label} outside the {len(classes)} classes", bad[0].path)
+        raise DataFormatError(
+            f"label {bad[0].label} outside the {len(classes)} classes", bad[0].path
+        )
     return classes, refs
 
 
@@ -242,14 +271,14 @@ def load_cloud(ref: CloudRef, fmt: str, surface_points: int = 10_000) -> np.ndar
         cloud = read_modelnet_txt(ref.path)
     elif fmt == "ply_hdf5_2048":
         data, _, normal = read_ply_h5(ref.path)
-        cloud = data[ref.row] if normal is None else np.concatenate([data[ref.row], normal[ref.row]], axis=1)
+        cloud = (
+            data[ref.row]
+            if normal is None
+            else np.concatenate([data[ref.row], normal[ref.row]], axis=1)
+        )
         if not np.isfinite(cloud).all():
             raise DataFormatError(f"sample {ref.row}: NaN or infinite coordinates", ref.path)
     else:
-        from neuroflow.data.mesh_sampling import sample_surface
-        from neuroflow.data.off import read_off
-        from neuroflow.errors import InvalidArgumentError
-
         vertices, faces = read_off(ref.path)
         rng = np.random.default_rng(zlib.crc32(ref.name.encode()))
         try:

@@ -2,7 +2,7 @@
 
 Real N-MNIST cannot be downloaded at run time, so this is the project's default dataset. It writes
 genuine N-MNIST ``.bin`` files in the original layout (``<root>/Train/<digit>/<00000>.bin``,
-``<root>/Test/...``) that the real reader (:mod:`neuroflow.data.nmnist`) reads.
+``<root>/Test/...``) that the real reader (:mod:`neuroflow.data.events.nmnist`) reads.
 
 The recording is modelled on the original one (Orchard et al. 2015): a digit on a screen, seen by
 a 34 x 34 window of an ATIS sensor that moves in three saccades of ~100 ms (~0.3 s in all).
@@ -11,30 +11,26 @@ Scene
     Digit images are scikit-learn's bundled 8x8 handwritten digits (no download), sampled by a
     cubic spline at sensor resolution (the 8x8 box spans 25 px: digits ~24 px tall and ~18 px
     wide, a little taller and narrower than N-MNIST's ~21 x 20 px), sharpened into pen strokes
-    of random thickness and blurred by the optics. Train and Test use *different* source images (every 4th image is a Test
-    source), so test accuracy measures generalisation to unseen handwriting; 56 images that are
-    ambiguous at 8x8 are left out (see :data:`EXCLUDED_SOURCES`). Train digits get a random
-    affine map (rotation, shear, scale) and a smooth elastic displacement field, so that many
-    distinct samples come from few images (it is augmentation, baked into the files). Test
-    digits get a quarter of that distortion (``test_distortion``): they appear nearly as
-    written, as real N-MNIST's test set shows MNIST's test digits as written, while the ~2
-    recordings of each Test image still differ. Pen thickness, camera noise and motion jitter
-    vary in both splits.
-Motion
-    The image moves along a triangle (the three saccades) during three time windows read off the
-    real event-rate profile, with a Tukey speed profile (cosine ramps, flat middle) and a slow
-    random tremor that keeps edges firing a little while the image rests. Triangle sides in
-    pixels: (+2.5, +5), (+3, -5), (-5.5, 0), measured by cross-correlating event images of real
-    samples 10 ms apart.
-Pixels
-    Each pixel compares its log intensity with the level memorised at its last reset and emits an
-    event when the change reaches its threshold (per-pixel thresholds: Gaussian mismatch, fixed
-    for the whole "sensor" like a real chip). After an event it is blind for a refractory period
-    (per-pixel, ~1.8 ms: the real samples show almost no same-pixel interval under ~1.7 ms) and
-    then resets its memorised level to the current one. Event times are interpolated inside the
-    1 ms simulation step and delayed by a random readout latency. Background-activity noise
-    events are added uniformly over pixels and time.
-Polarity
+    of random thickness and blurred by the optics. Train and Test use *different* source images
+    (every 4th image is a Test source), so test accuracy measures generalisation to unseen
+    handwriting; 56 images that are ambiguous at 8x8 are left out (see
+    :data:`EXCLUDED_SOURCES`). Train digits get a random affine map (rotation, shear, scale) and
+    a smooth elastic displacement field, so that many distinct samples come from few images (it
+    is augmentation, baked into the files). Test digits get a quarter of that distortion
+    (``test_distortion``): they appear nearly as written, as real N-MNIST's test set shows
+    MNIST's test digits as written, while the ~2 recordings of each Test image still differ. Pen
+    thickness, camera noise and motion jitter vary in both splits. Motion The image moves along
+    a triangle (the three saccades) during three time windows read off the real event-rate
+    profile, with a Tukey speed profile (cosine ramps, flat middle) and a slow random tremor
+    that keeps edges firing a little while the image rests. Triangle sides in pixels: (+2.5,
+    +5), (+3, -5), (-5.5, 0), measured by cross-correlating event images of real samples 10 ms
+    apart. Pixels Each pixel compares its log intensity with the level memorised at its last
+    reset and emits an event when the change reaches its threshold (per-pixel thresholds:
+    Gaussian mismatch, fixed for the whole "sensor" like a real chip). After an event it is
+    blind for a refractory period (per-pixel, ~1.8 ms: the real samples show almost no
+    same-pixel interval under ~1.7 ms) and then resets its memorised level to the current one.
+    Event times are interpolated inside the 1 ms simulation step and delayed by a random readout
+    latency. Background-activity noise events are added uniformly over pixels and time. Polarity
     On the recorded files the polarity bit 1 marks the trailing edges of the moving (bright)
     digit (measured: the centroid of bit-1 events lags the motion), so the model writes bit 1
     for brightness decreases.
@@ -60,8 +56,14 @@ import numpy as np
 from numba import njit
 from scipy import ndimage
 
-from neuroflow.data.nmnist import EVENT_DTYPE, MAX_TIMESTAMP_US, NUM_CLASSES, SENSOR_SIZE, encode_events
 from neuroflow.data import staged_folder
+from neuroflow.data.events.nmnist import (
+    EVENT_DTYPE,
+    MAX_TIMESTAMP_US,
+    NUM_CLASSES,
+    SENSOR_SIZE,
+    encode_events,
+)
 from neuroflow.data.staged_folder import prepare_folder
 from neuroflow.errors import InvalidArgumentError
 
@@ -77,10 +79,62 @@ TEST_SOURCE_EVERY = 4
 #: (scikit-learn 1.9). At 8x8 these are ambiguous (a 7 that reads as a 9...); at MNIST's 28x28
 #: most would be legible. Listed here so the dataset does not depend on scikit-learn's numerics.
 EXCLUDED_SOURCES = (
-    2, 5, 37, 54, 57, 69, 75, 77, 87, 95, 129, 403, 413, 421, 438, 447, 480, 492, 498, 504, 539,
-    547, 563, 607, 683, 780, 792, 794, 813, 890, 891, 899, 905, 951, 964, 1038, 1100, 1118, 1149,
-    1264, 1361, 1409, 1468, 1553, 1571, 1573, 1605, 1611, 1628, 1658, 1662, 1690, 1727, 1729,
-    1765, 1790,
+    2,
+    5,
+    37,
+    54,
+    57,
+    69,
+    75,
+    77,
+    87,
+    95,
+    129,
+    403,
+    413,
+    421,
+    438,
+    447,
+    480,
+    492,
+    498,
+    504,
+    539,
+    547,
+    563,
+    607,
+    683,
+    780,
+    792,
+    794,
+    813,
+    890,
+    891,
+    899,
+    905,
+    951,
+    964,
+    1038,
+    1100,
+    1118,
+    1149,
+    1264,
+    1361,
+    1409,
+    1468,
+    1553,
+    1571,
+    1573,
+    1605,
+    1611,
+    1628,
+    1658,
+    1662,
+    1690,
+    1727,
+    1729,
+    1765,
+    1790,
 )
 #: file written last into a prepared root; it records how the data were made
 META_FILE = "synthetic-nmnist.json"
@@ -144,7 +198,10 @@ def source_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_digit(
-    image8: np.ndarray, rng: np.random.Generator, model: CameraModel = CameraModel(), distortion: float = 1.0
+    image8: np.ndarray,
+    rng: np.random.Generator,
+    model: CameraModel = CameraModel(),
+    distortion: float = 1.0,
 ) -> np.ndarray:
     """Draw one distorted digit on the screen canvas.
 
@@ -158,7 +215,9 @@ def render_digit(
     """
     size = SENSOR_SIZE[1] + 2 * _MARGIN
     centre = (size - 1) / 2.0
-    scale = model.digit_height_px / 8.0 * (1.0 + distortion * (rng.uniform(*model.scale_range) - 1.0))
+    scale = (
+        model.digit_height_px / 8.0 * (1.0 + distortion * (rng.uniform(*model.scale_range) - 1.0))
+    )
     angle = math.radians(distortion * rng.uniform(-model.rotation_deg, model.rotation_deg))
     shear = distortion * rng.uniform(-model.shear, model.shear)
     shift = distortion * rng.uniform(-model.shift_px, model.shift_px, size=2)
@@ -184,7 +243,9 @@ def render_digit(
     return strokes.astype(np.float32)
 
 
-def saccade_path(rng: np.random.Generator, model: CameraModel = CameraModel()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def saccade_path(
+    rng: np.random.Generator, model: CameraModel = CameraModel()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Simulation times and the image displacement at each.
 
     Each saccade moves the image along one side of :data:`_TRIANGLE` during its time window
@@ -279,9 +340,9 @@ def _pixel_events(log_canvas, margin, times, dx, dy, c_on, c_off, refractory, ph
                 c0 = j + base_c[k]
                 fr = frac_r[k]
                 fc = frac_c[k]
-                level = (1 - fr) * ((1 - fc) * log_canvas[r0, c0] + fc * log_canvas[r0, c0 + 1]) + fr * (
-                    (1 - fc) * log_canvas[r0 + 1, c0] + fc * log_canvas[r0 + 1, c0 + 1]
-                )
+                level = (1 - fr) * (
+                    (1 - fc) * log_canvas[r0, c0] + fc * log_canvas[r0, c0 + 1]
+                ) + fr * ((1 - fc) * log_canvas[r0 + 1, c0] + fc * log_canvas[r0 + 1, c0 + 1])
                 if k == 0:
                     ref = level + phase[i, j]
                     prev_level = level
@@ -335,11 +396,15 @@ class Sensor:
     refractory: np.ndarray
 
     @classmethod
-    def make(cls, rng: np.random.Generator, model: CameraModel = CameraModel()) -> "Sensor":
+    def make(cls, rng: np.random.Generator, model: CameraModel = CameraModel()) -> Sensor:
         shape = (SENSOR_SIZE[1], SENSOR_SIZE[0])
         floor = 0.25 * model.threshold  # a threshold near zero would fire on every step
-        c_on = np.maximum(model.threshold + model.threshold_mismatch * rng.standard_normal(shape), floor)
-        c_off = np.maximum(model.threshold + model.threshold_mismatch * rng.standard_normal(shape), floor)
+        c_on = np.maximum(
+            model.threshold + model.threshold_mismatch * rng.standard_normal(shape), floor
+        )
+        c_off = np.maximum(
+            model.threshold + model.threshold_mismatch * rng.standard_normal(shape), floor
+        )
         refr = np.maximum(
             model.refractory_us + model.refractory_mismatch_us * rng.standard_normal(shape),
             1.01 * model.step_us,  # keeps "at most one event per pixel per step" true
@@ -348,7 +413,10 @@ class Sensor:
 
 
 def simulate_recording(
-    image8: np.ndarray, rng: np.random.Generator, sensor: Sensor, model: CameraModel = CameraModel(),
+    image8: np.ndarray,
+    rng: np.random.Generator,
+    sensor: Sensor,
+    model: CameraModel = CameraModel(),
     distortion: float = 1.0,
 ) -> np.ndarray:
     """One synthetic N-MNIST recording of an ``[8, 8]`` digit image (``distortion``: see
@@ -390,13 +458,22 @@ def _sample_plan(split: str, per_class: int, seed: int) -> list[tuple[int, int, 
     plan = []
     for digit in range(NUM_CLASSES):
         sources = np.flatnonzero(labels == digit)
-        order = np.random.default_rng([seed, 1 if split == "Train" else 2, digit]).permutation(sources)
+        order = np.random.default_rng([seed, 1 if split == "Train" else 2, digit]).permutation(
+            sources
+        )
         plan += [(digit, k, int(order[k % len(order)])) for k in range(per_class)]
     return plan
 
 
-def generate_sample(split: str, digit: int, index: int, source: int, seed: int, sensor: Sensor,
-                    model: CameraModel = CameraModel()) -> np.ndarray:
+def generate_sample(
+    split: str,
+    digit: int,
+    index: int,
+    source: int,
+    seed: int,
+    sensor: Sensor,
+    model: CameraModel = CameraModel(),
+) -> np.ndarray:
     """The events of one file; depends only on its arguments (so generation order is free)."""
     images, _ = source_digits(split)
     rng = np.random.default_rng([seed, 1 if split == "Train" else 2, digit, index, 7])
@@ -406,8 +483,13 @@ def generate_sample(split: str, digit: int, index: int, source: int, seed: int, 
     return simulate_recording(images[source], rng, sensor, model, distortion)
 
 
-def _write_files(folder: str, jobs: list[tuple[str, int, int, int]], seed: int, sensor: Sensor,
-                 model: CameraModel) -> int:
+def _write_files(
+    folder: str,
+    jobs: list[tuple[str, int, int, int]],
+    seed: int,
+    sensor: Sensor,
+    model: CameraModel,
+) -> int:
     """Generate and write the files of ``jobs`` (run in a worker process); returns their count."""
     for split, digit, index, source in jobs:
         events = generate_sample(split, digit, index, source, seed, sensor, model)
@@ -458,7 +540,9 @@ def prepare_synthetic_nmnist(
     root = Path(root)
     for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidArgumentError(f"prepare_synthetic_nmnist: {name} must be an integer >= 1, got {value!r}")
+            raise InvalidArgumentError(
+                f"prepare_synthetic_nmnist: {name} must be an integer >= 1, got {value!r}"
+            )
 
     def fill(tmp: Path) -> dict:
         sensor = Sensor.make(np.random.default_rng([seed, 0]), model)
@@ -469,7 +553,9 @@ def prepare_synthetic_nmnist(
                 (tmp / split / str(digit)).mkdir(parents=True)
         n_workers = max(1, int(workers))
         chunks = [jobs[i : i + 100] for i in range(0, len(jobs), 100)]
-        with tqdm(total=len(jobs), desc=f"synthetic N-MNIST -> {root}", unit="file", disable=not progress) as bar:
+        with tqdm(
+            total=len(jobs), desc=f"synthetic N-MNIST -> {root}", unit="file", disable=not progress
+        ) as bar:
             if n_workers == 1:
                 for chunk in chunks:
                     bar.update(_write_files(str(tmp), chunk, seed, sensor, model))
@@ -479,7 +565,9 @@ def prepare_synthetic_nmnist(
                 # does not depend on the number of workers
                 context = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
-                    futures = [pool.submit(_write_files, str(tmp), c, seed, sensor, model) for c in chunks]
+                    futures = [
+                        pool.submit(_write_files, str(tmp), c, seed, sensor, model) for c in chunks
+                    ]
                     for future in as_completed(futures):
                         bar.update(future.result())
         return {

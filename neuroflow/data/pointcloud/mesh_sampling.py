@@ -13,7 +13,9 @@ import numpy as np
 from neuroflow.errors import InvalidArgumentError
 
 
-def triangle_areas_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def triangle_areas_normals(
+    vertices: np.ndarray, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Areas ``[F]`` and unit normals ``[F, 3]`` (right-hand rule on the vertex order; zero for
     degenerate triangles)."""
     a, b, c = (vertices[faces[:, k]] for k in range(3))
