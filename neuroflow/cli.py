@@ -6,6 +6,7 @@
                      [--png FILE] [--split test] [--max-samples N] [--set KEY=VALUE ...]
     neuroflow data prepare NAME [--root DIR] [--seed N]
     neuroflow config show CONFIG [--set KEY=VALUE ...]
+    neuroflow plot RUN_DIR [RUN_DIR ...] [-o PNG]
 
 Distributed: ``torchrun --nproc-per-node N -m neuroflow train CONFIG``.
 
@@ -217,6 +218,34 @@ def _cmd_config_show(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- plot
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="redraw the training curves of one or several runs",
+        description="Draw loss and accuracy per epoch of each RUN_DIR (its metrics.jsonl or "
+        "metrics.csv) into one PNG, one line per run and split.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="output_dir of a training run")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="PNG",
+        help="where to write (default: RUN_DIR/curves.png for one run, ./curves.png for several)",
+    )
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args) -> int:
+    from neuroflow.viz import plot_runs
+
+    print(f"curves: {plot_runs(args.run_dirs, args.output)}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------- main
 
 
@@ -236,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"neuroflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_eval, _add_energy, _add_data, _add_config):
+    for add in (_add_train, _add_eval, _add_energy, _add_data, _add_config, _add_plot):
         add(sub)
     return parser
 
