@@ -47,7 +47,9 @@ def test_misplaced_key_suggests_its_section():
 
 
 def test_unknown_model_parameter_checked_against_builder_signature():
-    with pytest.raises(ConfigError, match=r"unknown key 'model.chanels'; did you mean 'model.channels'\?"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'model.chanels'; did you mean 'model.channels'\?"
+    ):
         config_from_dict({"model": {"name": "scnn", "chanels": [8, 16]}})
     with pytest.raises(ConfigError, match=r"'model.tau'.*expected float.*'fast' \(str\)"):
         config_from_dict({"model": {"name": "scnn", "tau": "fast"}})
@@ -72,7 +74,10 @@ def test_wrong_type_names_path_value_and_expected_type():
 
 
 def test_choices_and_ranges():
-    with pytest.raises(ConfigError, match=r"'optimizer.name': 'sgdd' is not one of 'sgd', 'adamw'; did you mean 'sgd'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'optimizer.name': 'sgdd' is not one of 'sgd', 'adamw'; did you mean 'sgd'",
+    ):
         config_from_dict({"optimizer": {"name": "sgdd"}})
     with pytest.raises(ConfigError, match=r"'loop.epochs': must be >= 1, got 0"):
         config_from_dict({"loop": {"epochs": 0}})
@@ -94,7 +99,13 @@ def test_parse_override_reads_yaml_scalars():
     assert parse_override("name=a=b") == (["name"], "a=b")  # split at the first '=' only
     # YAML 1.2 booleans: 'off' is the ModelNet40 mesh format, not False as YAML 1.1 has it
     assert parse_override("data.format=off") == (["data", "format"], "off")
-    assert [parse_override(f"k={v}")[1] for v in ("yes", "no", "on", "False", "TRUE")] == ["yes", "no", "on", False, True]
+    assert [parse_override(f"k={v}")[1] for v in ("yes", "no", "on", "False", "TRUE")] == [
+        "yes",
+        "no",
+        "on",
+        False,
+        True,
+    ]
     for bad in ("optimizer.lr", "=3", "a..b=1"):
         with pytest.raises(ConfigError, match="bad override"):
             parse_override(bad)
@@ -123,7 +134,15 @@ def test_off_format_reads_as_text_in_files_and_overrides(tmp_path):
     path = write(tmp_path, "data:\n  name: modelnet40\n  format: off\n")
     assert load_config(path).data.format == "off"
     assert load_config(path, ["data.format=auto"]).data.format == "auto"
-    assert load_config(write(tmp_path, "seed: 1\n", "b.yaml"), ["data.format=off"]).data.format == "off"
+    b = write(tmp_path, "seed: 1\n", "b.yaml")
+    assert load_config(b, ["data.name=modelnet40", "data.format=off"]).data.format == "off"
+    # the default dataset (event data) has no format: the key is refused, naming its owners
+    with pytest.raises(
+        ConfigError,
+        match=r"'data.format' is not a setting of dataset "
+        r"'synthetic-nmnist' \(it belongs to modelnet40, synthetic-shapes\)",
+    ):
+        load_config(b, ["data.format=off"])
     # a boolean key given 'yes' is refused by name rather than read as True
     with pytest.raises(ConfigError, match=r"'data.use_normals'.*expected bool.*'yes'"):
         load_config(path, ["data.use_normals=yes"])
@@ -177,3 +196,68 @@ def test_shipped_configs_validate():
     real = load_config(root / "nmnist_scnn.yaml")
     assert real.data.name == "nmnist" and real.data.root == "datasets/nmnist"
     assert real.output_dir == "runs/nmnist_scnn"
+
+
+def _options_given_to_builder(name: str, cfg, monkeypatch):
+    """The options object build_datasets hands to dataset ``name``'s builder for ``cfg``."""
+    import dataclasses
+
+    from neuroflow.data import DATASETS, build_datasets
+
+    captured = []
+    entry = DATASETS.get(name)
+    monkeypatch.setitem(
+        DATASETS._items, name, dataclasses.replace(entry, build=lambda o, seed: captured.append(o))
+    )
+    build_datasets(cfg, seed=0)
+    return captured[0]
+
+
+@pytest.mark.parametrize("name", ["nmnist", "synthetic-nmnist", "modelnet40", "synthetic-shapes"])
+def test_data_settings_same_from_yaml_and_python(tmp_path, monkeypatch, name):
+    """One definition per dataset: `data: {name: X}` from YAML and `{"name": X}` from Python
+    resolve to the same settings (before, synthetic-shapes gave root datasets/synthetic-nmnist
+    and time_steps 10 from YAML, datasets/synthetic-shapes and 1 from Python)."""
+    from neuroflow.data import DATASETS
+
+    assert name in DATASETS
+    from_yaml = load_config(write(tmp_path, f"data:\n  name: {name}\n")).data
+    from_python = _options_given_to_builder(name, {"name": name}, monkeypatch)
+    keys = ("root", "time_steps", "val_fraction", "test_fraction", "cache", "max_samples")
+    for key in keys:
+        assert getattr(from_yaml, key) == getattr(from_python, key), key
+    # every key YAML resolves is one the builder receives, with the same value
+    yaml_settings = {
+        k: v
+        for k, v in to_dict(load_config(write(tmp_path, f"data:\n  name: {name}\n")))[
+            "data"
+        ].items()
+    }
+    for key, value in yaml_settings.items():
+        if key not in ("batch_size", "num_workers"):
+            assert getattr(from_python, key) == value, key
+    # and the loaded config section itself builds with exactly those options
+    assert _options_given_to_builder(name, from_yaml, monkeypatch) == from_python
+
+
+def test_data_setting_errors_name_the_key_from_yaml_and_python(tmp_path):
+    from neuroflow.data import build_datasets
+    from neuroflow.errors import InvalidArgumentError
+
+    path = write(tmp_path, "data:\n  name: synthetic-shapes\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"--set data.voxel_size=0: config key 'data.voxel_size': "
+        r"must be a number > 0",
+    ):
+        load_config(path, ["data.voxel_size=0"])
+    with pytest.raises(InvalidArgumentError, match=r"data.voxel_size must be a number > 0"):
+        build_datasets({"name": "synthetic-shapes", "voxel_size": 0}, seed=0)
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"data.split_by is not a setting of dataset "
+        r"'synthetic-shapes'",
+    ):
+        build_datasets({"name": "synthetic-shapes", "split_by": "time"}, seed=0)
+    with pytest.raises(ConfigError, match=r"'data.name'.*unknown dataset 'modelnet'; did you mean"):
+        load_config(path, ["data.name=modelnet"])

@@ -18,18 +18,20 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal, Union
+from typing import Any, Literal, Union
 
 import yaml
 
-from neuroflow.config.schema import ExperimentConfig, ModelConfig
-from neuroflow.errors import ConfigError, RegistryError
+from neuroflow.config.schema import DataConfig, ExperimentConfig, ModelConfig
+from neuroflow.errors import ConfigError, InvalidArgumentError, RegistryError
 from neuroflow.registry import nearest
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` / ``5E+2`` as floats and only ``true`` / ``false`` as booleans."""
+    """SafeLoader that reads ``1e-3`` / ``5E+2`` as floats and only ``true`` / ``false`` as
+    booleans."""
 
 
 _Loader.add_implicit_resolver(
@@ -49,7 +51,9 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
     for first, resolvers in _Loader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def parse_yaml(text: str, source: str = "<string>") -> Any:
@@ -93,9 +97,7 @@ def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 prefix = ".".join(parts[: i + 1])
-                raise ConfigError(
-                    f"bad override {text!r}: {prefix!r} is a value, not a section"
-                )
+                raise ConfigError(f"bad override {text!r}: {prefix!r} is a value, not a section")
             node = child
         node[parts[-1]] = value
     return raw
@@ -220,11 +222,22 @@ def leaf_paths(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
     for f in dataclasses.fields(cls):
         path = _join(prefix, f.name)
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if tp is DataConfig:  # every registered dataset's keys
+            out.extend(f"{path}.{key}" for key in _all_data_keys())
+        elif dataclasses.is_dataclass(tp):
             out.extend(leaf_paths(tp, path))
         else:
             out.append(path)
     return out
+
+
+def _all_data_keys() -> list[str]:
+    from neuroflow.data import DATASETS
+
+    keys: dict[str, None] = {}
+    for name in DATASETS.names():
+        keys.update(dict.fromkeys(DATASETS.get(name).options.keys()))
+    return list(keys)
 
 
 def unknown_key_error(path: str, valid: Iterable[str], prefix: str) -> ConfigError:
@@ -253,6 +266,8 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     """Build the dataclass ``cls`` from a mapping, checking every key and value."""
     if cls is ModelConfig:
         return _model_from_dict(data, prefix)
+    if cls is DataConfig:
+        return _data_from_dict(data, prefix)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -306,6 +321,47 @@ def _model_from_dict(data: dict, prefix: str) -> ModelConfig:
 
 
 # ---------------------------------------------------------------------------------------------
+# the data section: checked against the named dataset's registered options
+
+
+def _data_from_dict(data: dict, prefix: str) -> DataConfig:
+    from neuroflow.data import DATASETS
+    from neuroflow.data.registry import DEFAULT_DATASET
+
+    name = data.get("name", DEFAULT_DATASET)
+    name_path = _join(prefix, "name")
+    if not isinstance(name, str):
+        raise _type_error(name_path, name, str)
+    try:
+        options_cls = DATASETS.get(name).options
+    except RegistryError as exc:
+        raise key_error(name_path, f"config key {name_path!r}: {exc}") from None
+    keys = options_cls.keys()
+    types_ = options_cls.types()
+    given = {}
+    for key, value in data.items():
+        path = _join(prefix, str(key))
+        if key not in keys:
+            owners = [n for n in DATASETS.names() if key in DATASETS.get(n).options.keys()]
+            if owners:
+                raise key_error(
+                    path,
+                    f"config key {path!r} is not a setting of dataset {name!r} (it belongs to "
+                    f"{', '.join(owners)}); {name!r} takes: {', '.join(keys)}",
+                )
+            raise unknown_key_error(path, keys, prefix)
+        given[key] = coerce(value, types_[key], path)
+    options = options_cls(**given)
+    try:
+        options.validate()
+    except InvalidArgumentError as exc:
+        key = getattr(exc, "key", None) or prefix
+        message = str(exc).removeprefix(f"{key} ")
+        raise key_error(key, f"config key {key!r}: {message}") from None
+    return options
+
+
+# ---------------------------------------------------------------------------------------------
 # value ranges
 
 
@@ -316,29 +372,7 @@ def _check(ok: bool, path: str, rule: str, value: Any) -> None:
 
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Range checks the types cannot express (positive sizes, fractions in [0, 1)...)."""
-    d, o, s, l, lp = cfg.data, cfg.optimizer, cfg.scheduler, cfg.loss, cfg.loop
-    _check(d.time_steps >= 1, "data.time_steps", ">= 1", d.time_steps)
-    _check(d.batch_size >= 1, "data.batch_size", ">= 1", d.batch_size)
-    _check(d.num_workers >= 0, "data.num_workers", ">= 0", d.num_workers)
-    _check(d.translate >= 0, "data.translate", ">= 0", d.translate)
-    _check(0 <= d.val_fraction < 1, "data.val_fraction", "in [0, 1)", d.val_fraction)
-    _check(0 <= d.test_fraction < 1, "data.test_fraction", "in [0, 1)", d.test_fraction)
-    _check(
-        d.val_fraction + d.test_fraction < 1,
-        "data.test_fraction",
-        "< 1 - data.val_fraction",
-        d.test_fraction,
-    )
-    _check(d.num_points >= 1, "data.num_points", ">= 1", d.num_points)
-    _check(d.surface_points >= 1, "data.surface_points", ">= 1", d.surface_points)
-    _check(d.voxel_size > 0, "data.voxel_size", "> 0", d.voxel_size)
-    _check(len(d.scale_range) == 2 and 0 < d.scale_range[0] <= d.scale_range[1], "data.scale_range",
-           "[low, high] with 0 < low <= high", d.scale_range)
-    _check(d.shift >= 0, "data.shift", ">= 0", d.shift)
-    if d.spike_levels is not None:
-        _check(d.spike_levels >= 1, "data.spike_levels", ">= 1 or null", d.spike_levels)
-    if d.max_samples is not None:
-        _check(d.max_samples >= 1, "data.max_samples", ">= 1 or null", d.max_samples)
+    o, s, loss, lp = cfg.optimizer, cfg.scheduler, cfg.loss, cfg.loop
     _check(o.lr > 0, "optimizer.lr", "> 0", o.lr)
     _check(o.weight_decay >= 0, "optimizer.weight_decay", ">= 0", o.weight_decay)
     _check(0 <= o.momentum < 1, "optimizer.momentum", "in [0, 1)", o.momentum)
@@ -350,8 +384,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         o.betas,
     )
     if o.nesterov:
-        _check(o.name == "sgd" and o.momentum > 0, "optimizer.nesterov",
-               "used with name: sgd and momentum > 0", o.nesterov)
+        _check(
+            o.name == "sgd" and o.momentum > 0,
+            "optimizer.nesterov",
+            "used with name: sgd and momentum > 0",
+            o.nesterov,
+        )
     _check(s.warmup_epochs >= 0, "scheduler.warmup_epochs", ">= 0", s.warmup_epochs)
     _check(0 <= s.min_lr <= o.lr, "scheduler.min_lr", "in [0, optimizer.lr]", s.min_lr)
     _check(s.gamma > 0, "scheduler.gamma", "> 0", s.gamma)
@@ -361,17 +399,20 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         "increasing epochs >= 1",
         s.milestones,
     )
-    _check(0 <= l.label_smoothing < 1, "loss.label_smoothing", "in [0, 1)", l.label_smoothing)
-    _check(0 <= l.tet_lambda <= 1, "loss.tet_lambda", "in [0, 1]", l.tet_lambda)
+    _check(0 <= loss.label_smoothing < 1, "loss.label_smoothing", "in [0, 1)", loss.label_smoothing)
+    _check(0 <= loss.tet_lambda <= 1, "loss.tet_lambda", "in [0, 1]", loss.tet_lambda)
     _check(lp.epochs >= 1, "loop.epochs", ">= 1", lp.epochs)
     _check(lp.log_every >= 1, "loop.log_every", ">= 1", lp.log_every)
     _check(lp.eval_every >= 1, "loop.eval_every", ">= 1", lp.eval_every)
     if lp.clip_grad is not None:
         _check(lp.clip_grad > 0, "loop.clip_grad", "> 0 or null", lp.clip_grad)
-    _check(cfg.distributed.timeout_s >= 1, "distributed.timeout_s", ">= 1", cfg.distributed.timeout_s)
+    _check(
+        cfg.distributed.timeout_s >= 1, "distributed.timeout_s", ">= 1", cfg.distributed.timeout_s
+    )
     if cfg.name is not None:
-        _check(bool(cfg.name) and "/" not in cfg.name, "name", "a non-empty name without '/'",
-               cfg.name)
+        _check(
+            bool(cfg.name) and "/" not in cfg.name, "name", "a non-empty name without '/'", cfg.name
+        )
     return cfg
 
 
@@ -412,7 +453,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     raw = parse_yaml(text, source=str(path))
     if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: a config must be a mapping of sections, got {type(raw).__name__}"
+        )
     overrides = list(overrides)
     raw = apply_overrides({} if raw is None else raw, overrides)  # its errors name the override
     try:

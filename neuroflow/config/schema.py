@@ -1,8 +1,10 @@
 """The typed schema of an experiment config: one dataclass per YAML section.
 
-A YAML file fills these dataclasses through :func:`neuroflow.config.load_config`, which checks every
-key and type against the annotations here (a key that is not a field is an error, never ignored).
-Defaults here are the defaults of the library; ``configs/quickstart.yaml`` spells out a full example.
+A YAML file fills these dataclasses through :func:`neuroflow.config.load_config`, which checks
+every key and type against the annotations here (a key that is not a field is an error, never
+ignored). Defaults here are the defaults of the library; ``configs/quickstart.yaml`` spells out a
+full example. The ``data`` section is the options class of the dataset it names (registered in
+:mod:`neuroflow.data`), the ``model`` section the keywords of the model builder it names.
 
 Units: learning rates are absolute; ``warmup_epochs`` and ``milestones`` count epochs (a fraction
 of an epoch is allowed for warm-up); ``clip_grad`` is a maximum global L2 norm.
@@ -12,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from neuroflow.data.options import DataOptions
+from neuroflow.data.registry import DATASETS, DEFAULT_DATASET
 
 
 @dataclass
@@ -26,50 +31,18 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class DataConfig:
-    """Which dataset, how it becomes spikes, and how it is batched.
+#: The ``data:`` section: the options class of the dataset it names (its ``name`` key picks
+#: :data:`neuroflow.data.DATASETS`'s entry, whose ``options`` dataclass lists the keys, types and
+#: defaults). Every dataset shares the fields of this base: ``name``, ``root``, ``batch_size``
+#: (the *global* batch: under ``torchrun`` each of W processes loads ``batch_size / W``),
+#: ``num_workers``, the split fractions, ``cache``, ``on_bad_file``, ``max_samples``, ``prepare``.
+#: ``neuroflow config show`` prints a dataset's full set.
+DataConfig = DataOptions
 
-    Event data (``nmnist``, ``synthetic-nmnist``) is binned into ``time_steps`` frames. Point
-    clouds (``modelnet40``, ``synthetic-shapes``) are normalised into the unit sphere, reduced to
-    ``num_points`` (``sampling``: farthest-point or random; OFF meshes are first sampled with
-    ``surface_points``), augmented in training (isotropic scale in ``scale_range``, shift up to
-    ``shift``), voxelised at ``voxel_size`` (unit-sphere units) and spike voxel coded: features
-    xyz (+ normal with ``use_normals``) as integer spikes in ``[-spike_levels, spike_levels]``
-    (null: real values) over ``time_steps`` (T) steps. ``format`` picks the ModelNet40
-    distribution (``auto`` detects it).
 
-    ``batch_size`` is the *global* batch: under ``torchrun`` each of the W processes loads
-    ``batch_size / W`` samples per step (it must divide evenly), so a run's optimisation does not
-    depend on the number of processes.
-    """
-
-    name: Literal["nmnist", "synthetic-nmnist", "modelnet40", "synthetic-shapes"] = "synthetic-nmnist"
-    root: str = "datasets/synthetic-nmnist"
-    time_steps: int = 10
-    split_by: Literal["time", "count"] = "time"
-    denoise_us: int | None = None
-    translate: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    cache: bool = True
-    on_bad_file: Literal["error", "skip"] = "error"
-    max_samples: int | None = None
-    prepare: bool = True
-    synthetic_train_per_class: int | None = None
-    synthetic_test_per_class: int | None = None
-    # point clouds (modelnet40, synthetic-shapes); time_steps is then the SVC's T (E-3DSNN: 1)
-    format: Literal["auto", "normal_resampled", "ply_hdf5_2048", "off"] = "auto"
-    num_points: int = 1024
-    surface_points: int = 10000
-    sampling: Literal["fps", "random"] = "fps"
-    voxel_size: float = 0.05
-    use_normals: bool = True
-    scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
-    shift: float = 0.2
-    spike_levels: int | None = 4
-    batch_size: int = 64
-    num_workers: int = 0
+def default_data() -> DataOptions:
+    """The default dataset's options, all at their defaults."""
+    return DATASETS.get(DEFAULT_DATASET).options()
 
 
 @dataclass
@@ -149,7 +122,7 @@ class ExperimentConfig:
     output_dir: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = field(default_factory=default_data)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -25,7 +25,9 @@ import errno
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,7 +42,12 @@ from neuroflow.data.events.nmnist import (
     list_split,
 )
 from neuroflow.data.events.transforms import EventsToFrames, RandomTranslate
-from neuroflow.data.options import DataOptions
+from neuroflow.data.options import (
+    DataOptions,
+    OptionError,
+    is_int,
+    validate_synthetic_sizes,
+)
 from neuroflow.data.splits import interleave, stratified_split
 from neuroflow.data.staged_folder import check_meta
 from neuroflow.errors import DataFormatError, DatasetNotFoundError
@@ -50,6 +57,50 @@ INPUT_SHAPE = (NUM_POLARITIES, SENSOR_SIZE[1], SENSOR_SIZE[0])
 #: the synthetic dataset is always generated with this seed, so "synthetic-nmnist" names one
 #: dataset; the training seed only drives the splits and augmentation
 SYNTHETIC_DATA_SEED = 0
+
+
+@dataclass
+class EventOptions(DataOptions):
+    """``data:`` settings of ``nmnist``: the shared ones (:class:`DataOptions`) and how events
+    become frames. ``time_steps`` frames per sample, binned by equal time windows
+    (``split_by: time``) or equal event counts (``count``); ``denoise_us``: drop events with no
+    neighbour event within that many microseconds before; ``translate``: random shift of up to
+    that many pixels (training split only)."""
+
+    name: str = "nmnist"
+    root: str = "datasets/nmnist"
+    time_steps: int = 10
+    split_by: Literal["time", "count"] = "time"
+    denoise_us: int | None = None
+    translate: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if not is_int(self.time_steps) or self.time_steps < 1:
+            raise OptionError("time_steps", "an integer >= 1", self.time_steps)
+        if self.split_by not in ("time", "count"):
+            raise OptionError("split_by", "'time' or 'count'", self.split_by)
+        if self.denoise_us is not None and (not is_int(self.denoise_us) or self.denoise_us <= 0):
+            raise OptionError(
+                "denoise_us", "null or an integer number of microseconds > 0", self.denoise_us
+            )
+        if not is_int(self.translate) or self.translate < 0:
+            raise OptionError("translate", "an integer number of pixels >= 0", self.translate)
+
+
+@dataclass
+class SyntheticNMNISTOptions(EventOptions):
+    """``data:`` settings of ``synthetic-nmnist``: those of ``nmnist`` plus the files per class
+    generated on first use (null: the generator's default, or what a prepared root holds)."""
+
+    name: str = "synthetic-nmnist"
+    root: str = "datasets/synthetic-nmnist"
+    synthetic_train_per_class: int | None = None
+    synthetic_test_per_class: int | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        validate_synthetic_sizes(self)
 
 
 class EventFileFrames:
@@ -157,7 +208,7 @@ def _list_train_test(name: str, root: Path) -> tuple[list[SampleRef], list[Sampl
 
 
 def _frame_source(
-    split: str, refs: list[SampleRef], root: Path, maker: EventsToFrames, options: DataOptions
+    split: str, refs: list[SampleRef], root: Path, maker: EventsToFrames, options: EventOptions
 ):
     """A CachedFrames (building the cache if needed) or, without a cache, an EventFileFrames."""
     if options.cache and refs:
@@ -219,7 +270,7 @@ def _valid_refs(refs: list[SampleRef], on_bad_file: str) -> list[SampleRef]:
     return good
 
 
-def build_nmnist(options: DataOptions, seed: int, name: str = "nmnist") -> dict[str, FrameDataset]:
+def build_nmnist(options: EventOptions, seed: int, name: str = "nmnist") -> dict[str, FrameDataset]:
     """Datasets ``train`` / ``val`` / ``test`` from an N-MNIST root (see the module docstring)."""
     root = Path(options.root)
     train_refs, test_refs = _list_train_test(name, root)
@@ -256,7 +307,7 @@ def build_nmnist(options: DataOptions, seed: int, name: str = "nmnist") -> dict[
     return datasets
 
 
-def build_synthetic_nmnist(options: DataOptions, seed: int) -> dict[str, FrameDataset]:
+def build_synthetic_nmnist(options: SyntheticNMNISTOptions, seed: int) -> dict[str, FrameDataset]:
     """Like :func:`build_nmnist`, generating the synthetic data into ``root`` first when it is
     absent (``prepare: true``)."""
     from neuroflow.data.events import (

@@ -27,12 +27,19 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from neuroflow.data.options import DataOptions
+from neuroflow.data.options import (
+    DataOptions,
+    OptionError,
+    is_int,
+    is_number,
+    validate_synthetic_sizes,
+)
 from neuroflow.data.pointcloud import synthetic_shapes
 from neuroflow.data.pointcloud.modelnet import (
     FORMATS,
@@ -58,17 +65,18 @@ CACHE_VERSION = 1
 
 @dataclass
 class PointCloudOptions(DataOptions):
-    """The ``data`` settings point-cloud datasets read (other keys are ignored): those shared with
-    event data (splits, cache, ``max_samples``, ``synthetic_*_per_class``...) plus the ones below.
-    ``time_steps`` is the SVC's T (E-3DSNN: 1)."""
+    """``data:`` settings of ``modelnet40``: the shared ones (:class:`DataOptions`) plus how a
+    cloud becomes spikes (see the module docstring). ``format`` picks the ModelNet40
+    distribution (``auto`` detects it); ``time_steps`` is the SVC's T (E-3DSNN: 1);
+    ``voxel_size`` is in units of the unit sphere; ``spike_levels`` null keeps real values."""
 
-    name: str = "synthetic-shapes"
-    root: str = "datasets/synthetic-shapes"
+    name: str = "modelnet40"
+    root: str = "datasets/modelnet40/modelnet40_normal_resampled"
     time_steps: int = 1
-    format: str = "auto"
+    format: Literal["auto", "normal_resampled", "ply_hdf5_2048", "off"] = "auto"
     num_points: int = 1024
     surface_points: int = 10_000
-    sampling: str = "fps"
+    sampling: Literal["fps", "random"] = "fps"
     voxel_size: float = 0.05
     use_normals: bool = True
     scale_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -77,41 +85,33 @@ class PointCloudOptions(DataOptions):
 
     def validate(self) -> None:
         super().validate()
-
-        def bad(key: str, expected: str) -> InvalidArgumentError:
-            return InvalidArgumentError(
-                f"data.{key} must be {expected}, got {getattr(self, key)!r}"
-            )
-
-        def is_int(v) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
+        if not is_int(self.time_steps) or self.time_steps < 1:
+            raise OptionError("time_steps", "an integer >= 1", self.time_steps)
         if self.format not in ("auto", *FORMATS):
-            raise bad("format", "'auto', " + ", ".join(repr(f) for f in FORMATS))
+            raise OptionError("format", "'auto', " + ", ".join(map(repr, FORMATS)), self.format)
         for key in ("num_points", "surface_points"):
             if not is_int(getattr(self, key)) or getattr(self, key) < 1:
-                raise bad(key, "an integer >= 1")
+                raise OptionError(key, "an integer >= 1", getattr(self, key))
         if self.sampling not in ("fps", "random"):
-            raise bad("sampling", "'fps' or 'random'")
-        if (
-            isinstance(self.voxel_size, bool)
-            or not isinstance(self.voxel_size, (int, float))
-            or not self.voxel_size > 0
-        ):
-            raise bad("voxel_size", "a number > 0 (in units of the unit sphere)")
+            raise OptionError("sampling", "'fps' or 'random'", self.sampling)
+        if not is_number(self.voxel_size) or not self.voxel_size > 0:
+            raise OptionError(
+                "voxel_size", "a number > 0 (in units of the unit sphere)", self.voxel_size
+            )
         s = self.scale_range
-        if not (isinstance(s, (list, tuple)) and len(s) == 2 and 0 < s[0] <= s[1]):
-            raise bad("scale_range", "[low, high] with 0 < low <= high")
-        if (
-            isinstance(self.shift, bool)
-            or not isinstance(self.shift, (int, float))
-            or self.shift < 0
+        if not (
+            isinstance(s, (list, tuple))
+            and len(s) == 2
+            and all(map(is_number, s))
+            and 0 < s[0] <= s[1]
         ):
-            raise bad("shift", "a number >= 0")
+            raise OptionError("scale_range", "[low, high] with 0 < low <= high", s)
+        if not is_number(self.shift) or self.shift < 0:
+            raise OptionError("shift", "a number >= 0", self.shift)
         if self.spike_levels is not None and (
             not is_int(self.spike_levels) or self.spike_levels < 1
         ):
-            raise bad("spike_levels", "null or an integer >= 1")
+            raise OptionError("spike_levels", "null or an integer >= 1", self.spike_levels)
 
     @property
     def channels(self) -> int:
@@ -122,6 +122,21 @@ class PointCloudOptions(DataOptions):
     def spatial_shape(self) -> tuple[int, int, int]:
         g = grid_extent(float(self.scale_range[1]), float(self.voxel_size))
         return (g, g, g)
+
+
+@dataclass
+class SyntheticShapesOptions(PointCloudOptions):
+    """``data:`` settings of ``synthetic-shapes``: those of ``modelnet40`` plus the meshes per
+    class generated on first use (null: the generator's default, or what a prepared root holds)."""
+
+    name: str = "synthetic-shapes"
+    root: str = "datasets/synthetic-shapes"
+    synthetic_train_per_class: int | None = None
+    synthetic_test_per_class: int | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        validate_synthetic_sizes(self)
 
 
 # ------------------------------------------------------------------------------------- caching
@@ -405,7 +420,7 @@ class SparseCollate:
         self.spatial_shape = tuple(spatial_shape)
 
     def __call__(self, batch):
-        from neuroflow.layers.sparse_tensor import SparseTensor
+        from neuroflow.layers.sparse import SparseTensor
 
         coords = [
             np.concatenate([np.full((len(c), 1), b, np.int32), c], axis=1)
@@ -470,9 +485,9 @@ def build_point_cloud_datasets(
     return out
 
 
-def build_synthetic_shapes(options, seed: int) -> dict:
+def build_synthetic_shapes(options: SyntheticShapesOptions, seed: int) -> dict:
     """Point-cloud datasets of the synthetic shapes in ``options.root``, generated there first
-    when absent and ``options.prepare`` (a :class:`PointCloudOptions`)."""
+    when absent and ``options.prepare``."""
     root = Path(options.root)
     if synthetic_shapes.is_prepared(root):
         wanted = {
