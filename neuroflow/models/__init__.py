@@ -4,10 +4,12 @@ Public names: :data:`MODELS` (name -> builder), :func:`build_model`, :func:`buil
 :func:`builder_parameters`; :class:`SCNN` (registered as ``scnn``); :class:`E3DSNN` (``e3dsnn``,
 ``e3dsnn_t``, ``e3dsnn_s``); :class:`MetaSpikeFormer` (``metaspikeformer``, ``metaspikeformer_15m``,
 ``_31m``, ``_55m``, ``metaspikeformer_event``, ``metaspikeformer_cifar``); the spike-driven check
-:func:`check_spike_driven` / :class:`SpikeDrivenReport`.
+:func:`check_spike_driven` / :class:`SpikeDrivenReport`; :class:`LSM` (``lsm``, an RRAM liquid
+state machine).
 """
 
 from neuroflow.models.e3dsnn import E3DSNN, e3dsnn, e3dsnn_s, e3dsnn_t
+from neuroflow.models.lsm import LSM, lsm
 from neuroflow.models.registry import DATA_ARGUMENTS, MODELS, build, build_model, builder_parameters
 from neuroflow.models.scnn import SCNN, scnn
 from neuroflow.models.spike_driven_check import SpikeDrivenReport, check_spike_driven
@@ -16,4 +18,5 @@ from neuroflow.models.spikeformer import MetaSpikeFormer
 __all__ = [
     "DATA_ARGUMENTS", "E3DSNN", "MODELS", "MetaSpikeFormer", "SCNN", "SpikeDrivenReport", "build", "build_model",
     "builder_parameters", "check_spike_driven", "e3dsnn", "e3dsnn_s", "e3dsnn_t", "scnn",
+    "LSM", "lsm",
 ]
