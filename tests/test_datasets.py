@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from neuroflow.data import DATASETS, build_datasets, collate_time_first, prepare_dataset
+from neuroflow.data.cache import cache_dir
 from neuroflow.data.events import dataset as ds_module
 from neuroflow.data.events import frame_cache
 from neuroflow.data.events.nmnist import SampleRef
@@ -60,6 +61,14 @@ def make_root(
 
 def cfg(root, **kw):
     return {"name": "nmnist", "root": str(root), **kw}
+
+
+@pytest.fixture(autouse=True)
+def cache_folder(tmp_path, monkeypatch):
+    """Every test caches into a folder of its own (``$NEUROFLOW_CACHE``)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NEUROFLOW_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -124,7 +133,7 @@ def test_items_collate_and_pickle(root):
 
 
 def cache_files(root) -> dict[str, int]:
-    folder = Path(root) / ".cache"
+    folder = cache_dir("frames", root)
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.h5")} if folder.is_dir() else {}
 
 
@@ -134,7 +143,7 @@ def test_cache_reused_and_keyed_by_parameters(root, monkeypatch):
     assert len(first) == 3 and all(
         n.startswith(("frames-train-", "frames-val-", "frames-test-")) for n in first
     )
-    assert not [p for p in (Path(root) / ".cache").iterdir() if ".tmp-" in p.name]
+    assert not [p for p in cache_dir("frames", root).iterdir() if ".tmp-" in p.name]
 
     reads = {"n": 0}
     real_read = SampleRef.read
@@ -301,14 +310,60 @@ def test_concurrent_cache_writers_agree(root):
     np.testing.assert_array_equal(again.get(5), maker(refs[5].read()))
 
 
-def test_read_only_root_is_not_written(tmp_path):
-    root = make_root(tmp_path / "ro", train_per_class=3, test_per_class=1)
-    root.chmod(0o555)  # as a shared, read-only copy would be (even when running as root)
+def tree(folder: Path) -> dict[str, int]:
+    """Every path under ``folder`` with its modification time."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_read_only_root_is_not_written_and_the_cache_is_reused(tmp_path, cache_folder, monkeypatch):
+    root = make_root(tmp_path / "ro", train_per_class=5, test_per_class=1)
+    folders = [root, *[p for p in root.rglob("*") if p.is_dir()]]
+    before = tree(root)
+    for folder in folders:  # as a shared, read-only copy would be (even when running as root)
+        folder.chmod(0o555)
     try:
-        with pytest.warns(UserWarning, match="read-only"):
-            d = build_datasets(cfg(root), seed=0)
-        assert not (root / ".cache").exists()
-        assert (len(d["train"]), len(d["val"])) == (30, 0)  # 10% of 3 per class rounds to 0
-        assert d["test"][0][0].shape == (10, 2, 34, 34)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing to warn about: the cache has its own folder
+            first = build_datasets(cfg(root), seed=0)
+        cached = cache_files(root)
+        assert len(cached) == 3 and cache_dir("frames", root).is_relative_to(cache_folder)
+        assert isinstance(first["train"].source, ds_module.CachedFrames)
+
+        reads = {"n": 0}
+        real_read = SampleRef.read
+
+        def counting_read(self, *a, **k):
+            reads["n"] += 1
+            return real_read(self, *a, **k)
+
+        monkeypatch.setattr(SampleRef, "read", counting_read)
+        again = build_datasets(cfg(root), seed=0)
+        assert reads["n"] == 0 and cache_files(root) == cached  # reused, not rewritten
+        torch.testing.assert_close(again["test"][0][0], first["test"][0][0])
+        assert again["test"][0][0].shape == (10, 2, 34, 34)
     finally:
-        root.chmod(0o755)
+        for folder in folders:
+            folder.chmod(0o755)
+    assert tree(root) == before  # nothing written, nothing touched
+
+
+def test_cache_folder_is_keyed_by_the_absolute_data_path(tmp_path, cache_folder, monkeypatch):
+    a = make_root(tmp_path / "a" / "nmnist", train_per_class=2, test_per_class=1)
+    b = make_root(tmp_path / "b" / "nmnist", train_per_class=2, test_per_class=1, seed=1)
+    assert cache_dir("frames", a) != cache_dir("frames", b)  # same folder name, other path
+    monkeypatch.chdir(tmp_path / "a")
+    assert cache_dir("frames", "nmnist") == cache_dir("frames", a)  # relative or absolute
+    monkeypatch.delenv("NEUROFLOW_CACHE")
+    assert cache_dir("frames", a).is_relative_to(tmp_path / "a" / "datasets" / ".cache")
+
+
+def test_unwritable_cache_folder_falls_back_to_the_files(root, cache_folder):
+    cache_folder.mkdir()
+    cache_folder.chmod(0o555)
+    try:
+        with pytest.warns(UserWarning, match="cannot write the frame cache.*NEUROFLOW_CACHE"):
+            d = build_datasets(cfg(root), seed=0)
+        assert isinstance(d["train"].source, ds_module.EventFileFrames)
+        assert list(cache_folder.iterdir()) == [] and not (Path(root) / ".cache").exists()
+    finally:
+        cache_folder.chmod(0o755)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from neuroflow.data import build_datasets, read_modelnet_txt
+from neuroflow.data.cache import cache_dir
 from neuroflow.data.pointcloud.modelnet import detect_format
 from neuroflow.errors import DataFormatError, DatasetNotFoundError, RegistryError
-from neuroflow.layers.sparse_tensor import SparseTensor
+from neuroflow.layers.sparse import SparseTensor
 
 CLASSES = ["airplane", "bowl", "chair"]
 
@@ -70,6 +71,13 @@ def ply_hdf5(tmp_path):
     return root
 
 
+@pytest.fixture(autouse=True)
+def cache_folder(tmp_path, monkeypatch):
+    """Every test caches into a folder of its own (``$NEUROFLOW_CACHE``)."""
+    monkeypatch.setenv("NEUROFLOW_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def _options(root, **kw):
     return {
         "name": "modelnet40",
@@ -123,16 +131,43 @@ def test_normal_resampled_dataset(normal_resampled):
 
 
 def test_cache_is_reused_and_keyed_by_settings(normal_resampled):
+    folder = cache_dir("points", normal_resampled)
     first = build_datasets(_options(normal_resampled), seed=0)
-    cached = sorted((normal_resampled / ".cache").glob("points-*.json"))
+    cached = sorted(folder.glob("points-*.json"))
     assert len(cached) == 3  # train, val, test
     again = build_datasets(_options(normal_resampled), seed=0)
     np.testing.assert_array_equal(
         np.asarray(again["test"].clouds), np.asarray(first["test"].clouds)
     )
-    assert sorted((normal_resampled / ".cache").glob("points-*.json")) == cached
+    assert sorted(folder.glob("points-*.json")) == cached
     build_datasets(_options(normal_resampled, num_points=64), seed=0)
-    assert len(list((normal_resampled / ".cache").glob("points-*.json"))) == 6  # a new key
+    assert len(list(folder.glob("points-*.json"))) == 6  # a new key
+    assert not (normal_resampled / ".cache").exists()
+
+
+def test_read_only_root_is_not_written_and_the_point_cache_is_reused(normal_resampled, monkeypatch):
+    from neuroflow.data.pointcloud import dataset as point_cloud_dataset
+
+    folders = [normal_resampled, *[p for p in normal_resampled.rglob("*") if p.is_dir()]]
+    before = {str(p): p.stat().st_mtime_ns for p in normal_resampled.rglob("*")}
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        first = build_datasets(_options(normal_resampled), seed=0)
+        assert len(list(cache_dir("points", normal_resampled).glob("points-*.npy"))) == 3
+
+        def no_recompute(*args, **kwargs):
+            raise AssertionError("the cached clouds were sampled again")
+
+        monkeypatch.setattr(point_cloud_dataset, "_prepare_clouds", no_recompute)
+        again = build_datasets(_options(normal_resampled), seed=0)
+        np.testing.assert_array_equal(
+            np.asarray(again["train"].clouds), np.asarray(first["train"].clouds)
+        )
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    assert {str(p): p.stat().st_mtime_ns for p in normal_resampled.rglob("*")} == before
 
 
 def test_worker_processes_prepare_the_same_clouds(normal_resampled, monkeypatch):

@@ -20,6 +20,12 @@ from neuroflow.data.pointcloud.synthetic_shapes import (
 from neuroflow.errors import DatasetNotFoundError, InvalidArgumentError
 
 
+@pytest.fixture(autouse=True)
+def cache_folder(tmp_path, monkeypatch):
+    """Every test caches into a folder of its own (``$NEUROFLOW_CACHE``)."""
+    monkeypatch.setenv("NEUROFLOW_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory):
     return prepare_synthetic_shapes(

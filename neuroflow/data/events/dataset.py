@@ -14,9 +14,9 @@ Splits (all deterministic given ``seed``):
 - ``max_samples`` caps each split to its first samples in a class-interleaved order, so a capped
   split stays stratified.
 
-Frames are computed once and cached (:mod:`neuroflow.data.events.frame_cache`) under
-``<root>/.cache``; random translation (``translate``, train only) is applied to the cached
-frames on every access.
+Frames are computed once and cached (:mod:`neuroflow.data.events.frame_cache`) in the cache
+folder (:mod:`neuroflow.data.cache`; never inside ``root``); random translation (``translate``,
+train only) is applied to the cached frames on every access.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neuroflow.data.cache import CACHE_ENV, is_writable
 from neuroflow.data.events.frame_cache import CachedFrames, build_frame_cache, cache_key, cache_path
 from neuroflow.data.events.nmnist import (
     NUM_CLASSES,
@@ -215,7 +216,7 @@ def _frame_source(
         params = {**maker.params(), "on_bad_file": options.on_bad_file}
         key = cache_key(params, refs)
         path = cache_path(root, split, key)
-        problem = None if _looks_writable(path.parent) else "the folder is read-only"
+        problem = None if is_writable(path.parent) else "the folder is read-only"
         if problem is None:
             try:
                 build_frame_cache(
@@ -237,21 +238,11 @@ def _frame_source(
                 problem = exc.strerror
         warnings.warn(
             f"cannot write the frame cache in {path.parent} ({problem}); computing frames from the "
-            "event files on every access instead (set data.cache: false to silence this)",
+            f"event files on every access instead (set ${CACHE_ENV} to a writable folder, or "
+            "data.cache: false to silence this)",
             stacklevel=3,
         )
     return EventFileFrames(_valid_refs(refs, options.on_bad_file), maker)
-
-
-def _looks_writable(cache_dir: Path) -> bool:
-    """False for a cache folder (or, before it exists, a dataset root) without write permission.
-    Checks the mode bits too: a process running as root may write anywhere, but a dataset folder
-    marked read-only (e.g. a shared copy) should not grow a cache behind its owner's back."""
-    target = cache_dir if cache_dir.exists() else cache_dir.parent
-    try:
-        return bool(target.stat().st_mode & 0o222) and os.access(target, os.W_OK)
-    except OSError:
-        return False
 
 
 def _valid_refs(refs: list[SampleRef], on_bad_file: str) -> list[SampleRef]:

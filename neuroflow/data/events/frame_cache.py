@@ -1,9 +1,11 @@
 """On-disk HDF5 cache of the frames computed from event files.
 
 One cache file holds the frames of one list of samples under one set of transform parameters:
-``<root>/.cache/frames-<split>-<key>.h5``, where ``key`` hashes the parameters, the cache format
-version and the samples' identities (name, size and modification time of each file, or name and
-CRC of each zip member). Changing any of them gives a new key, so a stale cache is never read.
+``<cache folder of root>/frames-<split>-<key>.h5`` (the folder is
+:func:`neuroflow.data.cache.cache_dir`, outside the dataset), where ``key`` hashes the
+parameters, the cache format version and the samples' identities (name, size and modification
+time of each file, or name and CRC of each zip member). Changing any of them gives a new key,
+so a stale cache is never read.
 
 Layout of a cache file::
 
@@ -33,13 +35,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from neuroflow.data.cache import cache_dir
 from neuroflow.data.events.nmnist import SampleRef, open_zip
 from neuroflow.errors import DataFormatError
 
 #: bump when the layout or the meaning of cached frames changes
 FORMAT_VERSION = 1
-#: cache folder inside a dataset root
-CACHE_DIR = ".cache"
 
 
 def sample_fingerprint(ref: SampleRef) -> list:
@@ -64,7 +65,8 @@ def cache_key(params: dict, refs: Sequence[SampleRef]) -> str:
 
 
 def cache_path(root: str | os.PathLike, split: str, key: str) -> Path:
-    return Path(root) / CACHE_DIR / f"frames-{split}-{key}.h5"
+    """The cache file of ``split`` of the dataset in ``root`` under ``key`` (outside ``root``)."""
+    return cache_dir("frames", root) / f"frames-{split}-{key}.h5"
 
 
 def build_frame_cache(

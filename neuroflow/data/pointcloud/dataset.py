@@ -7,11 +7,12 @@ Per access: random subset (``random``), augmentation (training split: isotropic 
 ``scale_range``, shift of up to ``shift`` per axis), then spike voxel coding
 (:func:`~neuroflow.encoding.voxel.spike_voxel_code`).
 
-The cache is ``<root>/.cache/points-<split>-<key>.npy`` (``[S, P, C]`` float32, memory-mapped) with
-``...-<key>.json`` (labels, names; written last, so its presence marks a complete cache); ``key``
-hashes the settings above, :data:`CACHE_VERSION`, the producer's version (e.g. the synthetic
-generator's) and every file's name, size and mtime. Writes are atomic (temp file + rename). A
-read-only root keeps the clouds in memory instead (with a warning).
+The cache is ``<cache folder of root>/points-<split>-<key>.npy`` (``[S, P, C]`` float32,
+memory-mapped) with ``...-<key>.json`` (labels, names; written last, so its presence marks a
+complete cache). The folder is :func:`neuroflow.data.cache.cache_dir`, outside the dataset;
+``key`` hashes the settings above, :data:`CACHE_VERSION`, the producer's version (e.g. the
+synthetic generator's) and every file's name, size and mtime. Writes are atomic (temp file +
+rename). An unwritable cache folder keeps the clouds in memory instead (with a warning).
 
 Items are ``(coords [M, 3] int32, features [M, T*C] float32, label)``;
 :class:`SparseCollate` batches them into ``(SparseTensor, labels [B])``.
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neuroflow.data.cache import CACHE_ENV, cache_dir, is_writable
 from neuroflow.data.options import (
     DataOptions,
     OptionError,
@@ -96,7 +98,7 @@ class PointCloudOptions(DataOptions):
             raise OptionError("sampling", "'fps' or 'random'", self.sampling)
         if not is_number(self.voxel_size) or not self.voxel_size > 0:
             raise OptionError(
-                "voxel_size", "a number > 0 (in units of the unit sphere)", self.voxel_size
+                "voxel_size", "> 0 (a number, in units of the unit sphere)", self.voxel_size
             )
         s = self.scale_range
         if not (
@@ -251,13 +253,6 @@ def _cache_key(options: PointCloudOptions, fmt: str, refs: list[CloudRef], produ
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _writable(folder: Path) -> bool:
-    target = folder
-    while not target.exists():
-        target = target.parent
-    return bool(target.stat().st_mode & 0o222) and os.access(target, os.W_OK)
-
-
 def _atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -282,11 +277,11 @@ def cached_clouds(
     progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(clouds [S, P, C] float32, labels [S] int64, names)`` of ``refs``, from the cache or
-    computed (and cached when ``options.cache`` and the root is writable)."""
+    computed (and cached when ``options.cache`` and the cache folder is writable)."""
     from tqdm import tqdm
 
     key = _cache_key(options, fmt, refs, producer)
-    folder = root / ".cache"
+    folder = cache_dir("points", root)
     data_path, meta_path = (
         folder / f"points-{split}-{key}.npy",
         folder / f"points-{split}-{key}.json",
@@ -327,7 +322,7 @@ def cached_clouds(
     array = np.stack(clouds).astype(np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     if options.cache:
-        if _writable(folder):
+        if is_writable(folder):
             folder.mkdir(parents=True, exist_ok=True)
             _atomic(data_path, lambda tmp: _save_npy(tmp, array))
             meta = {"key": key, "labels": labels.tolist(), "names": names}
@@ -335,7 +330,8 @@ def cached_clouds(
         else:
             warnings.warn(
                 f"cannot write the point cache in {folder} (read-only); the sampled clouds "
-                "are kept in memory for this run only (set data.cache: false to silence this)",
+                f"are kept in memory for this run only (set ${CACHE_ENV} to a writable folder, "
+                "or data.cache: false to silence this)",
                 stacklevel=2,
             )
     return array, labels, names
