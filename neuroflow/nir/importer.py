@@ -145,7 +145,8 @@ def _flatten(graph, source: str, prefix: str = ""):
     return nodes, edges
 
 
-def _type_check(graph, source: str, strict: bool) -> None:
+def _type_check(graph, source: str, strict: bool) -> bool:
+    """Whether the graph's declared shapes agree (nir's own type check); raises when ``strict``."""
     try:
         nir.NIRGraph(
             nodes=copy.deepcopy(graph.nodes), edges=list(graph.edges), metadata={}, type_check=True
@@ -157,10 +158,13 @@ def _type_check(graph, source: str, strict: bool) -> None:
                 message + " (from_nir(..., type_check=False) reads it leniently)", path=source
             ) from None
         warnings.warn(
-            f"{source}: {message}; read leniently (type_check=False)",
+            f"{source}: {message}; read leniently (type_check=False): the declared input "
+            "shape is not enforced",
             NIRSemanticsWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------- mapping
@@ -351,7 +355,7 @@ def from_nir(
             f"from_nir takes a nir.NIRGraph or a file path, got {type(graph_or_path).__name__}"
         )
     nodes, edges = _flatten(graph, source)
-    _type_check(graph, source, strict=type_check)
+    shapes_agree = _type_check(graph, source, strict=type_check)
     if dt is None:
         dt = (meta.graph_dt(graph.metadata) if honor_metadata else None) or DEFAULT_DT
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not np.isfinite(dt) or dt <= 0:
@@ -368,7 +372,7 @@ def from_nir(
         raise NIRFormatError("the graph has no Output node", path=source)
     if not top_inputs:
         raise NIRFormatError("the graph has no Input node", path=source)
-    shapes = {n: _input_shape(graph.nodes[n]) for n in top_inputs}
+    shapes = {n: _input_shape(graph.nodes[n]) if shapes_agree else None for n in top_inputs}
     flat_graph = nir.NIRGraph(
         nodes=nodes, edges=edges, metadata=dict(graph.metadata), type_check=False
     )
