@@ -33,9 +33,9 @@ never runs code::
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import random
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of garbage too
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({_os_reason(exc)})") from None
+    except Exception as exc:  # a damaged file raises almost anything from inside the unpickler
         raise CheckpointError(f"{path}: not a readable checkpoint ({_torch_reason(exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -146,18 +150,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+_TORCH_ADVICE = (
+    "weights only load failed",
+    "please file an issue",
+    "re-running",
+    "check the documentation",
+    "in pytorch 2.6",
+    "(1)",
+    "(2)",
+)
+
+
 def _torch_reason(exc: BaseException) -> str:
-    """The one informative line of a torch.load failure."""
+    """The one informative line of a torch.load failure (torch's weights_only message is a page
+    of advice that does not apply to a damaged file; the line after "Unpickler error" says what
+    failed)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    # torch's weights_only message is long; its "Unpickler error" line says what failed, and the
-    # advice around it ("Please file an issue...", "re-running torch.load") does not apply here
-    for ln in lines:
-        if "Unpickler error" in ln:
-            return ln.split("Unpickler error:", 1)[-1].strip() or ln
-    for ln in lines:
-        if not ln.lower().startswith(("weights only load failed", "please file", "(1)", "(2)")):
-            return ln[:200]
-    return type(exc).__name__
+    for i, ln in enumerate(lines):
+        if "Unpickler error:" in ln:
+            rest = ln.split("Unpickler error:", 1)[1].strip()
+            if rest:
+                return rest
+            if i + 1 < len(lines):
+                return lines[i + 1]
+    useful = [ln for ln in lines if not ln.lower().startswith(_TORCH_ADVICE)]
+    if isinstance(exc, (KeyError, IndexError, TypeError, AttributeError)) or not useful:
+        return f"damaged or not a torch file ({type(exc).__name__} {useful[0] if useful else ''})"
+    return useful[0][:200]
 
 
 def load_model_state(model: nn.Module, state: dict, source: str | Path, hint: str = "") -> None:

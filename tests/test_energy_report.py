@@ -11,7 +11,7 @@ import yaml
 
 from neuroflow.cli import main
 from neuroflow.energy import OpCounts, estimate_energy, hardware_names, load_hardware
-from neuroflow.energy.hardware import HARDWARE_DIR, read_profile
+from neuroflow.energy.hardware import CHECKOUT_HARDWARE_DIR, read_profile
 from neuroflow.energy.report import layer_energy
 from neuroflow.errors import ConfigError, RegistryError
 from neuroflow.models.scnn import SCNN
@@ -23,37 +23,77 @@ def test_profiles_load_and_cmos45nm_matches_horowitz():
         profile = load_hardware(name)
         assert profile.sources and all(profile.sources.values())
     # Horowitz ISSCC 2014 as listed in DESIGN section 6: (MAC, AC) pJ per precision
-    for precision, (mac, ac) in {"fp32": (4.6, 0.9), "fp16": (1.5, 0.4), "int8": (0.23, 0.03)}.items():
+    for precision, (mac, ac) in {
+        "fp32": (4.6, 0.9),
+        "fp16": (1.5, 0.4),
+        "int8": (0.23, 0.03),
+    }.items():
         p = load_hardware("cmos45nm", precision)
         assert (p.mac_pj, p.ac_pj) == (mac, ac)
-    loihi = load_hardware("loihi")  # DESIGN section 6: ~23.6 pJ per synaptic op, 52-81 pJ per update
-    assert loihi.ac_pj == 23.6 and 52 <= loihi.neuron_update_pj <= 81 and loihi.limits["cores"] == 128
+    loihi = load_hardware(
+        "loihi"
+    )  # DESIGN section 6: ~23.6 pJ per synaptic op, 52-81 pJ per update
+    assert (
+        loihi.ac_pj == 23.6 and 52 <= loihi.neuron_update_pj <= 81 and loihi.limits["cores"] == 128
+    )
     assert load_hardware("truenorth").ac_pj == 26.0  # Merolla et al. 2014
 
 
 def test_unknown_profile_and_precision_list_the_available_ones():
-    with pytest.raises(RegistryError, match=r"did you mean 'loihi'.*cmos45nm, loihi, rram_macro, truenorth"):
+    with pytest.raises(
+        RegistryError, match=r"did you mean 'loihi'.*cmos45nm, loihi, rram_macro, truenorth"
+    ):
         load_hardware("lohi")
-    with pytest.raises(ConfigError, match=r"precision 'bf16' is not defined \(available: fp32, fp16, int8\)"):
+    with pytest.raises(
+        ConfigError, match=r"precision 'bf16' is not defined \(available: fp32, fp16, int8\)"
+    ):
         load_hardware("cmos45nm", "bf16")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["precisions"]["native"]["ac"].pop("value"), r"field 'precisions.native.ac.value' is missing"),
-    (lambda d: d["precisions"]["native"]["ac"].update(value=-1.0), r"'precisions.native.ac.value' must be >= 0, got -1.0"),
-    (lambda d: d.pop("neuron_update"), r"field 'neuron_update' is missing"),
-    (lambda d: d["spike"].update(source=""), r"field 'spike.source' is missing"),
-    (lambda d: d["limits"]["cores"].update(value="many"), r"'limits.cores.value' must be a finite number"),
-    (lambda d: d.update(colour="blue"), r"unknown field\(s\) \['colour'\]"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["precisions"]["native"]["ac"].pop("value"),
+            r"field 'precisions.native.ac.value' is missing",
+        ),
+        (
+            lambda d: d["precisions"]["native"]["ac"].update(value=-1.0),
+            r"'precisions.native.ac.value' must be >= 0, got -1.0",
+        ),
+        (lambda d: d.pop("neuron_update"), r"field 'neuron_update' is missing"),
+        (lambda d: d["spike"].update(source=""), r"field 'spike.source' is missing"),
+        (
+            lambda d: d["limits"]["cores"].update(value="many"),
+            r"'limits.cores.value' must be a finite number",
+        ),
+        (lambda d: d.update(colour="blue"), r"unknown field 'colour'"),
+        (
+            lambda d: d.update(spikes={"value": 1.0, "source": "x"}),
+            r"'spikes'; did you mean 'spike'",
+        ),
+        (lambda d: d.update(power={"value": 1.0, "source": "x"}), r"unknown field 'power'"),
+    ],
+)
 def test_bad_profile_files_are_rejected_naming_file_and_field(tmp_path, edit, message):
-    raw = yaml.safe_load((HARDWARE_DIR / "loihi.yaml").read_text())
+    raw = yaml.safe_load((CHECKOUT_HARDWARE_DIR / "loihi.yaml").read_text())
     edit(raw)
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=message) as info:
         read_profile(path)
     assert str(path) in str(info.value)
+
+
+def test_profile_keeps_other_sections_for_their_readers(tmp_path):
+    """A section such as ``chip:`` (read by the emulator) is neither an error nor lost."""
+    raw = yaml.safe_load((CHECKOUT_HARDWARE_DIR / "loihi.yaml").read_text())
+    raw["chip"] = {"weight_bits": 8, "cores": 128}
+    path = tmp_path / "with_chip.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    profile = read_profile(path)
+    assert profile.sections["chip"] == {"weight_bits": 8, "cores": 128}
+    assert profile.ac_pj == 23.6
 
 
 def test_layer_energy_follows_the_convention():
@@ -97,13 +137,32 @@ def test_energy_command_after_training(tiny_config, tmp_path, capsys):
     assert "energy per sample on cmos45nm" in capsys.readouterr().out
     ckpt = f"{raw['output_dir']}/best.pt"
     out_json, out_png = tmp_path / "energy.json", tmp_path / "energy.png"
-    assert main(["energy", str(path), "--checkpoint", ckpt, "--hardware", "loihi", "--max-samples", "8",
-                 "--json", str(out_json), "--png", str(out_png)]) == 0
+    assert (
+        main(
+            [
+                "energy",
+                str(path),
+                "--checkpoint",
+                ckpt,
+                "--hardware",
+                "loihi",
+                "--max-samples",
+                "8",
+                "--json",
+                str(out_json),
+                "--png",
+                str(out_png),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "lif1" in printed and "on loihi (native)" in printed
     data = json.loads(out_json.read_text())
     assert data["hardware"] == "loihi" and data["samples"] == 8
-    assert data["total_energy_pj"] == pytest.approx(sum(layer["energy_pj"] for layer in data["layers"]))
+    assert data["total_energy_pj"] == pytest.approx(
+        sum(layer["energy_pj"] for layer in data["layers"])
+    )
     assert out_png.stat().st_size > 0
     assert main(["energy", str(path), "--checkpoint", ckpt, "--hardware", "loihii"]) == 2
     err = capsys.readouterr().err
@@ -140,7 +199,10 @@ def sdt_energy_mj(flops: list[int], rate: float, t: int = 4) -> float:
     """E = E_MAC x FL_1 + E_AC x sum_l rate x T x FL_l (cmos45nm fp32), via neuroflow's formula."""
     hw = load_hardware("cmos45nm")
     layers = [layer_energy("0", "conv", OpCounts(macs=flops[0]), hw, t)]
-    layers += [layer_energy(str(i), "conv", OpCounts(acs=rate * t * f), hw, t) for i, f in enumerate(flops[1:], 1)]
+    layers += [
+        layer_energy(str(i), "conv", OpCounts(acs=rate * t * f), hw, t)
+        for i, f in enumerate(flops[1:], 1)
+    ]
     return sum(layer.energy_pj for layer in layers) * 1e-9
 
 
@@ -174,7 +236,9 @@ def test_energy_notebook_runs(tmp_path):
     from notebook_runner import execute_notebook
 
     nb = execute_notebook("energy.ipynb", tmp_path)
-    outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    outputs = "".join(
+        o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+    )
     assert "energy per sample on cmos45nm" in outputs and "rram_macro" in outputs
     assert "field 'spike.value' must be >= 0" in outputs
     assert (tmp_path / "energy.png").is_file()
@@ -188,7 +252,9 @@ def test_a_failing_energy_estimate_does_not_stop_training(tiny_config, monkeypat
 
     monkeypatch.setattr(neuroflow.energy, "estimate_energy", broken)
     raw, path = tiny_config("broken_energy")
-    with pytest.warns(RuntimeWarning, match="energy estimate skipped: RuntimeError: counter exploded"):
+    with pytest.warns(
+        RuntimeWarning, match="energy estimate skipped: RuntimeError: counter exploded"
+    ):
         assert main(["train", str(path)]) == 0
     summary = json.loads((Path(raw["output_dir"]) / "summary.json").read_text())
     assert summary["energy"] is None and summary["test_accuracy"] is not None
@@ -199,5 +265,13 @@ def test_energy_help(capsys):
         main(["energy", "--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--checkpoint", "--hardware", "--precision", "--json", "--png", "--split", "--max-samples"):
+    for option in (
+        "--checkpoint",
+        "--hardware",
+        "--precision",
+        "--json",
+        "--png",
+        "--split",
+        "--max-samples",
+    ):
         assert option in text

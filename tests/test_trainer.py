@@ -69,10 +69,26 @@ def test_one_epoch_writes_summary_metrics_and_checkpoints(tiny_config, capsys):
     assert {"python", "numpy", "torch"} <= set(ckpt["rng"])
     assert ckpt["versions"]["torch"] == str(torch.__version__)
     assert {"model", "optimizer", "scheduler"} <= set(ckpt)
+    assert ckpt["model_io"] == {"num_classes": 10, "input_shape": [2, 34, 34]}
+    assert on_disk["energy"]["hardware"] == "cmos45nm" and on_disk["energy"]["total_energy_pj"] > 0
 
     printed = capsys.readouterr().out
     assert "test accuracy:" in printed and "firing rates:" in printed
     assert f"checkpoint: {out / 'best.pt'}" in printed
+
+
+def test_energy_summary_failure_is_reported_not_swallowed(tiny_config, monkeypatch):
+    """A wheel without its hardware profiles used to end training with energy None, silently."""
+    import neuroflow.energy.hardware as hardware
+
+    monkeypatch.setattr(hardware, "hardware_dirs", lambda: [])  # an installation without profiles
+    raw, _ = tiny_config()
+    cfg = config_from_dict(raw)
+    with pytest.warns(RuntimeWarning, match="energy estimate failed: ConfigError: no hardware "):
+        summary = train(cfg)
+    on_disk = json.loads((Path(cfg.output_dir) / "summary.json").read_text())
+    assert "no hardware profiles found" in on_disk["energy"]["error"]
+    assert on_disk["test_accuracy"] == summary["test_accuracy"] is not None  # the run is kept
 
 
 def test_same_seed_same_result_other_seed_differs(tiny_config):
@@ -82,7 +98,11 @@ def test_same_seed_same_result_other_seed_differs(tiny_config):
         cfg = config_from_dict(raw)
         summary = train(cfg)
         out = Path(cfg.output_dir)
-        runs[name] = (summary, _records(out), torch.load(out / "last.pt", weights_only=True)["model"])
+        runs[name] = (
+            summary,
+            _records(out),
+            torch.load(out / "last.pt", weights_only=True)["model"],
+        )
     (sa, ra, ma), (sb, rb, mb), (_, rc, mc) = runs["a"], runs["b"], runs["c"]
     assert _without_times(ra) == _without_times(rb)
     assert sa["test_accuracy"] == sb["test_accuracy"] and sa["firing_rates"] == sb["firing_rates"]
@@ -106,8 +126,9 @@ def test_losses():
     ce = build_loss(LossConfig(name="ce"))
     assert torch.allclose(ce(logits, target), F.cross_entropy(logits.mean(0), target))
     smooth = build_loss(LossConfig(name="ce", label_smoothing=0.2))
-    assert torch.allclose(smooth(logits, target),
-                          F.cross_entropy(logits.mean(0), target, label_smoothing=0.2))
+    assert torch.allclose(
+        smooth(logits, target), F.cross_entropy(logits.mean(0), target, label_smoothing=0.2)
+    )
     tet = build_loss(LossConfig(name="tet"))
     per_step = torch.stack([F.cross_entropy(logits[t], target) for t in range(5)]).mean()
     assert torch.allclose(tet(logits, target), per_step)
@@ -129,8 +150,9 @@ def test_lr_schedules():
 
 def test_optimizers():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    sgd = build_optimizer(model, OptimizerConfig(name="sgd", lr=0.1, momentum=0.9,
-                                                  nesterov=True, weight_decay=1e-3))
+    sgd = build_optimizer(
+        model, OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    )
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
     decays = sorted(g["weight_decay"] for g in sgd.param_groups)
     assert decays == [0.0, 1e-3]  # no decay on biases / BN parameters
@@ -152,8 +174,11 @@ def test_fused_optimizer_equals_unfused_and_resumes_from_it(name):
     assert ours.defaults["fused"]
     twin = copy.deepcopy(model)
     groups = param_groups(twin, cfg.weight_decay)
-    reference = (torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov) if name == "sgd"
-                 else torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps))
+    reference = (
+        torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        if name == "sgd"
+        else torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    )
     x = torch.randn(16, 5)
 
     def step(m, opt):
@@ -165,7 +190,9 @@ def test_fused_optimizer_equals_unfused_and_resumes_from_it(name):
         step(model, ours), step(twin, reference)
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    ours.load_state_dict(copy.deepcopy(reference.state_dict()))  # unfused state -> a fresh model's optimiser
+    ours.load_state_dict(
+        copy.deepcopy(reference.state_dict())
+    )  # unfused state -> a fresh model's optimiser
     for _ in range(2):
         step(model, ours), step(twin, reference)
     for a, b in zip(model.parameters(), twin.parameters()):
@@ -235,7 +262,15 @@ def test_evaluate_reports_mean_class_accuracy():
     result = evaluate(_FixedLogits(), DataLoader(data, batch_size=4), DistContext())
     # by hand: 4 of 6 right; per class 2/3, 1/1, 1/2, and none for class 3
     assert result["accuracy"] == pytest.approx(4 / 6)
-    assert result["class_accuracy"][:3] == pytest.approx([2 / 3, 1.0, 0.5]) and result["class_accuracy"][3] is None
+    assert (
+        result["class_accuracy"][:3] == pytest.approx([2 / 3, 1.0, 0.5])
+        and result["class_accuracy"][3] is None
+    )
     assert result["mean_class_accuracy"] == pytest.approx((2 / 3 + 1.0 + 0.5) / 3)
     plain = TensorDataset(F.one_hot(predicted, 4).float(), labels)  # no num_classes: not computed
-    assert evaluate(_FixedLogits(), DataLoader(plain, batch_size=4), DistContext())["mean_class_accuracy"] is None
+    assert (
+        evaluate(_FixedLogits(), DataLoader(plain, batch_size=4), DistContext())[
+            "mean_class_accuracy"
+        ]
+        is None
+    )

@@ -446,11 +446,12 @@ def _epoch_line(r: dict, cfg: ExperimentConfig) -> str:
 ENERGY_SUMMARY_SAMPLES = 64
 
 
-def _energy_summary(
-    model: nn.Module, loader: DataLoader, ctx: DistContext
-) -> dict[str, Any] | None:
-    """Energy per sample on ``cmos45nm`` over the first test samples, or None with a warning:
-    a failing estimate must never cost a finished training run."""
+def _energy_summary(model: nn.Module, loader: DataLoader, ctx: DistContext) -> dict[str, Any]:
+    """Energy per sample on ``cmos45nm`` over the first test samples.
+
+    A failing estimate must never cost a finished training run, nor pass unnoticed: it prints a
+    warning naming the cause and returns ``{"error": cause}``, which summary.json keeps.
+    """
     from neuroflow.energy import estimate_energy
 
     try:
@@ -458,10 +459,9 @@ def _energy_summary(
             unwrap(model), loader, "cmos45nm", max_samples=ENERGY_SUMMARY_SAMPLES, device=ctx.device
         )
     except Exception as exc:  # any failure: report it and keep the run's results
-        warnings.warn(
-            f"energy estimate skipped: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2
-        )
-        return None
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+        warnings.warn(f"energy estimate failed: {cause}", RuntimeWarning, stacklevel=2)
+        return {"error": cause}
     _say(ctx, report.summary())
     keys = (
         "hardware",
