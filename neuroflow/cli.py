@@ -25,8 +25,8 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from neuroflow.allocator import retain_freed_memory
 from neuroflow.errors import NeuroflowError
@@ -67,8 +67,9 @@ def _add_train(sub) -> None:
     )
     p.add_argument("config", help="experiment YAML file, e.g. configs/quickstart.yaml")
     _add_set(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue exactly from <output_dir>/last.pt")
+    p.add_argument(
+        "--resume", action="store_true", help="continue exactly from <output_dir>/last.pt"
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -91,8 +92,12 @@ def _add_eval(sub) -> None:
     )
     p.add_argument("config", help="experiment YAML file (defines the data and the model)")
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file (.pt)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"],
-                   help="which split to evaluate (default: test)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test"],
+        help="which split to evaluate (default: test)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
     p.set_defaults(func=_cmd_eval)
@@ -137,18 +142,42 @@ def _add_energy(sub) -> None:
     )
     p.add_argument("config", help="experiment YAML file (defines the data and the model)")
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file (.pt)")
-    p.add_argument("--hardware", default="cmos45nm", metavar="NAME",
-                   help="profile name in hardware/ (cmos45nm, loihi, truenorth, rram_macro) "
-                   "or a profile YAML file (default: cmos45nm)")
-    p.add_argument("--precision", default=None,
-                   help="arithmetic precision of the profile, e.g. fp32, fp16, int8 for cmos45nm "
-                   "(default: the profile's)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"],
-                   help="which split to run (default: test)")
-    p.add_argument("--max-samples", type=int, default=None, metavar="N",
-                   help="count on at most N samples (default: the whole split)")
-    p.add_argument("--json", dest="json_path", default=None, metavar="FILE", help="also write the report as JSON")
-    p.add_argument("--png", default=None, metavar="FILE", help="also write a bar chart of energy per layer")
+    p.add_argument(
+        "--hardware",
+        default="cmos45nm",
+        metavar="NAME",
+        help="profile name in hardware/ (cmos45nm, loihi, truenorth, rram_macro) "
+        "or a profile YAML file (default: cmos45nm)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        help="arithmetic precision of the profile, e.g. fp32, fp16, int8 for cmos45nm "
+        "(default: the profile's)",
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test"],
+        help="which split to run (default: test)",
+    )
+    p.add_argument(
+        "--max-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="count on at most N samples (default: the whole split)",
+    )
+    p.add_argument(
+        "--json",
+        dest="json_path",
+        default=None,
+        metavar="FILE",
+        help="also write the report as JSON",
+    )
+    p.add_argument(
+        "--png", default=None, metavar="FILE", help="also write a bar chart of energy per layer"
+    )
     _add_set(p)
     p.set_defaults(func=_cmd_energy)
 
@@ -156,8 +185,9 @@ def _add_energy(sub) -> None:
 def _cmd_energy(args) -> int:
     from neuroflow.energy import estimate_checkpoint
 
-    report = estimate_checkpoint(_load(args), args.checkpoint, args.hardware, args.precision,
-                                 args.split, args.max_samples)
+    report = estimate_checkpoint(
+        _load(args), args.checkpoint, args.hardware, args.precision, args.split, args.max_samples
+    )
     print(report.table())
     if args.json_path:
         report.save_json(args.json_path)
@@ -180,7 +210,9 @@ def _add_data(sub) -> None:
         description="Prepare dataset NAME under --root (default datasets/NAME): synthetic "
         "datasets are generated; real ones are checked and told how to obtain when missing.",
     )
-    prep.add_argument("name", help="dataset name: synthetic-nmnist, synthetic-shapes, nmnist or modelnet40")
+    prep.add_argument(
+        "name", help="dataset name: synthetic-nmnist, synthetic-shapes, nmnist or modelnet40"
+    )
     prep.add_argument("--root", default=None, help="target folder (default: datasets/NAME)")
     prep.add_argument("--seed", type=int, default=0, help="seed of synthetic generators")
     prep.set_defaults(func=_cmd_data_prepare)
@@ -261,7 +293,8 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuroflow",
-        description="Spiking neural networks on PyTorch: train, evaluate, estimate energy, prepare data.",
+        description="Spiking neural networks on PyTorch: train, evaluate, estimate energy, "
+        "prepare data.",
     )
     parser.add_argument("--version", action="version", version=f"neuroflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -14,12 +14,18 @@ from neuroflow.cli import main
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "neuroflow", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "neuroflow", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
-@pytest.mark.parametrize("argv", [[], ["train"], ["eval"], ["data"], ["data", "prepare"],
-                                  ["config"], ["config", "show"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["train"], ["eval"], ["data"], ["data", "prepare"], ["config"], ["config", "show"]]
+)
 def test_help_for_every_command(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main([*argv, "--help"])
@@ -57,7 +63,8 @@ def test_neuroflow_warnings_are_one_line(tmp_path, capsys):
 
     inside = str(Path(neuroflow.__file__).parent / "data" / "point_cloud_dataset.py")
     assert _format_warning("cannot write the point cache", UserWarning, inside, 196) == (
-        "warning: cannot write the point cache\n")
+        "warning: cannot write the point cache\n"
+    )
     outside = _format_warning("deprecated", DeprecationWarning, "/elsewhere/torch/nn.py", 7)
     assert outside.startswith("/elsewhere/torch/nn.py:7: DeprecationWarning: deprecated")
     before = warnings.formatwarning

@@ -20,8 +20,8 @@ import torch
 
 from neuroflow.config import config_from_dict
 from neuroflow.train import train
-from neuroflow.train.trainer import load_datasets, make_model
 from neuroflow.train.distributed import DistContext
+from neuroflow.train.trainer import load_datasets, make_model
 
 ATOL = 1e-5
 
@@ -36,8 +36,18 @@ def test_two_processes_match_one_process(tiny_config):
         loop={"epochs": 1, "clip_grad": 1.0},
     )
     raw_ddp, yaml_ddp = tiny_config(name="ddp", **sections)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "neuroflow", "train", str(yaml_ddp)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "neuroflow",
+        "train",
+        str(yaml_ddp),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -64,7 +74,10 @@ def test_two_processes_match_one_process(tiny_config):
         got = ddp_ckpt["model"][key]
         assert torch.allclose(got, ref, rtol=0, atol=ATOL), (key, (got - ref).abs().max())
         # training moved the weights far more than the tolerance, so the check means something
-    print("max |ddp - single| =", max((ddp_ckpt["model"][k] - one_ckpt["model"][k]).abs().max().item() for k in initial))
+    print(
+        "max |ddp - single| =",
+        max((ddp_ckpt["model"][k] - one_ckpt["model"][k]).abs().max().item() for k in initial),
+    )
     assert ddp_summary["mean_firing_rate"] > 0.01  # spikes happened: the check covers them
     moved = max((one_ckpt["model"][k] - initial[k]).abs().max().item() for k in initial)
     assert moved > 1000 * ATOL

@@ -26,8 +26,10 @@ def small_snn() -> nn.Sequential:
     LIF layer fires (a comparison on silent layers would prove little)."""
     torch.manual_seed(0)
     net = nn.Sequential(
-        TimeDistributed(nn.Conv2d(2, 6, 3, padding=1)), LIF(v_threshold=0.3),
-        TimeDistributed(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.AvgPool2d(2)), LIF(v_threshold=0.3),
+        TimeDistributed(nn.Conv2d(2, 6, 3, padding=1)),
+        LIF(v_threshold=0.3),
+        TimeDistributed(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.AvgPool2d(2)),
+        LIF(v_threshold=0.3),
         TimeDistributed(nn.Flatten(), nn.Linear(8 * 3 * 3, 10)),
     )
     with torch.no_grad():
@@ -67,7 +69,9 @@ def test_effective_ops_equal_neurobench(inputs):
     x = (torch.rand(shape) < 0.3).float() if inputs == "spikes" else torch.rand(shape)
     net = small_snn()
     layers = count(net, x)
-    rates = {name: c.spikes / c.neuron_updates for name, (kind, c) in layers.items() if kind == "neuron"}
+    rates = {
+        name: c.spikes / c.neuron_updates for name, (kind, c) in layers.items() if kind == "neuron"
+    }
     assert all(0.01 < r < 0.9 for r in rates.values()), rates  # every layer takes part
     synaptic = [c for kind, c in layers.values() if kind in ("conv", "linear")]
     ref = neurobench_synops(net, x)
@@ -87,7 +91,9 @@ def test_conv_counts_by_hand():
     x = torch.zeros(1, 1, 4, 4)
     x[0, 0, 0, 0] = x[0, 0, 0, 2] = x[0, 0, 1, 1] = 1
     x[0, 0, 2, 2] = 2
-    c = conv_synaptic_ops(x, out_channels=3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1))
+    c = conv_synaptic_ops(
+        x, out_channels=3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1)
+    )
     assert c.acs == 3 * (4 + 6 + 9 + 2 * 9) and c.macs == 0
     # dense: 4 corners x 4 + 8 edges x 6 + 4 interior x 9 = 100 taps, times 3 outputs
     assert c.dense_macs == 300
@@ -95,8 +101,15 @@ def test_conv_counts_by_hand():
     # 2x2 stride 2: every position in exactly one window; 2 groups of 2 -> 4 channels
     y = torch.zeros(1, 2, 4, 4)
     y[0, 0, 0, 0], y[0, 1, 3, 3] = 1, 3
-    c = conv_synaptic_ops(y, out_channels=4, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0),
-                          dilation=(1, 1), groups=2)
+    c = conv_synaptic_ops(
+        y,
+        out_channels=4,
+        kernel_size=(2, 2),
+        stride=(2, 2),
+        padding=(0, 0),
+        dilation=(1, 1),
+        groups=2,
+    )
     assert c.acs == (4 / 2) * (1 + 3) and c.dense_macs == 2 * 32
 
 
@@ -194,7 +207,8 @@ def test_uncounted_layers_are_listed():
 
 
 def _kernel_map(coords: dict, offsets, out_of):
-    """(in_idx, out_idx) per offset: input site p feeds output out_of(p, o) when that output exists."""
+    """(in_idx, out_idx) per offset: input site p feeds output out_of(p, o) when that output
+    exists."""
     maps = []
     out_index = {}
     for o in offsets:
@@ -288,8 +302,10 @@ def test_channels_last_input_counts_equal_nchw(values):
     x = {"binary": (x < 0.3).float(), "counts": torch.poisson(x), "real": x}[values]
     nhwc = x.contiguous(memory_format=torch.channels_last)
     assert not nhwc.is_contiguous()
-    for fn in (lambda t: conv_synaptic_ops(t, 4, (3, 3), (1, 1), (1, 1), (1, 1)),
-               lambda t: pool_ops(t, (2, 2), (2, 2), (0, 0))):
+    for fn in (
+        lambda t: conv_synaptic_ops(t, 4, (3, 3), (1, 1), (1, 1), (1, 1)),
+        lambda t: pool_ops(t, (2, 2), (2, 2), (0, 0)),
+    ):
         assert fn(nhwc).as_dict() == pytest.approx(fn(x.double()).as_dict())
 
 
@@ -298,10 +314,17 @@ def test_numba_and_torch_paths_agree(values):
     # float32 contiguous CPU tensors take the one-pass numba kernel, float64 the torch path
     torch.manual_seed(4)
     x = torch.rand(6, 3, 9, 9)
-    x = {"binary": (x < 0.3).float(), "counts": torch.poisson(x), "signed": torch.randint(-2, 3, x.shape).float(),
-         "real": x, "sparse_real": x * (x < 0.2)}[values]
-    for fn in (lambda t: conv_synaptic_ops(t, 4, (3, 3), (2, 2), (1, 1), (1, 1)),
-               lambda t: linear_synaptic_ops(t.reshape(6, -1), 7)):
+    x = {
+        "binary": (x < 0.3).float(),
+        "counts": torch.poisson(x),
+        "signed": torch.randint(-2, 3, x.shape).float(),
+        "real": x,
+        "sparse_real": x * (x < 0.2),
+    }[values]
+    for fn in (
+        lambda t: conv_synaptic_ops(t, 4, (3, 3), (2, 2), (1, 1), (1, 1)),
+        lambda t: linear_synaptic_ops(t.reshape(6, -1), 7),
+    ):
         fast, slow = fn(x), fn(x.double())
         assert fast.as_dict() == pytest.approx(slow.as_dict())
     assert fast.activity_nonzero == float((x != 0).sum())

@@ -23,8 +23,10 @@ EPOCHS = 3
 
 
 def _records(out: Path):
-    return [{k: v for k, v in json.loads(line).items() if k not in TIME_KEYS}
-            for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIME_KEYS}
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def _epoch_of(path: Path) -> int:
@@ -63,17 +65,20 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_config):
     # small batches: many steps per epoch; the progress bar refreshes at every step, so the test
     # sees where training is. translate: augmentation draws from torch's global generator, so the
     # checkpoint's RNG states must be restored for the resumed epochs to see the same shifts.
-    sections = dict(data={"batch_size": 8, "time_steps": 8, "translate": 2},
-                    model={"channels": [8, 16]},
-                    loop={"epochs": EPOCHS, "progress": True, "log_every": 1},
-                    optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9})
+    sections = dict(
+        data={"batch_size": 8, "time_steps": 8, "translate": 2},
+        model={"channels": [8, 16]},
+        loop={"epochs": EPOCHS, "progress": True, "log_every": 1},
+        optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    )
     raw, yaml_path = tiny_config(name="killed", **sections)
     out = Path(raw["output_dir"])
     # one thread everywhere: bitwise equality needs the same reduction order in every run, and
     # small ops run much faster single-threaded when other processes load the cores
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_cli("train", str(yaml_path)), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        _cli("train", str(yaml_path)), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         output = _kill_inside_epoch_2(proc)
     finally:
@@ -85,8 +90,13 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_config):
     print(output.replace("\r", "\n").splitlines()[-1])  # where the kill landed (pytest -s)
     assert not (out / "summary.json").exists()
 
-    resumed = subprocess.run(_cli("train", str(yaml_path), "--resume"), env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _cli("train", str(yaml_path), "--resume"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resumed from" in resumed.stdout
 
@@ -111,7 +121,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_config):
     for key in ref["model"]:
         assert torch.equal(got["model"][key], ref["model"][key]), key
     for pid, state in ref["optimizer"]["state"].items():
-        assert torch.equal(got["optimizer"]["state"][pid]["momentum_buffer"], state["momentum_buffer"])
+        assert torch.equal(
+            got["optimizer"]["state"][pid]["momentum_buffer"], state["momentum_buffer"]
+        )
     # ... and the same final test result
     summary = json.loads((out / "summary.json").read_text())
     for key in ("test_accuracy", "test_loss", "mean_firing_rate", "firing_rates", "best_epoch"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-
 import json
 import math
 from pathlib import Path
@@ -103,7 +102,7 @@ def test_same_seed_same_result_other_seed_differs(tiny_config):
             _records(out),
             torch.load(out / "last.pt", weights_only=True)["model"],
         )
-    (sa, ra, ma), (sb, rb, mb), (_, rc, mc) = runs["a"], runs["b"], runs["c"]
+    (sa, ra, ma), (sb, rb, mb), (_, _, mc) = runs["a"], runs["b"], runs["c"]
     assert _without_times(ra) == _without_times(rb)
     assert sa["test_accuracy"] == sb["test_accuracy"] and sa["firing_rates"] == sb["firing_rates"]
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
