@@ -33,7 +33,7 @@ import torch
 from neuroflow.allocator import retain_freed_memory
 from neuroflow.data import build_datasets, prepare_synthetic_shapes
 from neuroflow.layers import SparseConv3d, SubMConv3d
-from neuroflow.layers.sparse_cpu_kernels import nonzero_rows
+from neuroflow.layers.sparse.kernels.events import nonzero_rows
 from neuroflow.models import build_model
 
 

@@ -27,8 +27,8 @@ from neuroflow.layers import (
     global_mean_pool,
     sparse_conv,
 )
-from neuroflow.layers.kernel_map import PairsByVoxel
-from neuroflow.layers.sparse_cpu_kernels import pairs_by_voxel
+from neuroflow.layers.sparse.kernel_map import PairsByVoxel
+from neuroflow.layers.sparse.kernels.events import pairs_by_voxel
 
 
 def random_coords(batch: int, shape: tuple[int, int, int], n: int, seed: int) -> torch.Tensor:
@@ -78,7 +78,7 @@ CASES = [  # (kernel, stride, submanifold, grid)
 def test_sparse_conv_equals_dense_conv3d(kernel, stride, submanifold, shape, backend, event_driven, threads,
                                          monkeypatch):
     if threads > 1:  # split the event kernels over numba's threads even at this small size
-        monkeypatch.setattr(importlib.import_module("neuroflow.layers.sparse_cpu_kernels"), "_EVENT_PARALLEL_MIN_MACS", 0)
+        monkeypatch.setattr(importlib.import_module("neuroflow.layers.sparse.kernels.events"), "_EVENT_PARALLEL_MIN_MACS", 0)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -136,7 +136,7 @@ def test_event_driven_training_of_one_argument(needs, voxels):
     """A first layer (input spikes without a gradient) or frozen weights: the event path gives the
     one gradient asked for, equal to the plain path's; with 1,500 voxels (~300 spiking) the weight
     gradient sums the centre offset's pairs in two chunks (``_WEIGHT_GRAD_CHUNK``)."""
-    from neuroflow.layers.sparse_cpu_kernels import _WEIGHT_GRAD_CHUNK
+    from neuroflow.layers.sparse.kernels.events import _WEIGHT_GRAD_CHUNK
 
     coords = random_coords(2, (12, 12, 12), voxels, seed=13)
     x = spikes_with_silent_rows(voxels, 16, seed=14, dtype=torch.float32, silent=0.8)
@@ -154,7 +154,7 @@ def test_event_driven_training_of_one_argument(needs, voxels):
 @pytest.mark.parametrize("submanifold", [True, False])
 @pytest.mark.parametrize("split", [False, True])  # the GEMMs on one thread / split over two
 def test_event_driven_inference_matches_plain_and_dense(silent, submanifold, split, monkeypatch):
-    kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
+    kernels = importlib.import_module("neuroflow.layers.sparse.kernels.events")
     if split:
         monkeypatch.setattr(kernels, "_EVENT_PARALLEL_MIN_MACS", 0)
     coords = random_coords(2, (9, 9, 9), 300, seed=7)
@@ -182,7 +182,7 @@ def test_event_kernels_split_into_parts_equal_one_part(parts, silent):
     """The event kernels split over numba's threads give the one-thread result bit for bit: the
     forward (row test, per-output sums; also with the caller's row test) and the weight gradient
     (offsets dealt to the parts), whatever the split."""
-    kernels = importlib.import_module("neuroflow.layers.sparse_cpu_kernels")
+    kernels = importlib.import_module("neuroflow.layers.sparse.kernels.events")
     coords = random_coords(2, (9, 9, 9), 300, seed=17)
     x = spikes_with_silent_rows(300, 16, seed=18, dtype=torch.float32, silent=silent).numpy()
     w = (torch.randn(27, 16, 8, generator=torch.Generator().manual_seed(19)) * 0.1).numpy()
@@ -210,7 +210,7 @@ def test_event_weight_grad_against_per_offset_products(cout, dtype):
     """``event_weight_grad`` (vector blocks of 32, 16 and 8 columns, a scalar tail, rows two or
     four at a time, an odd ``Cin``) against ``x[in]^T g[out]`` per offset over the pairs whose
     input spiked, summed by torch; with every row (``active=None``) against all pairs."""
-    from neuroflow.layers.sparse_cpu_kernels import event_weight_grad
+    from neuroflow.layers.sparse.kernels.events import event_weight_grad
 
     coords = random_coords(1, (8, 8, 8), 260, seed=31)
     kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
@@ -271,7 +271,7 @@ def test_event_driven_inference_of_wide_layers_and_odd_channels(grid):
 
 
 def test_nonzero_rows_counts_negative_zero_as_zero():
-    from neuroflow.layers.sparse_cpu_kernels import nonzero_rows
+    from neuroflow.layers.sparse.kernels.events import nonzero_rows
 
     for dtype in (torch.float32, torch.float64):
         x = torch.tensor([[0.0, -0.0], [0.0, 1e-30], [-2.0, 0.0], [-0.0, -0.0]], dtype=dtype)
@@ -282,7 +282,7 @@ def test_nonzero_rows_counts_negative_zero_as_zero():
 def test_spiking_rows_of_a_large_input_on_several_threads(threads):
     """Above ``_ROW_TEST_PARALLEL_MIN`` elements the row test splits over numba's threads; rows and
     count against torch's ``ne(0).any(1)``."""
-    from neuroflow.layers.sparse_cpu_kernels import _ROW_TEST_PARALLEL_MIN, spiking_rows
+    from neuroflow.layers.sparse.kernels.events import _ROW_TEST_PARALLEL_MIN, spiking_rows
 
     x = spikes_with_silent_rows(_ROW_TEST_PARALLEL_MIN // 8 + 5, 8, seed=30, dtype=torch.float32, silent=0.7)
     rows, count = spiking_rows(x, threads)
@@ -344,7 +344,7 @@ def test_neighbour_search_of_any_shift_set_equals_a_dictionary(shifts, order, pa
     fills the other half by symmetry: against a plain dictionary of the voxels, for an anisotropic
     dilated kernel (3 x 1 x 5, dilation (1, 1, 2)) and for shifts without mirrors; the pairs listed
     from the table against the table's entries, in the same split."""
-    from neuroflow.layers import sparse_cpu_kernels as kernels
+    from neuroflow.layers.sparse.kernels import events as kernels
 
     coords = random_coords(2, (8, 8, 8), 300, seed=21)
     if order == "sorted":
@@ -371,8 +371,8 @@ def test_strided_lookup_equals_brute_force():
     """Strided maps bucket the voxels by their remainders modulo the stride: against the defining
     relation ``c = stride q + position`` checked for every (position, voxel), for an anisotropic
     kernel, stride and dilation, outputs numbered in key order (batch, x, y, z)."""
-    from neuroflow.layers.kernel_map import _kernel_positions
-    from neuroflow.layers.sparse_cpu_kernels import strided_found
+    from neuroflow.layers.sparse.kernel_map import _kernel_positions
+    from neuroflow.layers.sparse.kernels.events import strided_found
 
     coords = random_coords(2, (11, 9, 8), 250, seed=23)
     kernel, stride, dilation, out_shape = (3, 2, 3), (2, 1, 2), (1, 2, 1), (5, 7, 4)

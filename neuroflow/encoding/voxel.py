@@ -13,7 +13,7 @@ The pipeline, one sample at a time (all functions are pure NumPy/numba on ``[N, 
    (``[N, T * C]``, step-major) because a sparse tensor has no time axis; E-3DSNN uses ``T = 1``.
 
 :func:`spike_voxel_code` runs steps 3-4 and returns integer voxel coordinates plus features, the
-content of one sample of a :class:`~neuroflow.layers.sparse_tensor.SparseTensor`.
+content of one sample of a :class:`~neuroflow.layers.sparse.SparseTensor`.
 """
 
 from __future__ import annotations

@@ -13,18 +13,21 @@ Public names:
   :class:`Downsampling`, :func:`reparameterize`.
 """
 
-from neuroflow.layers.kernel_map import KernelMap, build_kernel_map
 from neuroflow.layers.repconv import RepConv
-from neuroflow.layers.sparse_conv import global_max_pool, global_mean_pool, sparse_conv
-from neuroflow.layers.sparse_modules import (
+from neuroflow.layers.sparse import (
     FeatureWise,
+    KernelMap,
     SparseBatchNorm,
     SparseConv3d,
     SparseGlobalAvgPool,
     SparseGlobalMaxPool,
+    SparseTensor,
     SubMConv3d,
+    build_kernel_map,
+    global_max_pool,
+    global_mean_pool,
+    sparse_conv,
 )
-from neuroflow.layers.sparse_tensor import SparseTensor
 from neuroflow.layers.spike_attention import SpikeDrivenSelfAttention, merge_heads, sdsa_v1_mask, sdsa_v2, split_heads
 from neuroflow.layers.spikeformer_blocks import (
     ConvBlock,

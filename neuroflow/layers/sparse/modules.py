@@ -1,11 +1,11 @@
 """``nn.Module`` wrappers of sparse convolution, normalisation, pooling on :class:`SparseTensor`.
 
-Every module maps a :class:`~neuroflow.layers.sparse_tensor.SparseTensor` to a SparseTensor (the
+Every module maps a :class:`~neuroflow.layers.sparse.tensor.SparseTensor` to a SparseTensor (the
 pooling modules to ``[B, C]``), so they chain in ``nn.Sequential``. Convolutions take their
 kernel map from the input's cache (built on first use, keyed by geometry and ``indice_key``), so
 all submanifold convolutions of a stage share one map.
 
-Energy counting: ``conv.kernel_map(x)`` returns the :class:`~neuroflow.layers.kernel_map.KernelMap`
+Energy counting: ``conv.kernel_map(x)`` returns the :class:`~neuroflow.layers.sparse.kernel_map.KernelMap`
 the convolution uses for input ``x``; ``kmap.pairs(o)`` gives offset ``o``'s ``(in_idx, out_idx)``
 pairs, so a layer's synaptic operations are ``sum over pairs of (spike count of x[in]) x Cout``
 (``kmap.fan_out()`` is each input voxel's number of pairs).
@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
-from neuroflow.layers.kernel_map import KernelMap, build_kernel_map, triple
-from neuroflow.layers.sparse_conv import global_max_pool, global_mean_pool, resolve_backend, sparse_conv
-from neuroflow.layers.sparse_tensor import SparseTensor
+from neuroflow.layers.sparse.kernel_map import KernelMap, build_kernel_map, triple
+from neuroflow.layers.sparse.conv import global_max_pool, global_mean_pool, resolve_backend, sparse_conv
+from neuroflow.layers.sparse.tensor import SparseTensor
 
 
 def _check_sparse(x, module: nn.Module, channels: int | None = None) -> None:
@@ -37,7 +37,7 @@ def _check_sparse(x, module: nn.Module, channels: int | None = None) -> None:
 class _SparseConvNd(nn.Module):
     """Common part of :class:`SubMConv3d` and :class:`SparseConv3d`.
 
-    Parameters: ``weight [K, Cin, Cout]`` (``K = kx ky kz``, see :mod:`neuroflow.layers.sparse_conv`
+    Parameters: ``weight [K, Cin, Cout]`` (``K = kx ky kz``, see :mod:`neuroflow.layers.sparse.conv`
     for the layout; the same count as spconv's ``SubMConv3d``) and ``bias [Cout]`` if ``bias``.
     Initialised like ``nn.Conv3d``: uniform in ``+-1 / sqrt(Cin K)``.
     """

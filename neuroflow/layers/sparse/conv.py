@@ -1,7 +1,7 @@
 """Sparse 3-D convolution and per-sample pooling on voxel features: pure functions.
 
 ``sparse_conv(features [N, Cin], weight [K, Cin, Cout], kernel_map)`` -> ``[M, Cout]`` computes
-``y[out] = sum over pairs (in, out, o) of x[in] @ W[o]`` (see :mod:`neuroflow.layers.kernel_map`
+``y[out] = sum over pairs (in, out, o) of x[in] @ W[o]`` (see :mod:`neuroflow.layers.sparse.kernel_map`
 for the geometry). Weight layout ``[K, Cin, Cout]``, ``K = kx ky kz`` in offset order (x slowest):
 ``W.reshape(kx, ky, kz, Cin, Cout).permute(4, 3, 0, 1, 2)`` is the equivalent ``conv3d`` weight.
 
@@ -10,8 +10,8 @@ Backends:
 * ``"batched"`` (default via ``"auto"``): the centre offset of a submanifold map (every voxel
   paired with itself) is one dense ``x @ W[c]``; all other offsets are one gather into padded
   ``[G_b, P_b, Cin]`` blocks of offsets of similar length
-  (:class:`~neuroflow.layers.kernel_map.GroupedPairs`), one batched matmul and one scatter-add
-  per block (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse_cpu_kernels`).
+  (:class:`~neuroflow.layers.sparse.kernel_map.GroupedPairs`), one batched matmul and one scatter-add
+  per block (a numba loop on the CPU, see :mod:`~neuroflow.layers.sparse.kernels.events`).
   Forward and backward are hand-written (the backward reuses the layout and the gathered inputs:
   ``grad_x`` scatters ``g @ W^T`` to the inputs, ``grad_W = x_g^T g_g`` per offset), so a call
   costs ~10-20 tensor operations whatever the kernel size, each on torch's intra-op threads.
@@ -30,11 +30,11 @@ number of spiking voxels, not of active sites. On the CPU, for up to ``Cin Cout 
 
 * in inference, while at most 60% of the voxels spiked (always for ``Cin Cout <= 8,192`` or on
   maps of 3 or more pairs per voxel, see :data:`_MIN_PAIRS_PER_VOXEL`), the
-  forward is the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`: a row
+  forward is the event kernel (:func:`~neuroflow.layers.sparse.kernels.events.event_conv`: a row
   test, then each spiking input's products, accumulated in vector registers, are added into
   their output rows in place, blocks of output rows split over numba's threads);
 * in training, the same forward, and ``grad_W`` over the spiking inputs' pairs only
-  (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`: gathered rows of the input
+  (:func:`~neuroflow.layers.sparse.kernels.events.event_weight_grad`: gathered rows of the input
   and of the output gradient, multiplied in vector registers), always for ``Cin Cout <= 2,048``,
   while at most 60% of the voxels spiked up to 8,192, 40% above (see :func:`_event_limit`).
 
@@ -55,8 +55,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
-from neuroflow.layers.kernel_map import GroupedPairs, KernelMap, group_pairs
-from neuroflow.layers.sparse_cpu_kernels import (
+from neuroflow.layers.sparse.kernel_map import GroupedPairs, KernelMap, group_pairs
+from neuroflow.layers.sparse.kernels.events import (
     EVENT_MAX_MACS, event_conv, event_weight_grad, nonzero_rows, scatter_add_rows, spiking_rows,
 )
 
@@ -299,7 +299,7 @@ def _input_grad(grad_y: torch.Tensor, w: torch.Tensor, kmap: KernelMap, g_rows: 
 
 class _EventSparseConv(torch.autograd.Function):
     """The event-driven path in training: the event kernel's forward; ``grad_W`` over the spiking
-    inputs' pairs only (:func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`), ``grad_x``
+    inputs' pairs only (:func:`~neuroflow.layers.sparse.kernels.events.event_weight_grad`), ``grad_x``
     over every pair (:func:`_input_grad`)."""
 
     @staticmethod
@@ -353,7 +353,7 @@ def _count(mask: torch.Tensor) -> int:
 # 0.35 / 0.58, 64 -> 64 1.47 / 1.34, 128 -> 128 5.7 / 4.0; on a sphere shell of 16,746 voxels 16 -> 16
 # 1.7 / 3.7, 32 -> 32 5.1 / 9.4, 64 -> 64 22.7 / 24.1, 64 -> 128 46.4 / 41.5, 128 -> 128 94 / 69.
 def _event_weight_grad_applies(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether ``grad_W`` comes from :func:`~neuroflow.layers.sparse_cpu_kernels.event_weight_grad`
+    """Whether ``grad_W`` comes from :func:`~neuroflow.layers.sparse.kernels.events.event_weight_grad`
     at any share of spiking voxels: on the CPU for ``Cin Cout <= 2,048``."""
     return _event_kernel_applies(x, w) and _narrow(w, _NARROWEST_LAYER_MACS)
 
@@ -364,7 +364,7 @@ class _BatchedSparseConv(torch.autograd.Function):
         """``active [N]`` bool: the voxels that spiked (event-driven), or None (every voxel).
 
         ``event_forward`` (CPU float32/64 only): when the map's cached layout serves, ``y`` comes
-        from the event kernel (:func:`~neuroflow.layers.sparse_cpu_kernels.event_conv`), and the
+        from the event kernel (:func:`~neuroflow.layers.sparse.kernels.events.event_conv`), and the
         backward gathers the input rows for ``grad_W`` itself. Measured on the first map of 4 real
         ModelNet40 clouds at 95% spiking voxels, inference: 16 -> 16 1.7 against 4.1 ms batched,
         32 -> 32 3.8 against 7.3, 64 -> 64 11.8 against 16.0."""

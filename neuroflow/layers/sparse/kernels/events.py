@@ -6,7 +6,7 @@
   the rows in order, so the result does not depend on the thread count. Other devices (and dtypes
   numba does not take) use ``index_add_``.
 * :func:`padded_layout`: the padded per-offset pair layout of
-  :class:`~neuroflow.layers.kernel_map.GroupedPairs` (blocks of offsets of similar length) in two
+  :class:`~neuroflow.layers.sparse.kernel_map.GroupedPairs` (blocks of offsets of similar length) in two
   passes over the pairs (count, fill);
   as tensor operations it took ~15 calls, too many for the event-driven path, which rebuilds it
   on every call.
@@ -15,10 +15,10 @@
   place, accumulated in vector registers (:func:`_make_block_gemv`); no gather, no scatter.
   Against a gather-GEMM-scatter form (same process, 8,192 random voxels 32 -> 32, pairs then
   ordered by output row): 0.42 against 0.49 ms at 50% spiking voxels, 0.23 against 0.25 ms at 10%;
-  ordering the pairs in blocks of output rows (:data:`~neuroflow.layers.kernel_map.OUTPUT_BLOCK`)
+  ordering the pairs in blocks of output rows (:data:`~neuroflow.layers.sparse.kernel_map.OUTPUT_BLOCK`)
   took another 8-12% off at 10%. At 0% it costs ~0.06-0.08 ms (the row test over the input,
   zeroing the output, the pass over the pairs). It also makes the input gradient on the
-  transposed map (see :mod:`neuroflow.layers.sparse_conv`).
+  transposed map (see :mod:`neuroflow.layers.sparse.conv`).
 * :func:`event_weight_grad`, ``grad_W`` over the spiking inputs' pairs: per offset, gathered rows
   of the input and of the output gradient, multiplied in vector registers by the same intrinsic.
 
@@ -532,7 +532,7 @@ def event_conv(x: torch.Tensor, w: torch.Tensor, pairs: tuple, block: int, num_o
 
     ``y[q] = sum over q's pairs (i, o) whose input spiked of x[i] @ w[o]``, the pairs given in
     blocks of ``block`` output rows, by offset within a block (``arrays`` of
-    :attr:`~neuroflow.layers.kernel_map.KernelMap.by_output`: ``block_ptr``, ``pair_offset``,
+    :attr:`~neuroflow.layers.sparse.kernel_map.KernelMap.by_output`: ``block_ptr``, ``pair_offset``,
     ``pair_out``, ``pair_in``). Each product is added into its output row in place, accumulated in
     vector registers (:func:`_make_block_gemv`), so the work is the spiking inputs' pairs
     plus one pass over the inputs (row test), the pairs and the outputs. Large layers split the

@@ -26,7 +26,7 @@ class SparseTensor:
     Args:
         coords: ``[N, 4]`` int32/int64, rows ``(batch, x, y, z)`` with ``0 <= batch < batch_size``
             and ``0 <= x < spatial_shape[0]`` etc. Rows must be unique: a submanifold kernel map
-            (:func:`neuroflow.layers.kernel_map.build_kernel_map`, which sorts the voxels anyway)
+            (:func:`neuroflow.layers.sparse.kernel_map.build_kernel_map`, which sorts the voxels anyway)
             refuses duplicates; strided maps assume it (a check here would cost a sort on every
             construction).
         features: ``[N, C]`` floating point, one row per coordinate row.

@@ -32,7 +32,7 @@ from functools import cached_property
 import torch
 
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse_cpu_kernels import (
+from neuroflow.layers.sparse.kernels.events import (
     found_pairs, pairs_by_voxel, padded_layout, strided_found, submanifold_found,
 )
 
@@ -143,7 +143,7 @@ class PairsByVoxel:
 @dataclass(frozen=True)
 class GroupedPairs:
     """Pairs of the non-centre offsets, one padded row per offset, in blocks of rows of similar
-    length (see :func:`~neuroflow.layers.sparse_cpu_kernels.padded_layout`), so that one batched
+    length (see :func:`~neuroflow.layers.sparse.kernels.events.padded_layout`), so that one batched
     matmul serves each block.
 
     Padding entries gather input row 0 and scatter into the dump row ``num_out`` (callers allocate

@@ -1,0 +1,1 @@
+"""numba kernels of the sparse convolution (CPU), grouped by job."""
