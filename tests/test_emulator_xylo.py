@@ -56,43 +56,11 @@ def random_xylo(
 
 
 def xylosim_run(net: XyloNetwork, x: np.ndarray):
-    """Hidden ``[T, H]`` and output ``[T, O]`` spikes of XyloSim for one stream ``x [T, n_in]``;
-    synapses listed in the emulator's table order (per presynaptic neuron, ascending target)."""
-    v2 = pytest.importorskip("xylosim.v2")
+    """Hidden ``[T, H]``, output ``[T, O]`` spikes and ``v_mem`` of XyloSim for one stream."""
+    pytest.importorskip("xylosim.v2")
+    from neuroflow.emulator.references import XyloSimReference
 
-    def table(w3):
-        rows = []
-        for pre in range(w3.shape[0]):
-            post, syn = np.nonzero(w3[pre])
-            rows.append(
-                [v2.XyloSynapse(int(p), int(s), int(w3[pre, p, s])) for p, s in zip(post, syn)]
-            )
-        return rows
-
-    # XyloLayer keeps raw pointers to the synapse objects: they must outlive the run
-    tables = [table(net.w_in), table(net.w_rec), table(net.w_out[:, :, None])]
-    layer = v2.XyloLayer(
-        *tables,
-        [[] for _ in range(net.n_hidden)],
-        net.threshold.tolist(),
-        net.threshold_out.tolist(),
-        True,
-        net.bias.tolist(),
-        net.bias_out.tolist(),
-        net.shift_in,
-        net.shift_rec,
-        net.shift_out,
-        net.dash_mem.tolist(),
-        net.dash_mem_out.tolist(),
-        net.dash_syn.tolist(),
-        [[int(d)] for d in net.dash_syn_out],
-        "reference",
-    )
-    out = np.array(layer.evolve(x.astype(int).tolist()), np.uint8)
-    hidden = np.array(layer.rec_recurrent_spikes, np.uint8)
-    vmem = np.array(layer.rec_v_mem)
-    del tables
-    return hidden, out, vmem
+    return XyloSimReference(net).run(x)
 
 
 @pytest.mark.parametrize(

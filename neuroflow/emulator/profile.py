@@ -7,13 +7,17 @@ constant (core counts, memories, bit widths) from ``limits``, each with its cite
 
 from __future__ import annotations
 
+import functools
+
 from neuroflow.emulator.result import LayerStats
 from neuroflow.energy.hardware import HardwareProfile, load_hardware
 from neuroflow.errors import ConfigError
 
 
+@functools.lru_cache(maxsize=16)
 def chip_profile(name: str) -> HardwareProfile:
-    """The profile of chip ``name`` (``loihi``, ``speck``, ``xylo``) or of a YAML path."""
+    """The profile of chip ``name`` (``loihi``, ``speck``, ``xylo``) or of a YAML path (read
+    once per process: profiles are data files that do not change while it runs)."""
     return load_hardware(name)
 
 

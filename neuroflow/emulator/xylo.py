@@ -109,6 +109,7 @@ class XyloNetwork:
                 f"w_out {self.w_out.shape} (expected [n_in, H, 2], [H, H, 2], [H, n_out])"
             )
         self.check_fits()
+        self._fan_out_max = int(self.fan_out().max(initial=0))
         self._tables = (
             _csr(self.w_in, self.shift_in),
             _csr(self.w_rec, self.shift_rec),
@@ -176,7 +177,8 @@ class XyloNetwork:
         out = np.zeros((T, B, self.n_out), np.uint8)
         events = np.zeros((B, 3), np.int64)
         (ip, it, isy, iw), (rp, rt, rs, rw), (op, ot, _os, ow) = self._tables
-        _xylo_kernel(
+        kernel = _xylo_parallel if B > 1 else _xylo_serial
+        kernel(
             x8,
             ip,
             it,
@@ -275,8 +277,7 @@ def _evolve(isyn_sum, v, thr, bias, dash_mem, max_spikes):
     return v, n
 
 
-@numba.njit(cache=True, parallel=True)
-def _xylo_kernel(
+def _xylo_body(
     x,
     ip,
     it,
@@ -330,6 +331,14 @@ def _xylo_kernel(
                         n_rec_ev += n * (rp[j + 1] - rp[j])
                         n_out_ev += n * (op[j + 1] - op[j])
             for j in range(H):
+                if (
+                    isyn[j, 0] == 0
+                    and isyn[j, 1] == 0
+                    and v[j] == 0
+                    and bias[j] == 0
+                    and thr[j] > 0
+                ):
+                    continue  # a neuron at rest stays at rest: a silent tick costs this test
                 a = isyn[j, 0] - _decay(isyn[j, 0], dsyn[j, 0])
                 c = isyn[j, 1] - _decay(isyn[j, 1], dsyn[j, 1])
                 isyn[j, 0] = a
@@ -344,6 +353,12 @@ def _xylo_kernel(
         events[b, 0] = n_in_ev
         events[b, 1] = n_rec_ev
         events[b, 2] = n_out_ev
+
+
+# one stream runs serially (waking a thread pool costs more than a silent tick); several
+# streams are independent and run in parallel
+_xylo_serial = numba.njit(cache=True)(_xylo_body)
+_xylo_parallel = numba.njit(cache=True, parallel=True)(_xylo_body)
 
 
 # ---------------------------------------------------------------------------------------------
