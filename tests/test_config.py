@@ -248,10 +248,10 @@ def test_data_setting_errors_name_the_key_from_yaml_and_python(tmp_path):
     with pytest.raises(
         ConfigError,
         match=r"--set data.voxel_size=0: config key 'data.voxel_size': "
-        r"must be a number > 0",
+        r"must be > 0 \(a number",
     ):
         load_config(path, ["data.voxel_size=0"])
-    with pytest.raises(InvalidArgumentError, match=r"data.voxel_size must be a number > 0"):
+    with pytest.raises(InvalidArgumentError, match=r"data.voxel_size must be > 0 \(a number"):
         build_datasets({"name": "synthetic-shapes", "voxel_size": 0}, seed=0)
     with pytest.raises(
         InvalidArgumentError,
@@ -261,3 +261,44 @@ def test_data_setting_errors_name_the_key_from_yaml_and_python(tmp_path):
         build_datasets({"name": "synthetic-shapes", "split_by": "time"}, seed=0)
     with pytest.raises(ConfigError, match=r"'data.name'.*unknown dataset 'modelnet'; did you mean"):
         load_config(path, ["data.name=modelnet"])
+
+
+def test_builder_checks_run_at_load_and_name_the_key(tmp_path):
+    """`--set model.tau=0` fails when the config is loaded (as `config show` does), naming the
+    key, instead of deep inside training with "tau must be > 0"."""
+    path = write(tmp_path, "model:\n  name: scnn\n")
+    with pytest.raises(
+        ConfigError, match=r"--set model.tau=0: config key 'model.tau': tau must be > 0"
+    ):
+        load_config(path, ["model.tau=0"])
+    with pytest.raises(ConfigError, match=r"config key 'model.tau'"):
+        config_from_dict({"model": {"name": "scnn", "tau": -1.0}})
+    bad = write(tmp_path, "model:\n  name: scnn\n  tau: 0.0\n", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"bad.yaml: config key 'model.tau'"):
+        load_config(bad)
+    # the model is checked against the data it will see: point clouds for e3dsnn
+    assert (
+        load_config(
+            write(
+                tmp_path, "model:\n  name: e3dsnn_t\ndata:\n  name: synthetic-shapes\n", "pc.yaml"
+            )
+        ).model.name
+        == "e3dsnn_t"
+    )
+
+
+def test_cli_config_show_refuses_a_bad_builder_parameter(tmp_path, capsys):
+    from neuroflow.cli import main
+
+    path = write(tmp_path, "model:\n  name: scnn\n")
+    assert main(["config", "show", str(path), "--set", "model.tau=0"]) == 2
+    assert "config key 'model.tau'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_config_file_is_an_error_naming_it(tmp_path, text):
+    path = write(tmp_path, text, "empty.yaml")
+    with pytest.raises(ConfigError, match=r"empty.yaml: the config file is empty"):
+        load_config(path)
+    # an explicit empty mapping still means "every default"
+    assert load_config(write(tmp_path, "{}\n", "defaults.yaml")).name == "defaults"

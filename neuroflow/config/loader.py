@@ -417,6 +417,86 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 # ---------------------------------------------------------------------------------------------
+# the builder's own checks, run at load time
+
+
+def _build_for_check(cfg: ExperimentConfig, params: dict, num_classes: int, shape: tuple) -> None:
+    """Build the model on the meta device (no memory, no initialisation cost); a builder that
+    needs real values (e.g. ``.item()`` on a tensor) is built on the CPU instead."""
+    import torch
+
+    from neuroflow.errors import NeuroflowError
+    from neuroflow.models import build_model
+
+    try:
+        with torch.device("meta"):
+            build_model(cfg.model.name, params, num_classes, shape)
+    except NeuroflowError:
+        raise
+    except Exception:
+        build_model(cfg.model.name, params, num_classes, shape)
+
+
+def _culprit(message: str, cfg: ExperimentConfig, build) -> str | None:
+    """The model key a builder error is about: the one parameter named in the message, else the
+    one set away from its default whose default makes the build pass."""
+    from neuroflow.models import MODELS, builder_parameters
+
+    params = cfg.model.params
+    named = [k for k in params if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", message)]
+    if len(named) == 1:
+        return named[0]
+    spec = builder_parameters(MODELS.get(cfg.model.name))
+    changed = [k for k, p in spec.items() if k in params and params[k] != p.default]
+    for key in named + [k for k in changed if k not in named]:
+        default = spec[key].default
+        trial = {**params, key: list(default) if isinstance(default, tuple) else default}
+        try:
+            build(trial)
+        except Exception:
+            continue
+        return key
+    return None
+
+
+def check_model_builds(cfg: ExperimentConfig) -> None:
+    """Run the model builder's own parameter checks (``tau > 0``...) when the config is loaded,
+    so that ``--set model.tau=0`` fails at ``config show`` with the key named, not in training.
+
+    The model is built for the data section's dataset (its registered ``model_io``: classes
+    and input shape, known without reading the data); a dataset whose shapes only its files tell
+    is not checked here. Only neuroflow's own errors (the
+    builders' checks) that one key causes are reported here; anything else is left to the run,
+    which has the data.
+    """
+    from neuroflow.data import DATASETS
+    from neuroflow.errors import NeuroflowError
+    from neuroflow.models import MODELS, builder_parameters
+
+    model_io = DATASETS.get(cfg.data.name).model_io(cfg.data)
+    if model_io is None:
+        return
+    num_classes, shape = model_io
+    spec = builder_parameters(MODELS.get(cfg.model.name))
+
+    def build(params: dict) -> None:
+        _build_for_check(cfg, params, num_classes, tuple(shape))
+
+    try:
+        build(cfg.model.params)
+    except NeuroflowError as exc:
+        message = str(exc)
+        key = _culprit(message, cfg, build)
+        if key is not None and key in spec:
+            path = f"model.{key}"
+            raise key_error(path, f"config key {path!r}: {message}") from None
+        # no single key is to blame (e.g. a model that does not fit the data's shape): the run
+        # reports it, as before
+    except Exception:
+        return  # not a parameter check: the run reports it, with the data in hand
+
+
+# ---------------------------------------------------------------------------------------------
 # entry points
 
 
@@ -439,7 +519,9 @@ def config_from_dict(
         cfg.name = name or "experiment"
     if cfg.output_dir is None:
         cfg.output_dir = f"runs/{cfg.name}"
-    return validate(cfg)
+    validate(cfg)
+    check_model_builds(cfg)
+    return cfg
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
@@ -452,7 +534,12 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     raw = parse_yaml(text, source=str(path))
-    if raw is not None and not isinstance(raw, dict):
+    if raw is None:  # nothing but blanks or comments: a run on all defaults is never meant
+        raise ConfigError(
+            f"{path}: the config file is empty; write at least the sections you mean to set "
+            "(see configs/quickstart.yaml), or `{}` to run on every default"
+        )
+    if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: a config must be a mapping of sections, got {type(raw).__name__}"
         )

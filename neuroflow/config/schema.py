@@ -96,7 +96,7 @@ class LoopConfig:
     log_every: int = 10
     eval_every: int = 1
     progress: bool = True
-    tensorboard: bool = True
+    tensorboard: bool = False  # opt-in: needs the tensorboard package (not a dependency)
 
 
 @dataclass
