@@ -164,8 +164,14 @@ class NIRNeuron(nn.Module):
     def _fused_dynamics(self) -> Dynamics | None:
         """neuroflow's :class:`Dynamics` when this layer's step is one of the fused kernel's forms
         (uniform parameters, forward Euler, ``>=``), else ``None``."""
-        if self.kind not in ("lif", "if") or self.method != "euler" or self.strict:
+        strict_kernel = "strict" in getattr(Dynamics, "__dataclass_fields__", {})
+        if (
+            self.kind not in ("lif", "if")
+            or self.method != "euler"
+            or (self.strict and not strict_kernel)
+        ):
             return None
+        extra = {"strict": True} if self.strict else {}
         th, vr = _uniform(self.v_threshold), _uniform(self.v_reset)
         if th is None or vr is None:
             return None
@@ -174,7 +180,7 @@ class NIRNeuron(nn.Module):
             return None
         if self.kind == "if":
             return (
-                Dynamics("if", None, True, th, v_reset, False, self.surrogate)
+                Dynamics("if", None, True, th, v_reset, False, self.surrogate, **extra)
                 if _uniform(self.gain) == 1.0
                 else None
             )
@@ -187,9 +193,9 @@ class NIRNeuron(nn.Module):
         ):
             return None
         if self.unscaled:
-            return Dynamics("lif", tau, False, th, v_reset, False, self.surrogate)
+            return Dynamics("lif", tau, False, th, v_reset, False, self.surrogate, **extra)
         if gain == 1.0:
-            return Dynamics("lif", tau, True, th, v_reset, False, self.surrogate)
+            return Dynamics("lif", tau, True, th, v_reset, False, self.surrogate, **extra)
         return None
 
     # ------------------------------------------------------------------------------ forward
