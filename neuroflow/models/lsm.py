@@ -79,7 +79,8 @@ class LSM(nn.Module):
             drift_nu, drift_time_s: the device (see :class:`~neuroflow.rram.DeviceConfig`).
         input_bits, adc_bits: bit-serial input width and per-column ADC precision (``None``: ideal).
         chip_seed: seeds the programmed chip (and its read-noise stream).
-        time_bins: spike counts per neuron in this many equal time bins.
+        time_bins: spike counts per neuron (and input counts, for ``features="input"``) in this
+            many equal time bins.
         features: ``"reservoir"``, ``"input"`` (raw cropped counts) or ``"both"``.
         readout: ``"linear"`` or ``"mlp"`` (one hidden GELU layer of ``hidden`` units).
         backend: ``"auto"``/``"numba"`` (compiled time loop) or ``"torch"`` (plain loop).
@@ -275,7 +276,8 @@ class LSM(nn.Module):
             return run(u, self.w_rec, self.decay, self.threshold, w_var, eps, self.rec_lsb, qmax)
 
     def spike_features(self, spikes: torch.Tensor) -> torch.Tensor:
-        """Spike counts per neuron and time bin, divided by the bin length: ``[B, N x bins]``."""
+        """Counts per neuron (or input) and time bin, divided by the bin length: ``[B, N x bins]``
+        for ``spikes [T, B, N]``."""
         steps = spikes.shape[0]
         edges = torch.linspace(0, steps, self.time_bins + 1).round().long().tolist()
         parts = [spikes[a:b].sum(0) / max(1, b - a) for a, b in zip(edges[:-1], edges[1:])]
@@ -288,7 +290,7 @@ class LSM(nn.Module):
             if self.features_kind in ("reservoir", "both"):
                 parts.append(self.spike_features(self.reservoir_spikes(x)))
             if self.features_kind in ("input", "both"):
-                parts.append(self.prepare_input(x).mean(0))
+                parts.append(self.spike_features(self.prepare_input(x)))
             return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
