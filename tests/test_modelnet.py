@@ -328,3 +328,29 @@ def test_skip_bad_files(normal_resampled):
             _options(normal_resampled, on_bad_file="skip", val_fraction=0.0), seed=0
         )
     assert len(ds["train"]) == 14
+
+
+def test_an_empty_carved_test_split_says_why_and_how_to_fix_it(normal_resampled):
+    """One training file per class and no test files: 10% of 1 rounds to 0 for every class. The
+    builder says so, and each fix it proposes does give a test split."""
+    import re
+
+    listing = normal_resampled / "modelnet40_train.txt"
+    listing.write_text("".join(f"{c}_0001\n" for c in CLASSES))
+    (normal_resampled / "modelnet40_test.txt").unlink()  # no test files: the split is carved
+    with pytest.warns(UserWarning) as record:
+        d = build_datasets(_options(normal_resampled), seed=0)
+    assert d["test"] is None
+    (message,) = [str(w.message) for w in record if "test split is empty" in str(w.message)]
+    assert "has no test files" in message and "data.test_fraction=0.1" in message
+    assert "rounds to 0 for every class" in message and "classes hold 1 to 1 files" in message
+    fraction = float(re.search(r"data.test_fraction to at least ([0-9.]+)", message).group(1))
+    per_class = int(re.search(r"at least (\d+) training files", message).group(1))
+    assert (fraction, per_class) == (0.5, 5)  # round half up: 0.5 x 1 and 0.1 x 5 give 1
+    # the proposed fraction gives every class a test file
+    fixed = build_datasets(_options(normal_resampled, test_fraction=fraction), seed=0)
+    assert len(fixed["test"]) == len(CLASSES)
+    # and so do the proposed files per class (5 per class: one to val, one to test)
+    listing.write_text("".join(f"{c}_{i:04d}\n" for c in CLASSES for i in range(1, per_class + 1)))
+    enough = build_datasets(_options(normal_resampled), seed=0)
+    assert len(enough["test"]) == len(CLASSES) and len(enough["val"]) == len(CLASSES)

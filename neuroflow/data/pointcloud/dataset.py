@@ -50,7 +50,7 @@ from neuroflow.data.pointcloud.modelnet import (
     list_split,
     load_cloud,
 )
-from neuroflow.data.splits import interleave, stratified_split
+from neuroflow.data.splits import split_train_val_test
 from neuroflow.data.staged_folder import check_meta
 from neuroflow.encoding.voxel import (
     farthest_point_sample,
@@ -452,17 +452,13 @@ def build_point_cloud_datasets(
             f"{options.name}: {root} has no training samples in the {fmt} layout"
         )
     _, test_refs = list_split(root, fmt, "test")
-    labels = np.array([r.label for r in train_refs])
-    rng = np.random.default_rng([seed, 2024])
-    if test_refs is None:
-        val_idx, test_idx, train_idx = stratified_split(
-            labels, [options.val_fraction, options.test_fraction], rng
-        )
-        test_refs = [train_refs[i] for i in test_idx]
-    else:
-        val_idx, train_idx = stratified_split(labels, [options.val_fraction], rng)
-        test_labels = np.array([r.label for r in test_refs])
-        test_refs = [test_refs[i] for i in interleave(np.arange(len(test_refs)), test_labels, rng)]
+    train_idx, val_idx, test_idx = split_train_val_test(
+        [r.label for r in train_refs],
+        None if test_refs is None else [r.label for r in test_refs],
+        options,
+        seed,
+    )
+    test_refs = [(train_refs if test_refs is None else test_refs)[i] for i in test_idx]
     splits = {
         "train": [train_refs[i] for i in train_idx],
         "val": [train_refs[i] for i in val_idx],
