@@ -213,7 +213,9 @@ def _options_given_to_builder(name: str, cfg, monkeypatch):
     return captured[0]
 
 
-@pytest.mark.parametrize("name", ["nmnist", "synthetic-nmnist", "modelnet40", "synthetic-shapes"])
+@pytest.mark.parametrize(
+    "name", ["nmnist", "synthetic-nmnist", "modelnet40", "synthetic-shapes", "tonic"]
+)
 def test_data_settings_same_from_yaml_and_python(tmp_path, monkeypatch, name):
     """One definition per dataset: `data: {name: X}` from YAML and `{"name": X}` from Python
     resolve to the same settings (before, synthetic-shapes gave root datasets/synthetic-nmnist
@@ -221,9 +223,18 @@ def test_data_settings_same_from_yaml_and_python(tmp_path, monkeypatch, name):
     from neuroflow.data import DATASETS
 
     assert name in DATASETS
+    if name == "tonic":
+        pytest.importorskip("tonic.datasets")
     from_yaml = load_config(write(tmp_path, f"data:\n  name: {name}\n")).data
     from_python = _options_given_to_builder(name, {"name": name}, monkeypatch)
     keys = ("root", "time_steps", "val_fraction", "test_fraction", "cache", "max_samples")
+    assert sorted(DATASETS.names()) == [
+        "modelnet40",
+        "nmnist",
+        "synthetic-nmnist",
+        "synthetic-shapes",
+        "tonic",
+    ]  # every one is tested
     for key in keys:
         assert getattr(from_yaml, key) == getattr(from_python, key), key
     # every key YAML resolves is one the builder receives, with the same value

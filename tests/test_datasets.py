@@ -268,7 +268,13 @@ def test_synthetic_prepared_on_first_use(tmp_path):
 
 
 def test_registry_and_option_errors(root):
-    assert DATASETS.names() == ["modelnet40", "nmnist", "synthetic-nmnist", "synthetic-shapes"]
+    assert DATASETS.names() == [
+        "modelnet40",
+        "nmnist",
+        "synthetic-nmnist",
+        "synthetic-shapes",
+        "tonic",
+    ]
     with pytest.raises(RegistryError, match="did you mean 'nmnist'"):
         build_datasets(cfg(root, name="nminst"), seed=0)
     for key, value in [
@@ -367,3 +373,15 @@ def test_unwritable_cache_folder_falls_back_to_the_files(root, cache_folder):
         assert list(cache_folder.iterdir()) == [] and not (Path(root) / ".cache").exists()
     finally:
         cache_folder.chmod(0o755)
+
+
+def test_an_empty_carved_test_split_says_why(tmp_path):
+    root = make_root(tmp_path / "tiny", train_per_class=1, test_per_class=None)
+    with pytest.warns(
+        UserWarning,
+        match=r"nmnist: the test split is empty: .* has no test files.*"
+        r"give each class at least 5 training files.*test_fraction to at least 0.5",
+    ):
+        d = build_datasets(cfg(root), seed=0)
+    assert len(d["test"]) == 0
+    assert len(build_datasets(cfg(root, test_fraction=0.5), seed=0)["test"]) == 10

@@ -11,6 +11,9 @@ Public names:
 - transforms (``events.transforms``): :func:`to_frames`, :func:`denoise`, :func:`crop_events`,
   :func:`random_crop_events`, :func:`translate_frames`, :class:`RandomTranslate`,
   :class:`EventsToFrames`;
+- Tonic interop (``events.tonic_interop``): :func:`to_tonic`, :func:`from_tonic`,
+  :data:`TONIC_DTYPE`, :func:`events_to_frames` (fixed time windows, as Tonic's ``ToFrame``),
+  :func:`collate_padded`, :class:`TonicOptions` (``data: {name: tonic, dataset: ...}``);
 - cache (``events.frame_cache``): :func:`build_frame_cache`, :func:`cache_key`,
   :class:`CachedFrames`;
 - synthetic data (``events.synthetic_nmnist``): :func:`prepare_synthetic_nmnist`,
@@ -31,6 +34,14 @@ from neuroflow.data.events.nmnist import (
     encode_events,
     list_split,
     read_events,
+)
+from neuroflow.data.events.tonic_interop import (
+    TONIC_DTYPE,
+    TonicOptions,
+    collate_padded,
+    events_to_frames,
+    from_tonic,
+    to_tonic,
 )
 from neuroflow.data.events.transforms import (
     EventsToFrames,
@@ -73,14 +84,19 @@ __all__ = [
     "SENSOR_SIZE",
     "SampleRef",
     "SparseCollate",
+    "TONIC_DTYPE",
+    "TonicOptions",
     "build_datasets",
     "build_frame_cache",
     "cache_key",
+    "collate_padded",
     "collate_time_first",
     "crop_events",
     "decode_events",
     "denoise",
     "encode_events",
+    "events_to_frames",
+    "from_tonic",
     "list_split",
     "prepare_dataset",
     "prepare_synthetic_nmnist",
@@ -92,6 +108,7 @@ __all__ = [
     "read_ply_h5",
     "sample_surface",
     "to_frames",
+    "to_tonic",
     "translate_frames",
     "write_off",
 ]

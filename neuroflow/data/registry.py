@@ -2,7 +2,8 @@
 
 Registered names (:data:`DATASETS`): the event datasets ``"nmnist"`` and ``"synthetic-nmnist"``
 (:mod:`neuroflow.data.events.dataset`), the point clouds ``"modelnet40"`` and
-``"synthetic-shapes"`` (:mod:`neuroflow.data.pointcloud.dataset`).
+``"synthetic-shapes"`` (:mod:`neuroflow.data.pointcloud.dataset`), and ``"tonic"``: any dataset
+class of the optional package Tonic (:mod:`neuroflow.data.events.tonic_interop`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from neuroflow.data.events.dataset import (
     prepare_synthetic,
 )
 from neuroflow.data.events.nmnist import NUM_CLASSES
+from neuroflow.data.events.tonic_interop import (
+    TonicOptions,
+    build_tonic,
+    prepare_tonic,
+    tonic_model_io,
+)
 from neuroflow.data.options import DataOptions
 from neuroflow.data.pointcloud.dataset import (
     PointCloudOptions,
@@ -97,6 +104,16 @@ DATASETS.register("synthetic-shapes")(
         "procedural meshes of 13 shape classes as ModelNet40-style OFF files",
         SyntheticShapesOptions,
         lambda options: (len(SHAPE_CLASSES), (options.channels,)),
+    )
+)
+DATASETS.register("tonic")(
+    DatasetEntry(
+        build_tonic,
+        prepare_tonic,
+        "a dataset class of Tonic (tonic.datasets.<data.dataset>: NMNIST, DVSGesture, SHD...), "
+        "where the optional package tonic is installed",
+        TonicOptions,
+        tonic_model_io,
     )
 )
 
