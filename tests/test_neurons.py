@@ -16,20 +16,40 @@ def _grads(node, x, v0, weights):
     x = x.clone().requires_grad_(True)
     v0 = v0.clone().requires_grad_(True)
     spikes, v_last = node(x, state=v0, return_state=True)
-    ((spikes * weights).sum() + (v_last ** 2).sum()).backward()
+    ((spikes * weights).sum() + (v_last**2).sum()).backward()
     params = [p.grad.clone() for p in node.parameters()]
     node.zero_grad()
     return spikes.detach(), v_last.detach(), x.grad, v0.grad, params
 
 
-@pytest.mark.parametrize("make", [
-    lambda be: LIF(tau=2.0, backend=be),
-    lambda be: LIF(tau=5.0, v_reset=None, decay_input=False, backend=be, surrogate="atan"),
-    lambda be: LIF(tau=1.5, v_reset=-0.3, v_threshold=0.7, detach_reset=True, backend=be, surrogate="rectangular"),
-    lambda be: IF(v_reset=None, backend=be, surrogate=surrogate.ATan(3.0)),
-    lambda be: PLIF(tau=4.0, v_reset=None, backend=be),
-    lambda be: PLIF(tau=2.0, decay_input=False, detach_reset=True, backend=be, surrogate="atan"),
-], ids=["lif", "lif-soft-nodecay-atan", "lif-vreset-detach-rect", "if-soft", "plif-soft", "plif-nodecay"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda be: LIF(tau=2.0, backend=be),
+        lambda be: LIF(tau=5.0, v_reset=None, decay_input=False, backend=be, surrogate="atan"),
+        lambda be: LIF(
+            tau=1.5,
+            v_reset=-0.3,
+            v_threshold=0.7,
+            detach_reset=True,
+            backend=be,
+            surrogate="rectangular",
+        ),
+        lambda be: IF(v_reset=None, backend=be, surrogate=surrogate.ATan(3.0)),
+        lambda be: PLIF(tau=4.0, v_reset=None, backend=be),
+        lambda be: PLIF(
+            tau=2.0, decay_input=False, detach_reset=True, backend=be, surrogate="atan"
+        ),
+    ],
+    ids=[
+        "lif",
+        "lif-soft-nodecay-atan",
+        "lif-vreset-detach-rect",
+        "if-soft",
+        "plif-soft",
+        "plif-nodecay",
+    ],
+)
 @pytest.mark.parametrize("shape", [(7, 2, 3, 11), (33, 1, 300)])
 def test_fused_kernel_equals_torch_reference(make, shape):
     g = torch.Generator().manual_seed(0)
@@ -162,7 +182,7 @@ def test_surrogate_gradients_by_hand():
     s.sum().backward()
     assert torch.equal(u.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0]))
     at = surrogate.ATan(2.0).grad(torch.tensor([0.0, 1.0]))
-    torch.testing.assert_close(at, torch.tensor([1.0, 1.0 / (1 + math.pi ** 2)]))
+    torch.testing.assert_close(at, torch.tensor([1.0, 1.0 / (1 + math.pi**2)]))
     sig = surrogate.Sigmoid(4.0).grad(torch.tensor([0.0]))
     torch.testing.assert_close(sig, torch.tensor([1.0]))  # alpha * 1/2 * 1/2
     assert surrogate.get_surrogate("atan", alpha=3.0) == surrogate.ATan(3.0)
@@ -174,21 +194,26 @@ def test_multispike_integer_values_and_straight_through():
     assert torch.equal(s, torch.tensor([0.0, 0.0, 1.0, 2.0, 3.0, 4.0]))
     s.sum().backward()
     assert torch.equal(x.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 1.0, 0.0]))
-    torch.testing.assert_close(MultiSpike(D=4, normalize=True)(torch.tensor([3.0])), torch.tensor([0.75]))
+    torch.testing.assert_close(
+        MultiSpike(D=4, normalize=True)(torch.tensor([3.0])), torch.tensor([0.75])
+    )
 
 
-@pytest.mark.parametrize("build,needle", [
-    (lambda: LIF(tau=float("nan")), "tau"),
-    (lambda: LIF(tau=0.0), "tau"),
-    (lambda: LIF(tau=-2.0), "tau"),
-    (lambda: PLIF(tau=1.0), "tau"),
-    (lambda: LIF(v_threshold=0.0, v_reset=0.0), "v_threshold"),
-    (lambda: IF(v_threshold=-1.0, v_reset=0.0), "v_reset"),
-    (lambda: LIF(v_threshold=float("inf")), "v_threshold"),
-    (lambda: LIF(backend="cuda-magic"), "backend"),
-    (lambda: MultiSpike(D=0), "D"),
-    (lambda: surrogate.Sigmoid(alpha=-1.0), "alpha"),
-])
+@pytest.mark.parametrize(
+    "build,needle",
+    [
+        (lambda: LIF(tau=float("nan")), "tau"),
+        (lambda: LIF(tau=0.0), "tau"),
+        (lambda: LIF(tau=-2.0), "tau"),
+        (lambda: PLIF(tau=1.0), "tau"),
+        (lambda: LIF(v_threshold=0.0, v_reset=0.0), "v_threshold"),
+        (lambda: IF(v_threshold=-1.0, v_reset=0.0), "v_reset"),
+        (lambda: LIF(v_threshold=float("inf")), "v_threshold"),
+        (lambda: LIF(backend="cuda-magic"), "backend"),
+        (lambda: MultiSpike(D=0), "D"),
+        (lambda: surrogate.Sigmoid(alpha=-1.0), "alpha"),
+    ],
+)
 def test_bad_parameters_raise_named_errors(build, needle):
     with pytest.raises(NeuroflowError, match=needle):
         build()

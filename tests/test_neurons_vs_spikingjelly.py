@@ -18,7 +18,9 @@ SURROGATES = [
     (surrogate.Sigmoid(4.0), lambda: sj_surrogate.Sigmoid(alpha=4.0)),
     (surrogate.ATan(2.0), lambda: sj_surrogate.ATan(alpha=2.0)),
 ]
-COMBOS = list(itertools.product([0.0, None], [True, False], [False, True]))  # v_reset, decay_input, detach
+COMBOS = list(
+    itertools.product([0.0, None], [True, False], [False, True])
+)  # v_reset, decay_input, detach
 
 
 def _inputs(seed, shape=(12, 3, 257)):
@@ -44,10 +46,22 @@ def _close(a, b):
 def test_lif_matches_spikingjelly(backend, sg, v_reset, decay_input, detach):
     x, w = _inputs(1)
     for tau in (2.0, 3.0):  # 3 is not a power of two: division rounding must match too
-        ours = LIF(tau=tau, v_reset=v_reset, decay_input=decay_input, detach_reset=detach,
-                   surrogate=sg[0], backend=backend)
-        ref = sj_neuron.LIFNode(tau=tau, v_reset=v_reset, decay_input=decay_input, detach_reset=detach,
-                                surrogate_function=sg[1](), step_mode="m")
+        ours = LIF(
+            tau=tau,
+            v_reset=v_reset,
+            decay_input=decay_input,
+            detach_reset=detach,
+            surrogate=sg[0],
+            backend=backend,
+        )
+        ref = sj_neuron.LIFNode(
+            tau=tau,
+            v_reset=v_reset,
+            decay_input=decay_input,
+            detach_reset=detach,
+            surrogate_function=sg[1](),
+            step_mode="m",
+        )
         s1, g1, _ = _run(ours, x, w)
         s2, g2, _ = _run(ref, x, w)
         assert torch.equal(s1, s2)
@@ -60,7 +74,12 @@ def test_lif_matches_spikingjelly(backend, sg, v_reset, decay_input, detach):
 def test_if_matches_spikingjelly(backend, v_reset, detach):
     x, w = _inputs(2)
     ours = IF(v_reset=v_reset, detach_reset=detach, backend=backend)
-    ref = sj_neuron.IFNode(v_reset=v_reset, detach_reset=detach, surrogate_function=sj_surrogate.Sigmoid(), step_mode="m")
+    ref = sj_neuron.IFNode(
+        v_reset=v_reset,
+        detach_reset=detach,
+        surrogate_function=sj_surrogate.Sigmoid(),
+        step_mode="m",
+    )
     s1, g1, _ = _run(ours, x, w)
     s2, g2, _ = _run(ref, x, w)
     assert torch.equal(s1, s2)
@@ -71,9 +90,17 @@ def test_if_matches_spikingjelly(backend, v_reset, detach):
 @pytest.mark.parametrize("v_reset,decay_input,detach", COMBOS)
 def test_plif_matches_spikingjelly(backend, v_reset, decay_input, detach):
     x, w = _inputs(3)
-    ours = PLIF(tau=2.5, v_reset=v_reset, decay_input=decay_input, detach_reset=detach, backend=backend)
-    ref = sj_neuron.ParametricLIFNode(init_tau=2.5, v_reset=v_reset, decay_input=decay_input, detach_reset=detach,
-                                      surrogate_function=sj_surrogate.Sigmoid(), step_mode="m")
+    ours = PLIF(
+        tau=2.5, v_reset=v_reset, decay_input=decay_input, detach_reset=detach, backend=backend
+    )
+    ref = sj_neuron.ParametricLIFNode(
+        init_tau=2.5,
+        v_reset=v_reset,
+        decay_input=decay_input,
+        detach_reset=detach,
+        surrogate_function=sj_surrogate.Sigmoid(),
+        step_mode="m",
+    )
     torch.testing.assert_close(ours.w.detach(), ref.w.detach())
     s1, g1, (gw1,) = _run(ours, x, w, [ours.w])
     s2, g2, (gw2,) = _run(ref, x, w, [ref.w])

@@ -15,12 +15,14 @@ range ``lo:hi`` without the GIL; :func:`forward_columns` / :func:`backward_colum
 ranges on numba's parallel threads (:mod:`neuroflow.neurons.functional` picks one range per thread).
 
 Performance notes (measured on the 2-core development VM): each inner loop is branch-free, with the
-variant flags (charge kind, reset, detach, surrogate) tested *outside* the loop. A flag tested
+variant flags (charge kind, reset, firing rule, detach, surrogate) tested *outside* the loop or as
+loop-invariant selects. A flag tested
 inside kept LLVM from vectorising and cost ~10x. The column ranges run under ``prange`` rather than
 on plain threads for the reason given above :func:`forward_columns`.
 
-Codes: ``kind`` 0 LIF (decay_input), 1 LIF, 2 IF, 3 PLIF (decay_input), 4 PLIF (see
-:mod:`neuroflow.neurons.dynamics`); ``sg_kind`` 0 sigmoid, 1 atan, 2 rectangular (see :mod:`surrogate`).
+Codes: ``kind`` 0 LIF (decay_input), 1 LIF, 2 IF, 3 PLIF (decay_input), 4 PLIF; ``sg_kind`` 0
+sigmoid, 1 atan, 2 rectangular; ``strict`` fires on ``h > th`` instead of ``h >= th``. The codes are
+assigned, and checked before a call, where the kernel is declared (:mod:`neuroflow.neurons.fused`).
 """
 
 from __future__ import annotations
@@ -44,52 +46,59 @@ def block_columns(steps):
 
 
 @numba.njit(inline="always", **_OPTS)
-def _fire_reset(h, th, vr, soft):
+def _fires(h, th, strict):
+    """``h - th > 0`` (``strict``) or ``h - th >= 0``, as a select between the two comparisons."""
+    u = h - th
+    return (u > f32(0.0)) if strict else (u >= f32(0.0))
+
+
+@numba.njit(inline="always", **_OPTS)
+def _fire_reset(h, th, vr, soft, strict):
     """``(spike, v)`` after the charge ``h``; written as selects so that loops stay vectorised."""
-    fire = (h - th) >= f32(0.0)
+    fire = _fires(h, th, strict)
     after = (h - th) if soft else vr
     return (f32(1.0) if fire else f32(0.0)), (after if fire else h)
 
 
 @numba.njit(**_OPTS)
-def _step_row(kind, soft, xt, v, ht, st, n, tau, q, th, vr):
+def _step_row(kind, soft, strict, xt, v, ht, st, n, tau, q, th, vr):
     """One time step of ``n`` neurons: charge ``ht = h[t]``, spikes ``st``, reset ``v``."""
     if kind == 0:
         for j in range(n):
             h = v[j] + (xt[j] - (v[j] - vr)) / tau
             ht[j] = h
-            st[j], v[j] = _fire_reset(h, th, vr, soft)
+            st[j], v[j] = _fire_reset(h, th, vr, soft, strict)
     elif kind == 1:
         for j in range(n):
             h = v[j] - (v[j] - vr) / tau + xt[j]
             ht[j] = h
-            st[j], v[j] = _fire_reset(h, th, vr, soft)
+            st[j], v[j] = _fire_reset(h, th, vr, soft, strict)
     elif kind == 2:
         for j in range(n):
             h = v[j] + xt[j]
             ht[j] = h
-            st[j], v[j] = _fire_reset(h, th, vr, soft)
+            st[j], v[j] = _fire_reset(h, th, vr, soft, strict)
     elif kind == 3:
         for j in range(n):
             h = v[j] + (xt[j] - (v[j] - vr)) * q
             ht[j] = h
-            st[j], v[j] = _fire_reset(h, th, vr, soft)
+            st[j], v[j] = _fire_reset(h, th, vr, soft, strict)
     else:
         for j in range(n):
             h = v[j] - (v[j] - vr) * q + xt[j]
             ht[j] = h
-            st[j], v[j] = _fire_reset(h, th, vr, soft)
+            st[j], v[j] = _fire_reset(h, th, vr, soft, strict)
 
 
 @numba.njit(**_OPTS)
-def forward(x, v0, spikes, v_out, lo, hi, kind, soft, tau, q, th, vr):
-    """Columns ``lo:hi`` of ``x [T, M]``, ``v0 [M]`` -> ``spikes [T, M]`` (0/1) and ``v_out [M]``."""
+def forward(x, v0, spikes, v_out, lo, hi, kind, soft, strict, tau, q, th, vr):
+    """Columns ``lo:hi`` of ``x [T, M]``, ``v0 [M]`` -> ``spikes [T, M]`` (0/1), ``v_out [M]``."""
     n = hi - lo
     v = v_out[lo:hi]
     v[:] = v0[lo:hi]
     hrow = np.empty(n, dtype=np.float32)
     for t in range(x.shape[0]):
-        _step_row(kind, soft, x[t, lo:hi], v, hrow, spikes[t, lo:hi], n, tau, q, th, vr)
+        _step_row(kind, soft, strict, x[t, lo:hi], v, hrow, spikes[t, lo:hi], n, tau, q, th, vr)
 
 
 @numba.njit(inline="always", **_OPTS)
@@ -110,20 +119,24 @@ def _exp(y):
 
 
 @numba.njit(inline="always", **_OPTS)
-def _reset_grad(h, sg, th, vr, soft, detach):
-    """``dv[t]/dh[t]``: hard ``1 - s + (v_reset - h) sg``, soft ``1 - v_th sg``; no ``sg`` term if detached."""
-    fire = (h - th) >= f32(0.0)
+def _reset_grad(h, sg, th, vr, soft, strict, detach):
+    """``dv[t]/dh[t]``: hard ``1 - s + (v_reset - h) sg``, soft ``1 - v_th sg``; no ``sg`` term
+    if detached."""
+    fire = _fires(h, th, strict)
     hard = (f32(0.0) if fire else f32(1.0)) + (f32(0.0) if detach else (vr - h) * sg)
     sub = f32(1.0) if detach else f32(1.0) - th * sg
     return sub if soft else hard
 
 
 @numba.njit(**_GRAD_OPTS)
-def _backward_row(sg_kind, soft, detach, ht, gst, gxt, carry, gh, n, th, vr, alpha, gx_scale, carry_scale):
+def _backward_row(
+    sg_kind, soft, strict, detach, ht, gst, gxt, carry, gh, n, th, vr, alpha, gx_scale, carry_scale
+):
     """One reverse time step of ``n`` neurons.
 
     ``g_h = g_s sg(h - th) + g_v dv/dh``; ``g_x = g_h dh/dx``; ``carry <- g_h dh/dv`` (``g_v`` of
-    step t-1). ``gx_scale = dh/dx`` and ``carry_scale = dh/dv`` are constants of the charge equation.
+    step t-1). ``gx_scale = dh/dx`` and ``carry_scale = dh/dv`` are constants of the charge
+    equation.
     The variant flags are loop-invariant selects; only the surrogate chooses the loop.
     """
     if sg_kind == 0:
@@ -136,7 +149,7 @@ def _backward_row(sg_kind, soft, detach, ht, gst, gxt, carry, gh, n, th, vr, alp
             e = _exp(y if y > f32(-87.0) else f32(-87.0))
             d = f32(1.0) + e
             sg = alpha * e / (d * d)
-            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, detach)
+            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, strict, detach)
             gh[j] = g
             gxt[j] = g * gx_scale
             carry[j] = g * carry_scale
@@ -148,18 +161,19 @@ def _backward_row(sg_kind, soft, detach, ht, gst, gxt, carry, gh, n, th, vr, alp
             h = ht[j]
             z = (h - th) * c
             sg = half / (f32(1.0) + z * z)
-            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, detach)
+            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, strict, detach)
             gh[j] = g
             gxt[j] = g * gx_scale
             carry[j] = g * carry_scale
     else:
-        # rectangular: 1 / width inside |u| < width / 2
+        # rectangular (code 2; the caller passes only the codes of fused.SURROGATE_CODES):
+        # 1 / width inside |u| < width / 2
         half = f32(alpha / 2)
         inv = f32(1.0) / alpha
         for j in range(n):
             h = ht[j]
             sg = inv if abs(h - th) < half else f32(0.0)
-            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, detach)
+            g = gst[j] * sg + carry[j] * _reset_grad(h, sg, th, vr, soft, strict, detach)
             gh[j] = g
             gxt[j] = g * gx_scale
             carry[j] = g * carry_scale
@@ -179,8 +193,27 @@ def _leak_grad_row(kind, xt, vprev, gh, n, vr):
 
 
 @numba.njit(**_OPTS)
-def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, hi_cols,
-             kind, soft, detach, sg_kind, tau, q, th, vr, alpha):
+def backward(
+    x,
+    v0,
+    grad_spikes,
+    grad_v_last,
+    grad_x,
+    grad_v0,
+    grad_q,
+    lo_cols,
+    hi_cols,
+    kind,
+    soft,
+    strict,
+    detach,
+    sg_kind,
+    tau,
+    q,
+    th,
+    vr,
+    alpha,
+):
     """Gradients of :func:`forward` for columns ``lo_cols:hi_cols``.
 
     ``grad_spikes`` is ``[T, M]``, or ``[T, 1]`` when the spike gradient is the same for every
@@ -212,20 +245,35 @@ def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, 
         for t in range(T):  # recompute h[t] with the forward's float32 operations
             if plif:
                 vprev[t, :n] = v[:n]
-            _step_row(kind, soft, x[t, lo:hi], v, hbuf[t], srow, n, tau, q, th, vr)
+            _step_row(kind, soft, strict, x[t, lo:hi], v, hbuf[t], srow, n, tau, q, th, vr)
         for t in range(T - 1, -1, -1):
             if broadcast:
                 gs_row[:n] = grad_spikes[t, 0]
             gst = gs_row[:n] if broadcast else grad_spikes[t, lo:hi]
-            _backward_row(sg_kind, soft, detach, hbuf[t], gst, grad_x[t, lo:hi], carry, gh,
-                          n, th, vr, alpha, gx_scale, carry_scale)
+            _backward_row(
+                sg_kind,
+                soft,
+                strict,
+                detach,
+                hbuf[t],
+                gst,
+                grad_x[t, lo:hi],
+                carry,
+                gh,
+                n,
+                th,
+                vr,
+                alpha,
+                gx_scale,
+                carry_scale,
+            )
             if plif:
                 acc += _leak_grad_row(kind, x[t, lo:hi], vprev[t], gh, n, vr)
         grad_v0[lo:hi] = carry[:n]
     grad_q[0] = acc
 
 
-# --- the kernels over several column ranges at once, on numba's parallel threads ----------------------
+# --- the kernels over several column ranges at once, on numba's parallel threads ------------------
 # Why not plain Python threads: in training a neuron layer follows torch operations, after which
 # torch's idle OpenMP workers keep spinning on the cores for a while, and a plain worker thread
 # shares its core with a spinner. Measured on the 2-core VM (numba's OpenMP layer), LIF backward at
@@ -234,17 +282,54 @@ def backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, lo_cols, 
 
 
 @numba.njit(parallel=True, **_OPTS)
-def forward_columns(x, v0, spikes, v_out, bounds, kind, soft, tau, q, th, vr):
+def forward_columns(x, v0, spikes, v_out, bounds, kind, soft, strict, tau, q, th, vr):
     """:func:`forward` over the column ranges ``bounds[p]:bounds[p + 1]``, in parallel."""
     for p in numba.prange(bounds.shape[0] - 1):
-        forward(x, v0, spikes, v_out, bounds[p], bounds[p + 1], kind, soft, tau, q, th, vr)
+        forward(x, v0, spikes, v_out, bounds[p], bounds[p + 1], kind, soft, strict, tau, q, th, vr)
 
 
 @numba.njit(parallel=True, **_OPTS)
-def backward_columns(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q, bounds,
-                     kind, soft, detach, sg_kind, tau, q, th, vr, alpha):
+def backward_columns(
+    x,
+    v0,
+    grad_spikes,
+    grad_v_last,
+    grad_x,
+    grad_v0,
+    grad_q,
+    bounds,
+    kind,
+    soft,
+    strict,
+    detach,
+    sg_kind,
+    tau,
+    q,
+    th,
+    vr,
+    alpha,
+):
     """:func:`backward` over the column ranges ``bounds[p]:bounds[p + 1]`` in parallel; range ``p``
     writes its PLIF gradient into ``grad_q[p]``."""
     for p in numba.prange(bounds.shape[0] - 1):
-        backward(x, v0, grad_spikes, grad_v_last, grad_x, grad_v0, grad_q[p:p + 1], bounds[p], bounds[p + 1],
-                 kind, soft, detach, sg_kind, tau, q, th, vr, alpha)
+        backward(
+            x,
+            v0,
+            grad_spikes,
+            grad_v_last,
+            grad_x,
+            grad_v0,
+            grad_q[p : p + 1],
+            bounds[p],
+            bounds[p + 1],
+            kind,
+            soft,
+            strict,
+            detach,
+            sg_kind,
+            tau,
+            q,
+            th,
+            vr,
+            alpha,
+        )

@@ -1,14 +1,18 @@
 """Surrogate gradients for the Heaviside spike function.
 
 The forward pass is always the exact Heaviside step ``H(u) = 1 if u >= 0 else 0`` (H(0) = 1, as in
-SpikingJelly; NIR and snnTorch fire on ``u > 0``). Only the backward pass uses the derivative of a
-smooth function. Formulas match SpikingJelly 2.0 (``spikingjelly.activation_based.surrogate``):
+SpikingJelly), or with ``strict=True`` ``H(u) = 1 if u > 0 else 0`` (H(0) = 0, as NIR, snnTorch and
+Loihi fire). Only the backward pass uses the derivative ``grad(u)`` of a smooth function, the same
+for both conventions. Formulas match SpikingJelly 2.0 (``spikingjelly.activation_based.surrogate``):
 
 - ``Sigmoid(alpha)``:     g(u) = alpha * s * (1 - s),  s = sigmoid(alpha * u)
 - ``ATan(alpha)``:        g(u) = (alpha / 2) / (1 + (pi/2 * alpha * u)^2)
-- ``Rectangular(width)``: g(u) = 1 / width if |u| < width / 2 else 0 (straight-through inside a window)
+- ``Rectangular(width)``: g(u) = 1 / width if |u| < width / 2 else 0 (straight-through inside a
+  window)
 
-Each surrogate has a ``kind`` id that the fused CPU kernel understands.
+A user surrogate subclasses :class:`Surrogate` and defines ``grad``. Fused kernels declare the exact
+surrogate types they implement (:mod:`neuroflow.neurons.fused`); any other surrogate, subclasses of
+the built-in ones included, runs on the pure-torch path, which calls ``grad``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ SURROGATES: Registry = Registry("surrogate")
 class Surrogate:
     """Base class: ``grad(u)`` is dg/du; calling the object on ``u`` spikes with that gradient."""
 
-    kind: int = -1
     name: str = ""
 
     def __init__(self, alpha: float):
@@ -40,8 +43,9 @@ class Surrogate:
     def grad(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        return SpikeFunction.apply(u, self)
+    def __call__(self, u: torch.Tensor, strict: bool = False) -> torch.Tensor:
+        """Spikes ``H(u)`` (0/1 in ``u.dtype``) with gradient ``grad(u)``; ``strict``: H(0) = 0."""
+        return SpikeFunction.apply(u, self, strict)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(alpha={self.alpha:g})"
@@ -55,7 +59,6 @@ class Surrogate:
 
 @SURROGATES.register("sigmoid")
 class Sigmoid(Surrogate):
-    kind = 0
     name = "sigmoid"
 
     def __init__(self, alpha: float = 4.0):
@@ -68,7 +71,6 @@ class Sigmoid(Surrogate):
 
 @SURROGATES.register("atan")
 class ATan(Surrogate):
-    kind = 1
     name = "atan"
 
     def __init__(self, alpha: float = 2.0):
@@ -83,7 +85,6 @@ class ATan(Surrogate):
 class Rectangular(Surrogate):
     """Straight-through estimator inside a window of ``width`` around the threshold."""
 
-    kind = 2
     name = "rectangular"
 
     def __init__(self, width: float = 1.0):
@@ -100,7 +101,7 @@ class Rectangular(Surrogate):
         return f"Rectangular(width={self.alpha:g})"
 
 
-def get_surrogate(spec: "str | Surrogate", **kwargs) -> Surrogate:
+def get_surrogate(spec: str | Surrogate, **kwargs) -> Surrogate:
     """A surrogate from a name (``"sigmoid"``, ``"atan"``, ``"rectangular"``) or an instance."""
     if isinstance(spec, Surrogate):
         return spec
@@ -110,15 +111,15 @@ def get_surrogate(spec: "str | Surrogate", **kwargs) -> Surrogate:
 
 
 class SpikeFunction(torch.autograd.Function):
-    """Heaviside forward (H(0) = 1), surrogate derivative backward."""
+    """Heaviside forward (H(0) = 1, or 0 when ``strict``), surrogate derivative backward."""
 
     @staticmethod
-    def forward(ctx, u: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    def forward(ctx, u: torch.Tensor, surrogate: Surrogate, strict: bool = False) -> torch.Tensor:
         ctx.save_for_backward(u)
         ctx.surrogate = surrogate
-        return (u >= 0).to(u.dtype)
+        return ((u > 0) if strict else (u >= 0)).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (u,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate.grad(u), None
+        return grad_out * ctx.surrogate.grad(u), None, None
