@@ -2,6 +2,8 @@
 
     neuroflow train CONFIG [--set KEY=VALUE ...] [--resume]
     neuroflow eval CONFIG --checkpoint CKPT [--split test] [--json] [--set KEY=VALUE ...]
+    neuroflow eval CONFIG --nir MODEL.nir [--dt S] [--neuron-mode MODE] [--split test] [--json]
+    neuroflow export CONFIG --checkpoint CKPT -o MODEL.nir [--dt S] [--set KEY=VALUE ...]
     neuroflow energy CONFIG --checkpoint CKPT [--hardware NAME] [--precision P] [--json FILE]
                      [--png FILE] [--split test] [--max-samples N] [--set KEY=VALUE ...]
     neuroflow data prepare NAME [--root DIR] [--seed N]
@@ -29,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from neuroflow.allocator import retain_freed_memory
-from neuroflow.errors import NeuroflowError
+from neuroflow.errors import InvalidArgumentError, NeuroflowError
 
 EXIT_ERROR = 2
 
@@ -91,7 +93,7 @@ def _add_eval(sub) -> None:
         "and firing rates.",
     )
     p.add_argument("config", help="experiment YAML file (defines the data and the model)")
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file (.pt)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint file (.pt)")
     p.add_argument(
         "--split",
         default="test",
@@ -100,6 +102,24 @@ def _add_eval(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_set(p)
+    p.add_argument(
+        "--nir",
+        metavar="MODEL.nir",
+        help="evaluate this NIR graph (anyone's) on the config's data instead of a "
+        "checkpoint (see docs/nir.md)",
+    )
+    p.add_argument(
+        "--dt",
+        type=float,
+        default=None,
+        help="with --nir: time step in seconds (default: the graph's, else 1e-4)",
+    )
+    p.add_argument(
+        "--neuron-mode",
+        default="spec",
+        choices=["spec", "sinabs"],
+        help="with --nir: NIR's neurons, or IF/LIF as Sinabs and Speck run them",
+    )
     p.set_defaults(func=_cmd_eval)
 
 
@@ -112,6 +132,10 @@ def _json_safe(obj):
 
 
 def _cmd_eval(args) -> int:
+    if args.nir:
+        return _cmd_eval_nir(args)
+    if not args.checkpoint:
+        raise InvalidArgumentError("neuroflow eval needs --checkpoint CKPT (or --nir MODEL.nir)")
     from neuroflow.train import evaluate_checkpoint
 
     cfg = _load(args)
@@ -126,6 +150,54 @@ def _cmd_eval(args) -> int:
         rates = ", ".join(f"{k} {v:.4f}" for k, v in result["firing_rates"].items())
         print(f"firing rates: {rates} (mean {result['mean_firing_rate']:.4f})")
         print(f"checkpoint: {result['checkpoint']} (epoch {result['epoch']})")
+    return 0
+
+
+def _cmd_eval_nir(args) -> int:
+    from neuroflow.nir.commands import evaluate_nir
+
+    result = evaluate_nir(args.nir, _load(args), args.split, args.dt, args.neuron_mode)
+    if args.json:
+        print(json.dumps(_json_safe(result)))
+    else:
+        print(f"{args.split} accuracy: {result['accuracy']:.2%} ({result['num_samples']} samples)")
+        print(f"nir: {result['nir']} (dt {result['dt']:g} s, neuron mode {result['neuron_mode']})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint as a NIR graph",
+        description="Write the checkpoint's trained model (BatchNorm folded) as a NIR graph "
+        "(HDF5) that SpikingJelly, snnTorch, Norse, Sinabs and chip toolchains read; "
+        "docs/nir.md says how each reads it.",
+    )
+    p.add_argument("config", help="experiment YAML file (defines the model)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint file (.pt)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.nir", help="NIR file to write")
+    p.add_argument(
+        "--dt",
+        type=float,
+        default=1e-4,
+        help="time step in seconds the NIR time constants are written for "
+        "(default: 1e-4; give importers the same)",
+    )
+    _add_set(p)
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    from neuroflow.nir.commands import export_checkpoint
+
+    info = export_checkpoint(_load(args), args.checkpoint, args.output, args.dt)
+    print(
+        f"wrote {info['nir']}: {info['nodes']} nodes ({', '.join(info['node_types'])}), "
+        f"input {info['input_shape']}, dt {info['dt']:g} s"
+    )
     return 0
 
 
@@ -298,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"neuroflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_train, _add_eval, _add_energy, _add_data, _add_config, _add_plot):
+    for add in (_add_train, _add_eval, _add_export, _add_energy, _add_data, _add_config, _add_plot):
         add(sub)
     return parser
 
