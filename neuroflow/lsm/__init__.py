@@ -1,10 +1,6 @@
 """Liquid state machine experiments on top of the ``lsm`` model: readouts fitted on fixed
-features, the robustness sweep, energy on the RRAM macro, zero-shot contrastive readouts.
-
-Public names: :func:`fit_ridge`, :func:`fit_logistic`, :func:`fit_readout`,
-:class:`FittedReadout` (``readout``).
+features (``readout``), the robustness sweep (``sweep``), the ``neuroflow lsm`` command
+(``command``), energy on the RRAM macro (``energy``) and zero-shot contrastive readouts
+(``zeroshot``). Import the submodules; this package imports nothing heavy, so that the command
+line can register ``neuroflow lsm`` cheaply.
 """
-
-from neuroflow.lsm.readout import FittedReadout, fit_logistic, fit_readout, fit_ridge
-
-__all__ = ["FittedReadout", "fit_logistic", "fit_readout", "fit_ridge"]

@@ -264,16 +264,20 @@ class LSM(nn.Module):
         current = self.input_crossbar.mvm(flat, self._noise) * self.weight_scale
         return current.to(torch.float32).reshape(steps, batch, self.neurons)
 
-    def reservoir_spikes(self, x: torch.Tensor) -> torch.Tensor:
-        """Reservoir spikes ``[T, B, N]`` (0/1 float32) for frames ``x [T, B, C, H, W]``."""
+    def reservoir_from_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Reservoir spikes ``[T, B, N]`` (0/1 float32) for crossbar inputs ``x [T, B, D]``."""
         with torch.no_grad():
-            u = self.input_current(self.prepare_input(x))
+            u = self.input_current(x)
             noisy = self.weights_kind == "rram" and self.device.read_noise > 0
             eps = torch.randn(u.shape, generator=self._noise) if noisy else None
             w_var = self.w_rec_var if noisy else None
             qmax = 0 if self.rec_lsb is None else 2 ** (self.adc_bits - 1) - 1
             run = run_reservoir_torch if self.backend == "torch" else run_reservoir
             return run(u, self.w_rec, self.decay, self.threshold, w_var, eps, self.rec_lsb, qmax)
+
+    def reservoir_spikes(self, x: torch.Tensor) -> torch.Tensor:
+        """Reservoir spikes ``[T, B, N]`` (0/1 float32) for frames ``x [T, B, C, H, W]``."""
+        return self.reservoir_from_input(self.prepare_input(x))
 
     def spike_features(self, spikes: torch.Tensor) -> torch.Tensor:
         """Counts per neuron (or input) and time bin, divided by the bin length: ``[B, N x bins]``
@@ -283,15 +287,19 @@ class LSM(nn.Module):
         parts = [spikes[a:b].sum(0) / max(1, b - a) for a, b in zip(edges[:-1], edges[1:])]
         return torch.cat(parts, dim=1)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Readout features ``[B, F]`` for frames ``x [T, B, C, H, W]`` (no gradient)."""
+    def features_from_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Readout features ``[B, F]`` for crossbar inputs ``x [T, B, D]`` (no gradient)."""
         with torch.no_grad():
             parts = []
             if self.features_kind in ("reservoir", "both"):
-                parts.append(self.spike_features(self.reservoir_spikes(x)))
+                parts.append(self.spike_features(self.reservoir_from_input(x)))
             if self.features_kind in ("input", "both"):
-                parts.append(self.spike_features(self.prepare_input(x)))
+                parts.append(self.spike_features(x))
             return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Readout features ``[B, F]`` for frames ``x [T, B, C, H, W]`` (no gradient)."""
+        return self.features_from_input(self.prepare_input(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.readout(self.features(x)).unsqueeze(0)
