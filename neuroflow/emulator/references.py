@@ -29,12 +29,22 @@ class XyloSimReference:
         # XyloLayer keeps raw pointers to these objects: they must live as long as the layer
         self._tables = [table(net.w_in), table(net.w_rec), table(net.w_out[:, :, None])]
         self.layer = v2.XyloLayer(
-            *self._tables, [[] for _ in range(net.n_hidden)], net.threshold.tolist(),
-            net.threshold_out.tolist(), True, net.bias.tolist(), net.bias_out.tolist(),
-            net.shift_in, net.shift_rec, net.shift_out, net.dash_mem.tolist(),
-            net.dash_mem_out.tolist(), net.dash_syn.tolist(), [[int(d)] for d in net.dash_syn_out],
+            *self._tables,
+            [[] for _ in range(net.n_hidden)],
+            net.threshold.tolist(),
+            net.threshold_out.tolist(),
+            True,
+            net.bias.tolist(),
+            net.bias_out.tolist(),
+            net.shift_in,
+            net.shift_rec,
+            net.shift_out,
+            net.dash_mem.tolist(),
+            net.dash_mem_out.tolist(),
+            net.dash_syn.tolist(),
+            [[int(d)] for d in net.dash_syn_out],
             "reference",
-        )  # fmt: skip
+        )
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hidden ``[T, H]``, output ``[T, O]`` spikes and hidden ``v_mem [T, H]`` for one stream
