@@ -100,7 +100,11 @@ def validate_params(
 
 
 def validate_input(
-    x: torch.Tensor, state: torch.Tensor | None, name: str = "x", state_name: str = "state"
+    x: torch.Tensor,
+    state: torch.Tensor | None,
+    name: str = "x",
+    state_name: str = "state",
+    integer: bool = False,
 ) -> None:
     """Multi-step input must be a floating tensor ``[T, B, ...]``; a state ``x.shape[1:]``."""
     if not isinstance(x, torch.Tensor):
@@ -112,7 +116,7 @@ def validate_input(
             f"{name} must have shape [T, B, ...] (at least 2 dimensions, time first), "
             f"got shape {tuple(x.shape)}"
         )
-    if not x.is_floating_point():
+    if not integer and not x.is_floating_point():
         raise InputShapeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if state is not None:
         if not isinstance(state, torch.Tensor) or tuple(state.shape) != tuple(x.shape[1:]):

@@ -83,7 +83,8 @@ def multistep(
     """Run a layer of neurons of any registered kind over time.
 
     Args:
-        x: input current ``[T, B, ...]`` (a stateless kind takes any shape).
+        x: input current ``[T, B, ...]``, floating-point unless the kind declares
+            ``integer_input`` (a stateless kind takes any shape).
         state: the state before the first step (``[B, ...]`` for the (P)LIF / IF potential);
             ``None`` = the kind's fresh state.
         params: the layer's constant parameters; ``params.kind`` names the registered kind
@@ -99,20 +100,22 @@ def multistep(
     kind = kind_of(params)
     if backend not in BACKENDS:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+    integer = kind.integer_input
     if kind.stateless:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        if not isinstance(x, torch.Tensor) or not (integer or x.is_floating_point()):
             what = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputShapeError(f"x must be a floating-point tensor, got {what}")
     elif state is None:
-        validate_input(x, None)
+        validate_input(x, None, integer=integer)
         state = kind.initial_state(x, params)
     elif isinstance(state, torch.Tensor):
-        validate_input(x, state)
-        state = state.to(dtype=x.dtype)
+        validate_input(x, state, integer=integer)
+        if x.is_floating_point():
+            state = state.to(dtype=x.dtype)
     else:  # a tuple of tensors, each [B, ...]
-        validate_input(x, None)
+        validate_input(x, None, integer=integer)
         for i, s in enumerate(state):
-            validate_input(x, s, state_name=f"state[{i}]")
+            validate_input(x, s, state_name=f"state[{i}]", integer=integer)
     if _choose(backend, x, kind, params) == "torch":
         return reference_multistep(kind, x, state, params, w)
     return kind.kernel.run(x, state, params, w)

@@ -12,6 +12,8 @@ A **kind** (``"lif"``, ``"if"``, ``"plif"``, ``"multispike"``, ...) is a :class:
 - ``kernel``: an optional :class:`FusedKernel`, a faster implementation of the same equations,
   which declares the surrogates and options it implements. Anything it does not implement runs
   on ``step``.
+- ``integer_input``: the step also takes integer tensors (chip neurons that compute in integers);
+  otherwise the input must be floating-point.
 
 ``params`` is a frozen, hashable object (usually a dataclass) whose ``kind`` attribute names the
 registered kind; ``learnable`` is whatever trainable tensor the step reads (PLIF's ``w``) or
@@ -105,6 +107,7 @@ class NeuronKind:
     step: StepFunction
     initial_state: InitialState | None = None
     kernel: FusedKernel | None = None
+    integer_input: bool = False
 
     @property
     def stateless(self) -> bool:
@@ -120,9 +123,11 @@ def register_neuron_kind(
     step: StepFunction,
     initial_state: InitialState | None = None,
     kernel: FusedKernel | None = None,
+    integer_input: bool = False,
 ) -> NeuronKind:
     """Declare the neuron kind ``name``: its update equation ``step``, its fresh state
-    (``None``: stateless) and optionally a fused ``kernel``. Returns the :class:`NeuronKind`.
+    (``None``: stateless), optionally a fused ``kernel``, and whether the step takes integer
+    inputs. Returns the :class:`NeuronKind`.
 
     A name can be registered once (:class:`~neuroflow.errors.RegistryError` otherwise)."""
     if not isinstance(name, str) or not name:
@@ -137,7 +142,7 @@ def register_neuron_kind(
         raise InvalidArgumentError(
             f"neuron kind {name!r}: kernel must be a FusedKernel, got {type(kernel).__name__}"
         )
-    kind = NeuronKind(name, step, initial_state, kernel)
+    kind = NeuronKind(name, step, initial_state, kernel, bool(integer_input))
     NEURON_KINDS.register(name)(kind)
     return kind
 
