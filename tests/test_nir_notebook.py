@@ -17,4 +17,4 @@ def test_nir_notebook_executes(tmp_path):
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
     assert "identical spikes: neuroflow, SpikingJelly, Norse" in outputs
-    assert (tmp_path / "scnn.nir").is_file()
+    assert (tmp_path / "scnn_lif2.nir").is_file()
