@@ -91,6 +91,20 @@ def test_single_polarity_sensor_matches_tonic():
     np.testing.assert_array_equal(events_to_frames(events, (34, 34, 1), 2000), theirs)
 
 
+def test_recordings_without_y_match_tonic():
+    """Audio-like recordings (Tonic's SHD: fields t, x, p) give [T, P, W] frames, as in Tonic."""
+    transforms = pytest.importorskip("tonic.transforms")
+    rng = np.random.default_rng(5)
+    events = np.zeros(300, dtype=[("t", int), ("x", int), ("p", int)])
+    events["t"] = np.sort(rng.integers(0, 20_000, 300))
+    events["x"] = rng.integers(0, 700, 300)
+    theirs = transforms.ToFrame(sensor_size=(700, 1, 1), time_window=1000)(events.copy())
+    ours = events_to_frames(events, (700, 1, 1), 1000)
+    assert ours.shape == theirs.shape == (theirs.shape[0], 1, 700)
+    np.testing.assert_array_equal(ours, theirs)
+    assert (from_tonic(events)["y"] == 0).all()
+
+
 def test_padded_collate_matches_tonic_pad_tensors():
     collation = pytest.importorskip("tonic.collation")
     rng = np.random.default_rng(4)

@@ -41,9 +41,9 @@ TONIC_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p",
 _FIELDS = ("x", "y", "t", "p")
 
 
-def _check_fields(events: np.ndarray, what: str) -> None:
+def _check_fields(events: np.ndarray, what: str, optional: tuple[str, ...] = ()) -> None:
     names = events.dtype.names or ()
-    missing = [f for f in _FIELDS if f not in names]
+    missing = [f for f in _FIELDS if f not in names and f not in optional]
     if missing:
         raise InvalidArgumentError(
             f"{what}: expected a structured array with fields x, y, t, p (Tonic's layout), "
@@ -65,11 +65,14 @@ def from_tonic(events: np.ndarray) -> np.ndarray:
     """A Tonic-style event array as neuroflow events (:data:`EVENT_DTYPE`).
 
     ``t`` must be in microseconds (Tonic's unit) and non-decreasing; polarity may be 0/1, bool,
-    or -1/+1 (-1 becomes 0). Coordinates must fit int16.
+    or -1/+1 (-1 becomes 0). Coordinates must fit int16; audio-like recordings without ``y``
+    (e.g. Tonic's SHD) get ``y = 0``.
     """
-    _check_fields(events, "from_tonic")
-    out = np.empty(len(events), dtype=EVENT_DTYPE)
+    _check_fields(events, "from_tonic", optional=("y",))
+    out = np.zeros(len(events), dtype=EVENT_DTYPE)
     for name in ("x", "y"):
+        if name not in events.dtype.names:
+            continue
         values = np.asarray(events[name])
         if len(values) and (values.min() < 0 or values.max() > np.iinfo(np.int16).max):
             raise InvalidArgumentError(f"from_tonic: {name} outside [0, 32767]")
@@ -109,7 +112,8 @@ def events_to_frames(
     """Count events into frames of a fixed ``time_window`` (microseconds; 1000 = 1 ms).
 
     Args:
-        events: ``[N]`` time-ordered events with fields ``x, y, t, p`` (neuroflow's or Tonic's).
+        events: ``[N]`` time-ordered events with fields ``x, y, t, p`` (neuroflow's or Tonic's;
+            without ``y``, e.g. Tonic's SHD, frames are ``[T, P, W]`` as Tonic makes them).
         sensor_size: Tonic's ``(width, height, polarities)``; with one polarity every event
             counts in channel 0 (and both polarities present is an error, as in Tonic).
         time_window: window length in microseconds; windows start at the first event, the
@@ -118,8 +122,11 @@ def events_to_frames(
         ``[T, P, H, W]`` counts, ``T = max(1, floor((t_last - t_first) / time_window))``
         (``T = 0`` for no events).
     """
-    _check_fields(events, "events_to_frames")
+    _check_fields(events, "events_to_frames", optional=("y",))
     width, height, polarities = (int(s) for s in sensor_size)
+    has_y = "y" in events.dtype.names
+    if not has_y:
+        height = 1
     t = np.asarray(events["t"])
     window, count = frame_windows(t, time_window)
     p = np.asarray(events["p"]).astype(np.int64)
@@ -132,10 +139,11 @@ def events_to_frames(
     else:
         p = (p > 0).astype(np.int64)
     keep = window < count
-    flat = ((window[keep] * polarities + p[keep]) * height + events["y"][keep]) * width
-    flat = flat + events["x"][keep]
+    y = np.asarray(events["y"])[keep] if has_y else 0
+    flat = ((window[keep] * polarities + p[keep]) * height + y) * width + events["x"][keep]
     counts = np.bincount(flat.astype(np.int64), minlength=count * polarities * height * width)
-    return counts.reshape(count, polarities, height, width).astype(dtype, copy=False)
+    shape = (count, polarities, height, width) if has_y else (count, polarities, width)
+    return counts.reshape(shape).astype(dtype, copy=False)
 
 
 def collate_padded(batch: list[tuple[Any, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,8 +265,9 @@ class TonicFrames(Dataset):
     def frames(self, events: np.ndarray) -> np.ndarray:
         width, height, polarities = self.sensor_size
         o = self.options
-        if o.time_window is not None:
-            return events_to_frames(events, self.sensor_size, o.time_window)
+        if o.time_window is not None:  # [T, P, H, W], H = 1 for recordings without y
+            frames = events_to_frames(events, self.sensor_size, o.time_window)
+            return frames.reshape(len(frames), polarities, height, width)
         events = from_tonic(events)
         if polarities == 1:
             events["p"] = 0
