@@ -4,7 +4,10 @@ point clouds (:mod:`neuroflow.data.pointcloud`).
 Public names:
 
 - building (``registry``, ``options``): :data:`DATASETS`, :func:`build_datasets`,
-  :func:`prepare_dataset`, :class:`DataOptions`;
+  :func:`prepare_dataset`, :func:`resolve_options`, :class:`DataOptions` (the settings every
+  dataset shares; each registered dataset's own: :class:`EventOptions`,
+  :class:`SyntheticNMNISTOptions`, :class:`PointCloudOptions`, :class:`SyntheticShapesOptions`,
+  :class:`TonicOptions`);
 - event datasets (``events.dataset``): :func:`collate_time_first`, :class:`FrameDataset`;
 - reading (``events.nmnist``): :func:`read_events`, :func:`decode_events`, :func:`encode_events`,
   :func:`list_split`, :class:`SampleRef`, :data:`EVENT_DTYPE`, :data:`SENSOR_SIZE`;
@@ -24,7 +27,12 @@ Public names:
   :class:`PointCloudDataset`, :class:`PointCloudOptions`, :class:`SparseCollate` (``dataset``).
 """
 
-from neuroflow.data.events.dataset import FrameDataset, collate_time_first
+from neuroflow.data.events.dataset import (
+    EventOptions,
+    FrameDataset,
+    SyntheticNMNISTOptions,
+    collate_time_first,
+)
 from neuroflow.data.events.frame_cache import CachedFrames, build_frame_cache, cache_key
 from neuroflow.data.events.nmnist import (
     EVENT_DTYPE,
@@ -53,12 +61,17 @@ from neuroflow.data.events.transforms import (
     translate_frames,
 )
 from neuroflow.data.options import DataOptions
-from neuroflow.data.pointcloud.dataset import PointCloudDataset, PointCloudOptions, SparseCollate
+from neuroflow.data.pointcloud.dataset import (
+    PointCloudDataset,
+    PointCloudOptions,
+    SparseCollate,
+    SyntheticShapesOptions,
+)
 from neuroflow.data.pointcloud.mesh_sampling import sample_surface
 from neuroflow.data.pointcloud.modelnet import read_modelnet_txt, read_ply_h5
 from neuroflow.data.pointcloud.off import read_off, write_off
 from neuroflow.data.pointcloud.synthetic_shapes import prepare_synthetic_shapes
-from neuroflow.data.registry import DATASETS, build_datasets, prepare_dataset
+from neuroflow.data.registry import DATASETS, build_datasets, prepare_dataset, resolve_options
 
 
 def __getattr__(name: str):
@@ -76,6 +89,7 @@ __all__ = [
     "DATASETS",
     "DataOptions",
     "EVENT_DTYPE",
+    "EventOptions",
     "EventsToFrames",
     "FrameDataset",
     "PointCloudDataset",
@@ -84,6 +98,8 @@ __all__ = [
     "SENSOR_SIZE",
     "SampleRef",
     "SparseCollate",
+    "SyntheticNMNISTOptions",
+    "SyntheticShapesOptions",
     "TONIC_DTYPE",
     "TonicOptions",
     "build_datasets",
@@ -106,6 +122,7 @@ __all__ = [
     "read_modelnet_txt",
     "read_off",
     "read_ply_h5",
+    "resolve_options",
     "sample_surface",
     "to_frames",
     "to_tonic",

@@ -25,8 +25,8 @@ from neuroflow.errors import InvalidArgumentError
 class OptionError(InvalidArgumentError):
     """A ``data`` setting has a bad value; ``key`` is its dotted path (``data.time_steps``)."""
 
-    def __init__(self, key: str, expected: str, value: Any):
-        super().__init__(f"data.{key} must be {expected}, got {value!r}")
+    def __init__(self, key: str, expected: str, value: Any, message: str | None = None):
+        super().__init__(message or f"data.{key} must be {expected}, got {value!r}")
         self.key = f"data.{key}"
 
 

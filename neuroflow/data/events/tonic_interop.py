@@ -219,9 +219,7 @@ class TonicOptions(DataOptions):
         try:
             tonic_dataset_class(self.dataset)
         except InvalidArgumentError as exc:
-            error = OptionError("dataset", "", self.dataset)
-            error.args = (str(exc),)
-            raise error from None
+            raise OptionError("dataset", "", self.dataset, message=str(exc)) from None
 
 
 def _without_download(cls: type, dataset: str, root: Path) -> type:
