@@ -304,7 +304,7 @@ def test_point_cloud_3d_with_colours(tmp_path):
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("x", "y", "z")
     (points,) = ax.collections
     np.testing.assert_allclose(points._offsets3d[2], xyz[:, 2].numpy(), rtol=1e-6)
-    assert fig.axes[-1].get_ylabel() == "z"  # the colour bar
+    assert fig.axes[-1].get_xlabel() == "z"  # the colour bar, below the plot
     assert_png(tmp_path / "cloud.png")
     with pytest.raises(InputShapeError, match="colours"):
         viz.point_cloud(xyz, torch.zeros(5))

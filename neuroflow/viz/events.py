@@ -105,7 +105,15 @@ def point_cloud(
         ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=size, color="C0", depthshade=True)
     elif c.ndim == 1:
         points = ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=size, c=c, cmap=cmap)
-        fig.colorbar(points, ax=ax, shrink=0.6, pad=0.1, label=colour_label or "value")
+        # below the plot: beside it, a 3-D axes' square box leaves a wide gap
+        fig.colorbar(
+            points,
+            ax=ax,
+            orientation="horizontal",
+            shrink=0.6,
+            pad=0.08,
+            label=colour_label or "value",
+        )
     else:
         ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=size, c=np.clip(c, 0, 1))
     ax.set_xlabel("x")
