@@ -401,3 +401,37 @@ def test_exported_graph_survives_nir_write_and_read(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nfn.from_nir(back)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("kind", ["lif", "lif_unscaled", "if"])
+def test_fused_path_equals_the_torch_step(kind, strict):
+    """Where a layer runs on neuroflow's fused kernel, its spikes and final potential equal the
+    pure-torch step of the same equations (the ground truth)."""
+    from neuroflow.nir.neurons import NIRNeuron
+
+    shape = (5, 6)
+    if kind == "if":
+        params = {
+            "r": np.full(shape, 1e4),
+            "v_threshold": np.full(shape, 0.9),
+            "v_reset": np.zeros(shape),
+        }
+    else:
+        tau = 3e-4
+        params = {
+            "tau": np.full(shape, tau),
+            "r": np.full(shape, 3.0 if kind == "lif_unscaled" else 1.0),
+            "v_leak": np.full(shape, 0.1),
+            "v_threshold": np.full(shape, 0.9),
+            "v_reset": np.full(shape, 0.1),
+        }
+    neuron = NIRNeuron(kind.split("_")[0], params, shape, dt=1e-4, strict=strict)
+    if neuron._fused is None:
+        pytest.skip("this neuroflow's fused kernel has no strict threshold")
+    x = torch.rand(25, 4, *shape) * 1.5
+    x[0] = 0.9  # IF from rest: h = 0.9 lands exactly on the threshold (fires only with >=)
+    fused, (v_fused,) = neuron(x, return_state=True)
+    loop, (v_loop,) = neuron._loop(x, neuron.initial_state(x))
+    torch.testing.assert_close(fused, loop, rtol=0, atol=0)
+    torch.testing.assert_close(v_fused, v_loop, rtol=0, atol=0)
