@@ -6,7 +6,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from neuroflow.errors import InvalidArgumentError, RegistryError
+from neuroflow.errors import InputShapeError, InvalidArgumentError, RegistryError
 from neuroflow.neurons import (
     IF,
     LIF,
@@ -213,3 +213,42 @@ def test_a_new_kind_runs_through_the_registry():
     torch.testing.assert_close(v, torch.full((1, 1), 0.8))
     with pytest.raises(InvalidArgumentError, match="no numba kernel"):
         _Decay(0.5, 1.0, backend="numba")(x)
+
+
+# A two-state integer kind (synaptic current halved by a right shift each step, subtractive
+# reset), as the chips' neurons will be: a tuple state and integer tensors.
+@dataclass(frozen=True)
+class _ShiftParams:
+    threshold: int
+    kind: ClassVar[str] = "test-int-shift"
+
+
+def _shift_step(x_t, state, p, learnable):
+    i_syn, v = state
+    i_syn = i_syn - (i_syn >> 1) + x_t
+    v = v + i_syn
+    s = (v >= p.threshold).to(v.dtype)
+    return s, (i_syn, v - s * p.threshold)
+
+
+def test_a_two_state_integer_kind():
+    if "test-int-shift" not in NEURON_KINDS:
+        register_neuron_kind(
+            "test-int-shift",
+            step=_shift_step,
+            initial_state=lambda x, p: (x.new_zeros(x.shape[1:]), x.new_zeros(x.shape[1:])),
+            integer_input=True,
+        )
+    # by hand, threshold 3, x = 1, 1, 1: i_syn 1, 2, 2; v 1, 3 -> fires, 0, 2
+    x = torch.ones(3, 1, 1, dtype=torch.int32)
+    s, (i_syn, v) = functional.multistep(x, None, _ShiftParams(3))
+    assert s.flatten().tolist() == [0, 1, 0] and s.dtype == torch.int32
+    assert int(i_syn) == 2 and int(v) == 2
+    # streaming: the tuple state carries over between calls
+    s1, state = functional.multistep(x[:2], None, _ShiftParams(3))
+    s2, state = functional.multistep(x[2:], state, _ShiftParams(3))
+    assert torch.equal(torch.cat([s1, s2]), s)
+    with pytest.raises(InputShapeError, match=r"state\[1\] must have shape"):
+        functional.multistep(x, (torch.zeros(1, 1), torch.zeros(2)), _ShiftParams(3))
+    with pytest.raises(InputShapeError, match="floating-point"):
+        LIF()(x)  # a floating-point kind still refuses integers
