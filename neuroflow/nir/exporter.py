@@ -1,12 +1,13 @@
 """neuroflow model -> ``nir.NIRGraph`` (and ``.nir`` files).
 
-A model exports when it is a chain of layers: ``nn.Sequential`` containers (``TimeDistributed``
-and the ``scnn`` model are ones) of Conv1d / Conv2d, Linear, AvgPool2d, Flatten, BatchNorm (folded
-into the convolution or linear layer before it), Dropout / Identity (dropped) and neuroflow's
-LIF / IF / PLIF neurons; an imported graph (:class:`NIRGraphModule`) exports its own graph with its
-current weights. Layers NIR cannot express are refused with :class:`NIRExportError` naming them:
-integer multi-spike neurons (several spikes per step), spike-driven attention (products of two
-spike tensors), max pooling.
+A model exports when it is a chain of layers, ``nn.Sequential`` containers (``TimeDistributed``
+and the ``scnn`` model are ones), or a module whose ``forward`` torch.fx can trace into such
+chains and sums of their outputs (residual connections become NIR fan-in), made of Conv1d /
+Conv2d, Linear, AvgPool2d, Flatten, BatchNorm (folded into the convolution or linear layer before
+it), Dropout / Identity (dropped) and neuroflow's LIF / IF / PLIF neurons. An imported graph
+(:class:`NIRGraphModule`) exports its own graph with its current weights. Layers NIR cannot
+express are refused with :class:`NIRExportError` naming them: integer multi-spike neurons
+(several spikes per step), spike-driven attention (products of two spike tensors), max pooling.
 
 Neurons map onto NIR's continuous-time nodes so that forward Euler with the same ``dt`` gives
 neuroflow's update back (SpikingJelly's ``export_to_nir`` writes the same numbers):
@@ -196,64 +197,16 @@ def to_nir(
 
     nodes: dict = {"input": nir.Input(input_type=np.array(shape))}
     edges: list[tuple[str, str]] = []
-    last = "input"
     soft_layers: list[str] = []
     with torch.no_grad():
-        for qualified, layer in _leaves(model, ""):
-            name = qualified.replace(".", "_")
-            node = None
-            if isinstance(layer, _DROPPED):
-                continue
-            if isinstance(layer, SpikingNeuron):
-                node = _neuron_node(layer, qualified, shape, dt)
-                if layer.v_reset is None:
-                    soft_layers.append(qualified)
-            elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                prev = nodes[last]
-                if not isinstance(prev, (nir.Conv1d, nir.Conv2d, nir.Affine)):
-                    raise NIRExportError(
-                        f"layer {qualified!r} (BatchNorm) must follow a convolution or linear "
-                        f"layer to be folded on export; it follows {type(prev).__name__}"
-                    )
-                _fold_bn(prev, layer, qualified)
-                continue
-            elif isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-                node = _conv_node(layer, qualified, shape)
-            elif isinstance(layer, nn.Linear):
-                if len(shape) != 1:
-                    raise NIRExportError(
-                        f"layer {qualified!r} (Linear) gets input of shape {shape}; NIR's "
-                        "Affine takes vectors (add a Flatten before it)"
-                    )
-                bias = (
-                    _np(layer.bias)
-                    if layer.bias is not None
-                    else np.zeros(layer.out_features, np.float32)
-                )
-                node = nir.Affine(weight=_np(layer.weight), bias=bias)
-            elif isinstance(layer, nn.AvgPool2d):
-                node = _avgpool_node(layer, qualified)
-            elif isinstance(layer, nn.Flatten):
-                start = layer.start_dim - 1 if layer.start_dim > 0 else layer.start_dim
-                end = layer.end_dim - 1 if layer.end_dim > 0 else layer.end_dim
-                if layer.start_dim == 0:
-                    raise NIRExportError(
-                        f"layer {qualified!r} (Flatten) flattens the batch dimension"
-                    )
-                node = nir.Flatten(
-                    input_type={"input": np.array(shape)}, start_dim=start, end_dim=end
-                )
-            else:
-                raise NIRExportError(
-                    f"layer {qualified!r} ({type(layer).__name__}) has no NIR node"
-                )
-            if not isinstance(layer, SpikingNeuron):
-                shape = tuple(layer(torch.zeros(1, *shape)).shape[1:])
-            nodes[name] = node
-            edges.append((last, name))
-            last = name
+        if isinstance(model, nn.Sequential):
+            sources, shape = _chain(
+                list(_leaves(model, "")), ["input"], shape, dt, nodes, edges, soft_layers
+            )
+        else:
+            sources, shape = _traced(model, shape, dt, nodes, edges, soft_layers)
     nodes["output"] = nir.Output(output_type=np.array(shape))
-    edges.append((last, "output"))
+    edges += [(src, "output") for src in sources]
     md = {
         meta.VERSION: _version(),
         meta.DT: float(dt),
@@ -278,6 +231,145 @@ def to_nir(
             stacklevel=2,
         )
     return graph
+
+
+def _chain(
+    leaves,
+    sources: list[str],
+    shape: tuple[int, ...],
+    dt: float,
+    nodes: dict,
+    edges: list,
+    soft_layers: list[str],
+):
+    """Append the NIR nodes of a chain of ``(qualified name, layer)`` fed by ``sources`` (whose
+    outputs sum into the chain's first node); returns ``(last node names, output shape)``."""
+    last: str | None = None
+    for qualified, layer in leaves:
+        name = qualified.replace(".", "_")
+        if isinstance(layer, _DROPPED):
+            continue
+        if isinstance(layer, SpikingNeuron):
+            node = _neuron_node(layer, qualified, shape, dt)
+            if layer.v_reset is None:
+                soft_layers.append(qualified)
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            prev = nodes.get(last) if last is not None else None
+            if not isinstance(prev, (nir.Conv1d, nir.Conv2d, nir.Affine)):
+                raise NIRExportError(
+                    f"layer {qualified!r} (BatchNorm) must follow a convolution or linear "
+                    f"layer to be folded on export; it follows {type(prev).__name__}"
+                )
+            _fold_bn(prev, layer, qualified)
+            continue
+        elif isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+            node = _conv_node(layer, qualified, shape)
+        elif isinstance(layer, nn.Linear):
+            if len(shape) != 1:
+                raise NIRExportError(
+                    f"layer {qualified!r} (Linear) gets input of shape {shape}; NIR's "
+                    "Affine takes vectors (add a Flatten before it)"
+                )
+            bias = (
+                _np(layer.bias)
+                if layer.bias is not None
+                else np.zeros(layer.out_features, np.float32)
+            )
+            node = nir.Affine(weight=_np(layer.weight), bias=bias)
+        elif isinstance(layer, nn.AvgPool2d):
+            node = _avgpool_node(layer, qualified)
+        elif isinstance(layer, nn.Flatten):
+            if layer.start_dim == 0:
+                raise NIRExportError(f"layer {qualified!r} (Flatten) flattens the batch dimension")
+            start = layer.start_dim - 1 if layer.start_dim > 0 else layer.start_dim
+            end = layer.end_dim - 1 if layer.end_dim > 0 else layer.end_dim
+            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=start, end_dim=end)
+        else:
+            raise NIRExportError(f"layer {qualified!r} ({type(layer).__name__}) has no NIR node")
+        if not isinstance(layer, SpikingNeuron):
+            shape = tuple(layer(torch.zeros(1, *shape)).shape[1:])
+        if name in nodes:
+            raise NIRExportError(
+                f"layer {qualified!r} is used twice; NIR nodes are layers, not calls"
+            )
+        nodes[name] = node
+        edges += [(src, name) for src in ([last] if last is not None else sources)]
+        last = name
+    return ([last] if last is not None else list(sources)), shape
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Sequential, SpikingNeuron)) or not any(
+        True for _ in module.children()
+    )
+
+
+def _traced(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    dt: float,
+    nodes: dict,
+    edges: list,
+    soft_layers: list[str],
+):
+    """A model with branches: trace its forward (torch.fx, layers and Sequential chains as
+    leaves); ``a + b`` becomes fan-in (both feed the consumer, which NIR sums)."""
+    import operator
+
+    from torch import fx
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return _is_leaf(m)
+
+    try:
+        graph = Tracer().trace(model)
+    except Exception as exc:
+        raise NIRExportError(
+            f"model {type(model).__name__} is not an nn.Sequential chain and its forward cannot be "
+            f"traced ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from None
+    sources: dict = {}
+    shapes: dict = {}
+    result: list[str] = []
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if sources:
+                raise NIRExportError(
+                    f"model {type(model).__name__}: more than one input ({node.name!r})"
+                )
+            sources[node], shapes[node] = ["input"], shape
+        elif node.op == "call_module":
+            module = model.get_submodule(node.target)
+            args = [a for a in node.args if isinstance(a, fx.Node)]
+            if len(args) != 1 or len(node.args) != 1 or node.kwargs:
+                raise NIRExportError(
+                    f"layer {node.target!r} is called with {len(node.args)} inputs"
+                )
+            leaves = list(_leaves(module, node.target))
+            sources[node], shapes[node] = _chain(
+                leaves, sources[args[0]], shapes[args[0]], dt, nodes, edges, soft_layers
+            )
+        elif (
+            node.op == "call_function"
+            and node.target in (operator.add, torch.add)
+            and not node.kwargs
+        ):
+            a, b = node.args
+            if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) or shapes[a] != shapes[b]:
+                raise NIRExportError(f"{node.name!r}: NIR sums signals of one shape, not {a} + {b}")
+            sources[node], shapes[node] = sources[a] + sources[b], shapes[a]
+        elif node.op == "output":
+            out = node.args[0]
+            if not isinstance(out, fx.Node):
+                raise NIRExportError(f"model {type(model).__name__}: the output must be one tensor")
+            result, shape = sources[out], shapes[out]
+        else:
+            raise NIRExportError(
+                f"{node.name!r} ({node.op} {getattr(node.target, '__name__', node.target)}) has no "
+                "NIR node: NIR graphs hold layers, neurons and sums of their outputs"
+            )
+    return result, shape
 
 
 def _conv_node(layer, name: str, shape: tuple[int, ...]):
