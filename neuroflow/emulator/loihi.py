@@ -147,7 +147,7 @@ def _run_layer(layer: LoihiLayer, s: np.ndarray):
         c_out, h, w = layer.out_shape
         out = np.zeros((ticks, B, c_out, h, w), np.int32)
         kernel = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).astype(np.int32))
-        kernel_fn = _conv_parallel if B > 1 else _conv_serial
+        kernel_fn = _conv_serial
         kernel_fn(
             np.ascontiguousarray(s),
             kernel,
@@ -169,7 +169,7 @@ def _run_layer(layer: LoihiLayer, s: np.ndarray):
         out = np.zeros((ticks, B, layer.out_shape[0]), np.int32)
         w_t = np.ascontiguousarray(layer.weight.T.astype(np.int32))
         nnz = np.count_nonzero(w_t, axis=1).astype(np.int64)
-        kernel_fn = _dense_parallel if B > 1 else _dense_serial
+        kernel_fn = _dense_serial
         kernel_fn(
             flat,
             w_t,
@@ -223,7 +223,7 @@ def _dense_body(s, w_t, nnz, exp, du, dv, vth, bias, spiking, out, events):
     ticks, B, n_in = s.shape
     n_out = w_t.shape[1]
     vth6 = np.int64(vth) << 6
-    for b in numba.prange(B):
+    for b in range(B):
         u = np.zeros(n_out, np.int64)
         v = np.zeros(n_out, np.int64)
         acc = np.zeros(n_out, np.int64)
@@ -253,7 +253,7 @@ def _conv_body(s, kernel, sh, sw, ph, pw, exp, du, dv, vth, bias, spiking, out, 
     _, kh, kw, c_out = kernel.shape
     Ho, Wo = out.shape[3], out.shape[4]
     vth6 = np.int64(vth) << 6
-    for b in numba.prange(B):
+    for b in range(B):
         u = np.zeros((Ho, Wo, c_out), np.int64)
         v = np.zeros((Ho, Wo, c_out), np.int64)
         acc = np.zeros((Ho, Wo, c_out), np.int64)
@@ -299,9 +299,7 @@ def _conv_body(s, kernel, sh, sw, ph, pw, exp, du, dv, vth, bias, spiking, out, 
 
 
 _dense_serial = numba.njit(cache=True)(_dense_body)
-_dense_parallel = numba.njit(cache=True, parallel=True)(_dense_body)
 _conv_serial = numba.njit(cache=True)(_conv_body)
-_conv_parallel = numba.njit(cache=True, parallel=True)(_conv_body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,8 +346,8 @@ def _neuron_constants(node, name: str, dt: float, n: int):
             f"loihi cannot run node {name!r}: one positive threshold per layer needed"
         )
     r = _flat(node.r, n)
-    if isinstance(node, nir.IF):
-        return 4095, 0, r, float(thr.flat[0]), np.zeros(n)
+    if isinstance(node, nir.IF):  # NIR: dv/dt = r I, so one tick adds r dt I
+        return 4095, 0, r * dt, float(thr.flat[0]), np.zeros(n)
     if isinstance(node, nir.LIF):
         tau = _flat(node.tau, n)
         if not np.allclose(tau, tau.flat[0]):

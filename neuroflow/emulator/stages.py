@@ -120,6 +120,8 @@ def stages(
     pending_pool = 1  # sum pooling (kernel, scale) of spikes not yet folded into a weight
     pending_scale = 1.0
     pre_pool_shape = shape
+    flat_from = None  # the (C, H, W) a Flatten turned into a vector, for dense layers after it
+    carry_scale = 1.0  # an average pool kept as the chip's sum pool: 1/k^2 goes to the next weights
     members: list[str] = []
     for name in names[1:]:
         node = nodes[name]
@@ -161,8 +163,8 @@ def stages(
                 shape[2], node.weight.shape[3], _pair(node.stride)[1], _pair(node.padding)[1]
             )
             shape = (w.shape[0], h, wd)
-            linear = ConvMap(w, bias, stride, pad, in_shape, shape)
-            pending_pool, pending_scale = 1, 1.0
+            linear = ConvMap(w * carry_scale, bias, stride, pad, in_shape, shape)
+            pending_pool, pending_scale, carry_scale = 1, 1.0, 1.0
         elif isinstance(node, nir.AvgPool2d | nir.SumPool2d):
             k = _pool_spec(node, name)
             scale = 1.0 / (k * k) if isinstance(node, nir.AvgPool2d) else 1.0
@@ -174,26 +176,22 @@ def stages(
                 and result
                 and result[-1].neuron is not None
                 and keep_spike_pool
-                and scale == 1.0
                 and result[-1].pool == 1
                 and pending_pool == 1
             ):
                 result[-1].pool, result[-1].pool_node = k, name
+                carry_scale = scale
                 shape = (shape[0], shape[1] // k, shape[2] // k)
                 members.pop()
                 result[-1].nodes.append(name)
             elif linear is None and pending_pool == 1:
-                if keep_spike_pool and scale != 1.0:
-                    raise UnsupportedNodeError(
-                        f"{chip} cannot run node {name!r} (AvgPool2d) on spikes: the "
-                        f"chip sum-pools; use SumPool2d"
-                    )
                 pending_pool, pending_scale = k, scale
                 pre_pool_shape = shape
                 shape = (shape[0], shape[1] // k, shape[2] // k)
             else:
                 raise UnsupportedNodeError(f"{chip}: node {name!r} ({kind}) cannot be folded here")
         elif isinstance(node, nir.Flatten):
+            flat_from = shape if len(shape) == 3 else flat_from
             shape = (int(np.prod(shape)),)
         elif isinstance(node, nir.Linear | nir.Affine):
             if linear is not None:
@@ -206,7 +204,7 @@ def stages(
                 if isinstance(node, nir.Affine)
                 else np.zeros(w.shape[0])
             )
-            in_shape = shape
+            in_shape = flat_from if flat_from is not None and pending_pool == 1 else shape
             if pending_pool > 1:  # pooled spikes flattened into a dense layer: gather its columns
                 c, hp, wp = shape_before_flatten(pre_pool_shape, pending_pool)
                 ch, hh, ww = pre_pool_shape
@@ -228,7 +226,8 @@ def stages(
                     f"{chip}: node {name!r} takes {w.shape[1]} inputs, gets {in_shape}"
                 )
             shape = (w.shape[0],)
-            linear = DenseMap(w, bias, in_shape, shape)
+            linear = DenseMap(w * carry_scale, bias, in_shape, shape)
+            carry_scale, flat_from = 1.0, None
         elif isinstance(node, NEURONS):
             if linear is None:
                 raise UnsupportedNodeError(
@@ -240,9 +239,11 @@ def stages(
             raise UnsupportedNodeError(f"{chip} cannot run node {name!r} ({kind})")
     if linear is not None:
         result.append(Stage(f"layer{len(result) + 1}", members, linear, None, None))
-    if pending_pool > 1:
+    if pending_pool > 1 or carry_scale != 1.0:
+        pool = result[-1].pool_node if result and carry_scale != 1.0 else "the last pooling node"
         raise UnsupportedNodeError(
-            f"{chip}: a pooling node ends the graph without a layer after it"
+            f"{chip} cannot run node {pool!r} (AvgPool2d) at the end of the graph: the chip "
+            f"sum-pools spikes and no layer follows to absorb the 1/k^2"
         )
     if not result:
         raise UnsupportedNodeError(f"{chip}: the graph has no layer to map")

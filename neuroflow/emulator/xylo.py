@@ -177,7 +177,7 @@ class XyloNetwork:
         out = np.zeros((T, B, self.n_out), np.uint8)
         events = np.zeros((B, 3), np.int64)
         (ip, it, isy, iw), (rp, rt, rs, rw), (op, ot, _os, ow) = self._tables
-        kernel = _xylo_parallel if B > 1 else _xylo_serial
+        kernel = _xylo_serial
         kernel(
             x8,
             ip,
@@ -305,7 +305,7 @@ def _xylo_body(
     T, B, n_in = x.shape
     H = thr.shape[0]
     n_out = thr_o.shape[0]
-    for b in numba.prange(B):
+    for b in range(B):
         isyn = np.zeros((H, 2), np.int32)
         v = np.zeros(H, np.int32)
         isyn_o = np.zeros(n_out, np.int32)
@@ -355,10 +355,9 @@ def _xylo_body(
         events[b, 2] = n_out_ev
 
 
-# one stream runs serially (waking a thread pool costs more than a silent tick); several
-# streams are independent and run in parallel
+# one compiled loop over the streams: on a few shared cores a thread pool's wake-up costs more
+# than a silent tick, and a serial kernel compiles in half the time
 _xylo_serial = numba.njit(cache=True)(_xylo_body)
-_xylo_parallel = numba.njit(cache=True, parallel=True)(_xylo_body)
 
 
 # ---------------------------------------------------------------------------------------------
