@@ -3,6 +3,7 @@ PadTensors, and a Tonic dataset class named by a config (a tiny fake one, no dow
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -176,6 +177,8 @@ def test_config_names_a_tonic_dataset(tiny_tonic, tmp_path):
     source = TinyTonicDataset(tiny_tonic, train=False)
     events, target = source[int(d["test"].indices[1])]
     assert label == target and frames.sum() == len(events)  # every event in one of the frames
+    clone = pickle.loads(pickle.dumps(d["test"]))  # DataLoader workers may pickle it
+    torch.testing.assert_close(clone[1][0], frames)
     # fixed 1 ms windows: lengths differ, batches are padded to the longest
     window = load_config(path, ["data.time_steps=null", "data.time_window=1000"])
     dw = build_datasets(window.data, 0)

@@ -222,17 +222,26 @@ class TonicOptions(DataOptions):
             raise OptionError("dataset", "", self.dataset, message=str(exc)) from None
 
 
-def _without_download(cls: type, dataset: str, root: Path) -> type:
-    """``cls`` whose ``download`` raises instead (nothing downloads at run time)."""
+def _open_without_download(cls: type, dataset: str, root: Path, **kwargs) -> Any:
+    """``cls(save_to=root, **kwargs)`` whose ``download`` raises instead: nothing downloads at
+    run time. The guard is an attribute of the instance while it is built (Tonic's datasets call
+    ``self.download()`` from ``__init__`` when the files are missing), removed afterwards, so
+    the dataset stays an ordinary, picklable instance of ``cls``."""
 
-    def download(self) -> None:
+    def download() -> None:
         raise DatasetNotFoundError(
             f"tonic: {dataset} is not in {root / cls.__name__} and neuroflow does not download "
             f'data; fetch it once with Tonic (python -c "import tonic; '
             f"tonic.datasets.{dataset}(save_to='{root}')\") or point data.root to a copy"
         )
 
-    return type(cls.__name__, (cls,), {"download": download, "__module__": cls.__module__})
+    instance = cls.__new__(cls)
+    instance.download = download
+    try:
+        instance.__init__(save_to=str(root), **kwargs)
+    finally:
+        instance.__dict__.pop("download", None)
+    return instance
 
 
 class TonicFrames(Dataset):
@@ -291,12 +300,13 @@ def build_tonic(options: TonicOptions, seed: int) -> dict[str, TonicFrames]:
     """``train`` / ``val`` / ``test`` of ``tonic.datasets.<options.dataset>`` in ``options.root``
     (see :class:`TonicOptions`)."""
     root = Path(options.root)
-    cls = _without_download(tonic_dataset_class(options.dataset), options.dataset, root)
+    cls = tonic_dataset_class(options.dataset)
     try:
         if "train" in inspect.signature(cls.__init__).parameters:
-            train, test = cls(save_to=str(root), train=True), cls(save_to=str(root), train=False)
+            train = _open_without_download(cls, options.dataset, root, train=True)
+            test = _open_without_download(cls, options.dataset, root, train=False)
         else:
-            train, test = cls(save_to=str(root)), None
+            train, test = _open_without_download(cls, options.dataset, root), None
     except NeuroflowError:
         raise
     except (OSError, ValueError, KeyError, IndexError) as exc:
