@@ -195,13 +195,8 @@ class LSM(nn.Module):
             scheme=input_scheme,
             input_bits=self.input_bits,
             adc_bits=None if ideal else self.adc_bits,
+            drift_s=self.drift_time_s,
         )
-        if self.drift_time_s > 0:
-            self.input_crossbar.g_pos = drift(self.input_crossbar.g_pos, self.drift_time_s, device)
-            if self.input_crossbar.g_neg is not None:
-                self.input_crossbar.g_neg = drift(
-                    self.input_crossbar.g_neg, self.drift_time_s, device
-                )
         rec_device = device.replace(unformed_fraction=1.0 - recurrent_density)
         g_rec = drift(program((n, n), rec_device, generator), self.drift_time_s, device)
         g_rec.fill_diagonal_(0.0)  # no self-connections

@@ -132,7 +132,15 @@ class Crossbar:
         self.input_bits = int(input_bits)
         self.adc_bits = None if adc_bits is None else int(adc_bits)
         self.noise = noise
-        w = self.weights()
+        # the arrays are fixed once programmed: the weights and squared conductances are kept
+        self._weights = (
+            self.g_pos - self.g_neg if scheme == "differential" else self.g_pos - self.offset_us
+        )
+        if scheme == "differential":
+            self._g2 = self.g_pos**2 + self.g_neg**2
+        else:
+            self._g2 = self.g_pos**2 + self.offset_us**2  # the reference cell is read too
+        w = self._weights
         self.adc_full_scale = (
             w.abs().sum(0).max()
             if adc_full_scale is None
@@ -151,15 +159,11 @@ class Crossbar:
 
     def weights(self) -> torch.Tensor:
         """The noise-free signed weights ``[rows, cols]`` (uS)."""
-        if self.scheme == "differential":
-            return self.g_pos - self.g_neg
-        return self.g_pos - self.offset_us
+        return self._weights
 
     def _squared_conductance(self) -> torch.Tensor:
         """Squared conductances read per weight, summed (noise variance per unit input)."""
-        if self.scheme == "differential":
-            return self.g_pos**2 + self.g_neg**2
-        return self.g_pos**2 + self.offset_us**2  # the reference cell is read too
+        return self._g2
 
     def _one_read(self, bits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Column currents ``[B, cols]`` of one read driven by 0/1 ``bits [B, rows]``."""
@@ -202,10 +206,12 @@ class Crossbar:
         xi = x.to(torch.int64)
         y = torch.zeros(x.shape[0], self.cols, dtype=self.g_pos.dtype)
         for b in range(self.input_bits):
-            bits = ((xi >> b) & 1).to(self.g_pos.dtype)
-            current = self._one_read(bits, generator)
-            y += (2**b) * adc_quantise(current, self.adc_bits, self.adc_full_scale)
+            plane = (xi >> b) & 1
             self.reads += x.shape[0]
+            if not bool(plane.any()):
+                continue  # no row driven: every column reads exactly 0 (noise is multiplicative)
+            current = self._one_read(plane.to(self.g_pos.dtype), generator)
+            y += (2**b) * adc_quantise(current, self.adc_bits, self.adc_full_scale)
         return y.squeeze(0) if squeeze else y
 
 
@@ -215,16 +221,18 @@ def program_crossbar(
     device,
     generator: torch.Generator,
     scheme: Literal["differential", "offset"] = "differential",
+    drift_s: float = 0.0,
     **options,
 ) -> Crossbar:
     """Program a ``rows x cols`` crossbar from ``device`` (a :class:`~neuroflow.rram.DeviceConfig`):
     two arrays for ``"differential"`` (G+ drawn first), one for ``"offset"`` with the reference at
-    the forming mean. ``options`` go to :class:`Crossbar` (read noise comes from ``device``)."""
-    from neuroflow.rram.device import program
+    the forming mean, read ``drift_s`` seconds after programming. ``options`` go to
+    :class:`Crossbar` (read noise comes from ``device``)."""
+    from neuroflow.rram.device import drift, program
 
-    g_pos = program((rows, cols), device, generator)
+    g_pos = drift(program((rows, cols), device, generator), drift_s, device)
     if scheme == "differential":
-        g_neg = program((rows, cols), device, generator)
+        g_neg = drift(program((rows, cols), device, generator), drift_s, device)
         return Crossbar(g_pos, g_neg, "differential", read_noise=device.read_noise, **options)
     return Crossbar(
         g_pos, None, "offset", offset_us=device.mean_us, read_noise=device.read_noise, **options
