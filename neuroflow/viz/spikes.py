@@ -66,13 +66,16 @@ def raster(
     t, n = np.nonzero(s)
     counts = s[t, n]
     fig, ax = _figure_and_axes(ax, (7, 4))
+    # a tick about one neuron row high (marker sizes are in points squared), so rows stay apart
+    row_pt = ax.get_window_extent().height * 72 / fig.dpi / max(s.shape[1], 1)
+    size = float(np.clip(0.9 * row_pt, 2.0, 8.0)) ** 2
     if counts.size and counts.max() > 1:
         points = ax.scatter(
-            t, n, c=counts, cmap="Greys", vmin=0, vmax=counts.max(), marker="|", s=40
+            t, n, c=counts, cmap="Greys", vmin=0, vmax=counts.max(), marker="|", s=size
         )
         fig.colorbar(points, ax=ax, label="spikes per step (integer spikes)")
     else:
-        ax.scatter(t, n, color="black", marker="|", s=40)
+        ax.scatter(t, n, color="black", marker="|", s=size)
     ax.set_xlim(-0.5, s.shape[0] - 0.5)
     ax.set_ylim(-0.5, s.shape[1] - 0.5)
     ax.set_xlabel("time step")
