@@ -324,11 +324,26 @@ def _model_from_dict(data: dict, prefix: str) -> ModelConfig:
 # the data section: checked against the named dataset's registered options
 
 
+#: every key of the single data section of configs resolved before each dataset had its own
+#: options (checkpoints store resolved configs, so theirs hold all of these)
+_LEGACY_DATA_KEYS = frozenset(
+    "name root time_steps split_by denoise_us translate val_fraction test_fraction cache "
+    "on_bad_file max_samples prepare synthetic_train_per_class synthetic_test_per_class format "
+    "num_points surface_points sampling voxel_size use_normals scale_range shift spike_levels "
+    "batch_size num_workers".split()
+)
+
+
 def _data_from_dict(data: dict, prefix: str) -> DataConfig:
     from neuroflow.data import DATASETS
     from neuroflow.data.registry import DEFAULT_DATASET
 
     name = data.get("name", DEFAULT_DATASET)
+    if _LEGACY_DATA_KEYS <= set(data) and isinstance(name, str) and name in DATASETS:
+        # a config resolved by an older neuroflow (e.g. a checkpoint's): it lists every dataset's
+        # keys, and the builders ignored those not theirs, so dropping them changes nothing
+        own = set(DATASETS.get(name).options.keys())
+        data = {k: v for k, v in data.items() if k in own}
     name_path = _join(prefix, "name")
     if not isinstance(name, str):
         raise _type_error(name_path, name, str)
