@@ -1,20 +1,22 @@
-"""The NIR tutorial notebook runs end to end: it trains the quickstart net briefly, exports it and
-checks that SpikingJelly's and Norse's imports give its spikes (its cells assert what they show)."""
+"""notebooks/nir.ipynb runs from top to bottom from its own folder, as Jupyter runs it: it trains
+the quickstart net briefly, exports it, checks that SpikingJelly's and Norse's imports give its
+spikes (its cells assert what they show), draws the rasters and writes nothing into that folder."""
 
 from __future__ import annotations
 
 import pytest
-from notebook_runner import execute_notebook
 
 pytest.importorskip("nbclient")
+pytest.importorskip("matplotlib")
 pytest.importorskip("spikingjelly")
 pytest.importorskip("norse")
 
+from notebook_runner import NOTEBOOKS, execute_notebook, folder_listing, image_outputs, text_outputs  # noqa: E402
 
-def test_nir_notebook_executes(tmp_path):
-    nb = execute_notebook("nir.ipynb", tmp_path)
-    outputs = "".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-    )
-    assert "identical spikes: neuroflow, SpikingJelly, Norse" in outputs
-    assert (tmp_path / "scnn_lif2.nir").is_file()
+
+def test_nir_notebook():
+    before = folder_listing(NOTEBOOKS)
+    nb = execute_notebook("nir.ipynb")
+    assert "identical spikes: neuroflow, SpikingJelly, Norse" in text_outputs(nb)
+    assert image_outputs(nb) == 1  # the two rasters
+    assert folder_listing(NOTEBOOKS) == before
