@@ -20,8 +20,8 @@ import pytest
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"train", "emulator"},
-    {"energy", "nir", "lsm"},
+    {"train", "emulator", "lsm"},
+    {"energy", "nir"},
     {"experiment"},
     {"config"},
     {"models", "data"},

@@ -45,6 +45,52 @@ def add_lsm_parser(sub) -> None:
         help="override a config key (YAML scalar or list)",
     )
     sweep.set_defaults(func=_cmd_sweep)
+    energy = lsub.add_parser(
+        "energy",
+        help="energy per sample on the RRAM macro against digital hardware",
+        description="Run the lsm of CONFIG (a freshly programmed chip; the readout's size is all "
+        "that matters) on --samples samples of --split and price its operations on each "
+        "--hardware profile (default rram_macro, cmos45nm, loihi).",
+    )
+    energy.add_argument("config", help="experiment YAML file with model.name: lsm")
+    energy.add_argument("--hardware", nargs="+", default=["rram_macro", "cmos45nm", "loihi"])
+    energy.add_argument("--split", default="test", choices=["train", "val", "test"])
+    energy.add_argument("--samples", type=int, default=100)
+    energy.add_argument("--json", action="store_true", help="print counts and energies as JSON")
+    energy.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="override a config key",
+    )
+    energy.set_defaults(func=_cmd_energy)
+
+
+def _cmd_energy(args) -> int:
+    import torch
+
+    from neuroflow.config import load_config
+    from neuroflow.errors import InvalidArgumentError
+    from neuroflow.lsm.energy import compare_energy, format_energy
+    from neuroflow.lsm.sweep import load_inputs
+    from neuroflow.models import build_model
+
+    if args.samples < 1:
+        raise InvalidArgumentError(f"--samples must be >= 1, got {args.samples}")
+    cfg = load_config(args.config, args.overrides)
+    inputs, num_classes, input_shape = load_inputs(cfg, (args.split,), args.samples)
+    model = build_model("lsm", dict(cfg.model.params), num_classes, input_shape)
+    with torch.no_grad():
+        result = compare_energy(model, inputs[args.split].x, tuple(args.hardware))
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_energy(result))
+    return 0
 
 
 def _cmd_sweep(args) -> int:

@@ -84,7 +84,7 @@ def run_sweep(
         raise InvalidArgumentError(f"split must be train, val or test, got {split!r}")
     axes = DEFAULT_AXES if axes is None else axes
     params = dict(cfg.model.params)
-    inputs, num_classes, base_shape = _inputs(cfg, params, split)
+    inputs, num_classes, base_shape = load_inputs(cfg, ("train", split))
     known = set(LSM.__init__.__code__.co_varnames)
     rows = []
     software = accuracy_of(
@@ -111,22 +111,26 @@ def run_sweep(
     return rows
 
 
-def _inputs(cfg, params: dict, split: str):
+def load_inputs(cfg, splits=("train", "test"), max_samples: int | None = None):
+    """Prepared crossbar inputs of ``splits`` (crop, channels, binarisation of the configured
+    lsm): ``({split: SplitInputs}, num_classes, input_shape)``; at most ``max_samples`` each."""
     from neuroflow.data import build_datasets
 
+    if cfg.model.name != "lsm":
+        raise ConfigError(f"lsm tools need a config with model.name: lsm, got {cfg.model.name!r}")
     datasets = build_datasets(cfg.data, cfg.seed)
     train = datasets["train"]
     input_shape = tuple(int(s) for s in train.input_shape[-3:])
     num_classes = int(train.num_classes)
-    base = build_model(
-        "lsm", {**params, "neurons": 1, "weights": "software"}, num_classes, input_shape
-    )
+    params = {**cfg.model.params, "neurons": 1, "weights": "software"}
+    base = build_model("lsm", params, num_classes, input_shape)
     out = {}
-    for name in ("train", split):
+    for name in dict.fromkeys(splits):
         ds = datasets[name]
+        count = len(ds) if max_samples is None else min(len(ds), max_samples)
         xs, ys = [], []
-        for start in range(0, len(ds), 256):
-            items = [ds[i] for i in range(start, min(len(ds), start + 256))]
+        for start in range(0, count, 256):
+            items = [ds[i] for i in range(start, min(count, start + 256))]
             frames = torch.stack([torch.as_tensor(f) for f, _ in items], 1)
             xs.append(base.prepare_input(frames))
             ys.extend(int(label) for _, label in items)
