@@ -366,3 +366,15 @@ def test_configs_resolved_before_per_dataset_options_still_load():
     # a YAML file naming one foreign key is still an error (it would have no effect)
     with pytest.raises(ConfigError, match="'data.voxel_size' is not a setting"):
         config_from_dict({"data": {"name": "synthetic-nmnist", "voxel_size": 0.1}})
+
+
+def _shipped_configs():
+    from pathlib import Path
+
+    return sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _shipped_configs(), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_round_trips(path):
+    cfg = load_config(path)
+    assert config_from_dict(to_dict(cfg)) == cfg  # what a checkpoint stores loads back the same
