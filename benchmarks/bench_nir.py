@@ -18,6 +18,8 @@ time divided by neuroflow's. The output spike counts are compared too (all three
 same steps unless a potential lands exactly on the threshold: SpikingJelly fires on ``>=``).
 
     python benchmarks/bench_nir.py [--samples 2] [--steps 100] [--repeat 2] [--json FILE]
+                                   [--threads N] [--nmnist DIR]
+                                   (--nmnist: real recordings, e.g. datasets/nmnist/Train)
 
 (N-MNIST recordings last about 300 ms: ``--steps 300`` for full ones.)
 """
@@ -95,6 +97,28 @@ def event_frames(samples: int, steps: int, density: float = 0.006, seed: int = 1
     return (torch.rand(samples, steps, 1, 2, 34, 34, generator=g) < density).float()
 
 
+def nmnist_frames(folder: str, samples: int, steps: int) -> torch.Tensor:
+    """``[samples, T, 1, 2, 34, 34]`` frames of real N-MNIST recordings (``folder/<digit>/*.bin``)
+    binned at 1 ms with :func:`neuroflow.data.events_to_frames` (Tonic's ``ToFrame``), cut or
+    zero-padded to ``steps``."""
+    from pathlib import Path
+
+    from neuroflow.data.events.nmnist import read_events
+    from neuroflow.data.events.tonic_interop import events_to_frames
+
+    by_digit = [sorted(d.glob("*.bin")) for d in sorted(Path(folder).iterdir()) if d.is_dir()]
+    files = [f for group in zip(*by_digit) for f in group][:samples]  # one digit after another
+    if len(files) < samples:
+        raise SystemExit(f"{folder} holds {len(files)} recordings (<digit>/*.bin), {samples} asked")
+    out = torch.zeros(samples, steps, 1, 2, 34, 34)
+    for i, path in enumerate(files):
+        frames = torch.from_numpy(
+            events_to_frames(read_events(path), (34, 34, 2), time_window=1000.0)
+        )
+        out[i, : min(steps, len(frames)), 0] = frames[:steps]
+    return out
+
+
 def neuroflow_runner(graph):
     import neuroflow.nir as nfn
 
@@ -148,16 +172,35 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds (default 2)")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for every importer (default: torch's). On a shared machine each "
+        "small per-step operation can wait for busy threads: compare 1 and 2",
+    )
+    parser.add_argument(
+        "--nmnist",
+        default=None,
+        metavar="DIR",
+        help="real N-MNIST recordings (DIR/<digit>/*.bin, e.g. datasets/nmnist/Train) instead of "
+        "Bernoulli frames",
+    )
+    parser.add_argument(
         "--json", dest="json_path", default=None, metavar="FILE", help="write the results"
     )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     retain_freed_memory()
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
     torch.set_grad_enabled(False)
 
     graph = cnn_graph()
-    data = event_frames(args.samples, args.steps)
+    if args.nmnist:
+        data = nmnist_frames(args.nmnist, args.samples, args.steps)
+    else:
+        data = event_frames(args.samples, args.steps)
     runners, skipped = {}, {}
     for name, make in RUNNERS.items():
         try:
@@ -190,6 +233,7 @@ def main(argv=None) -> dict:
     for name, why in skipped.items():
         print(f"{name:<14}skipped: {why}")
     result = {
+        "input": args.nmnist or "bernoulli frames",
         "samples": args.samples,
         "steps": args.steps,
         "repeat": args.repeat,
