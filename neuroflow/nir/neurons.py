@@ -19,7 +19,8 @@ Discretised with a time step ``dt`` (seconds), input ``x[t]`` held over the step
   CubaLI(F) is updated first and the membrane reads the new current (SpikingJelly, Norse).
 - ``method="exact"``: the exact solution for an input held over the step,
   ``h = v_inf + (v - v_inf) exp(-dt / tau)`` with ``v_inf = v_leak + r x`` (IF / I are exact
-  under Euler already).
+  under Euler already); CubaLI(F) step the current, then the membrane, this way (the current
+  held over the step: not the exact two-exponential solution).
 
 Then ``z = h > v_threshold`` (``>=`` where ``strict=False``, neuroflow's own rule) and the reset:
 ``"hard"`` to ``v_reset`` (the specification), ``"subtract"`` (``v = h - v_threshold``,
