@@ -482,3 +482,23 @@ def test_untraceable_model_is_refused_by_name():
 
     with pytest.raises(nfn.NIRExportError, match="mul.*no NIR node"):
         nfn.to_nir(Gated(), (4,))
+
+
+def test_plif_exports_as_lif_with_its_learned_tau(tmp_path):
+    from neuroflow.neurons import PLIF
+
+    torch.manual_seed(0)
+    model = nn.Sequential(TimeDistributed(nn.Linear(10, 16)), PLIF(tau=3.0)).eval()
+    model[0][0].weight.data *= 3
+    with torch.no_grad():
+        model[1].w += 0.4  # as if trained: tau = 1 / sigmoid(w) no longer 3
+    graph = nfn.to_nir(model, (10,), dt=1e-3)
+    np.testing.assert_allclose(graph.nodes["1"].tau, model[1].tau * 1e-3, rtol=1e-6)
+    x = torch.rand(30, 4, 10) * 2
+    with torch.no_grad():
+        ref = model(x)
+        got = nfn.from_nir(graph)(x)
+    assert 0 < ref.mean() < 1
+    # PLIF multiplies by sigmoid(w) where the import divides by tau: equal up to float rounding,
+    # so the spikes agree unless a potential lies within one rounding of the threshold
+    assert (got != ref).float().mean() < 1e-3
