@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 
 $(DEVSTAMP): $(STAMP)
 	$(PIP) install -q -e '.[dev]'
-	$(PIP) install -q --no-deps spikingjelly==2.0.0 norse==1.1.0 neurobench==2.3.0 sinabs==3.1.3 tonic==1.7.0
+	$(PIP) install -q --no-deps spikingjelly==2.0.0 norse==1.1.0 neurobench==2.3.0 sinabs==3.1.3 tonic==1.7.0 importRosbag==1.0.4
 	$(PIP) install -q --no-build-isolation xylosim==0.1.3
 	$(VPY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch was replaced: ' + v)"
 	touch $@

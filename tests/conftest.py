@@ -9,6 +9,15 @@ TRAIN_PER_CLASS = 12
 TEST_PER_CLASS = 4
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_folder(tmp_path_factory):
+    """Data caches of the whole session go to a temporary folder, not the repo's datasets/."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NEUROFLOW_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
     """A synthetic N-MNIST folder in the real on-disk format (120 train, 40 test recordings)."""
