@@ -33,6 +33,7 @@ from neuroflow.emulator.stages import ConvMap, input_shape_of, stages
 
 V_MAX = 2**23 - 1
 VTH_MAX = 2**17 - 1
+VTH_TARGET = 1024  # integer threshold the quantiser aims for (see _quantise_layer)
 
 
 @dataclass
@@ -387,15 +388,16 @@ def _quantise_layer(stage, dt: float):
     w_eff = lin.weight * gain_c.reshape(shape)
     b_eff = lin.bias * gain_c + leak_c
     wmax = float(np.abs(w_eff).max(initial=0.0)) or 1.0
-    # v units per float unit: S = 64 * 2^exp * 254 / wmax (the largest weight -> mantissa 254);
-    # the largest exponent whose threshold fits 17 bits gives the finest threshold
-    exp = 7
+    # v units per float unit S: the threshold becomes vth = VTH_TARGET (so v has 2^23 / (64
+    # VTH_TARGET) = 128 thresholds of headroom before the 24-bit current wraps or v clips), and
+    # the layer exponent brings the largest weight's mantissa up to 254 or just below
     if theta is not None:
-        exp = int(math.floor(math.log2(VTH_MAX * wmax / (theta * 254)))) if theta > 0 else 7
+        scale = 64 * VTH_TARGET / theta
+        exp = int(math.ceil(math.log2(wmax * scale / 64 / 254)))
         exp = max(min(exp, 7), -8)
-    scale = 64 * 2.0**exp * 254 / wmax
-    if theta is not None and theta * scale / 64 > VTH_MAX:
-        scale = VTH_MAX * 64 / theta
+    else:  # readout: no threshold; exponent 0 and the full mantissa range
+        exp = 0
+        scale = 64 * 254 / wmax
     # even mantissas: mixed-sign weights lose their lowest bit in Lava's truncation anyway
     mant = lava_weights(2 * np.round(w_eff * scale / 64 / 2.0**exp / 2))
     back = mant * 64 * 2.0**exp / scale
@@ -428,6 +430,7 @@ def _quantise_layer(stage, dt: float):
             "relative_rms_error": err,
             "threshold": vth,
             "nodes": stage.nodes,
+            "neuron": stage.neuron_name,
         },
     )
 

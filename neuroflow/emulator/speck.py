@@ -357,6 +357,7 @@ def compile_speck(
                 "relative_rms_error": err,
                 "threshold": thr,
                 "nodes": stage.nodes,
+                "neuron": stage.neuron_name,
             },
         )
         _check_shapes(layer, profile)
