@@ -12,6 +12,7 @@ from neuroflow.models.e3dsnn import E3DSNN, e3dsnn, e3dsnn_s, e3dsnn_t
 from neuroflow.models.lsm import LSM, lsm
 from neuroflow.models.registry import DATA_ARGUMENTS, MODELS, build, build_model, builder_parameters
 from neuroflow.models.scnn import SCNN, scnn
+from neuroflow.models.speck_cnn import SpeckCNN, speck_cnn  # noqa: F401
 from neuroflow.models.spike_driven_check import SpikeDrivenReport, check_spike_driven
 from neuroflow.models.spikeformer import MetaSpikeFormer
 
