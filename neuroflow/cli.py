@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from neuroflow.allocator import retain_freed_memory
+from neuroflow.emulator.command import add_emulate_parser
 from neuroflow.errors import InvalidArgumentError, NeuroflowError
 
 EXIT_ERROR = 2
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_train, _add_eval, _add_export, _add_energy, _add_data, _add_config, _add_plot):
         add(sub)
+    add_emulate_parser(sub)  # neuroflow emulate (neuroflow.emulator.command)
     return parser
 
 
