@@ -321,3 +321,29 @@ def test_sinabs_export_imports_with_its_spikes_in_sinabs_mode():
             spec = nfn.from_nir(graph, dt=1.0, type_check=False)(x)
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
         assert (spec != ref).any()  # the NIR specification's reading differs
+
+
+def test_real_recurrent_graph_braille_agrees_with_spikingjelly():
+    """``braille.nir``, the recurrent CubaLIF network of the NIR paper's braille task, ships with
+    Norse's tests (``norse/torch/utils/test/braille.nir``): Input(12) -> Affine -> CubaLIF(38)
+    with an Affine back onto itself -> Affine -> CubaLIF(7). SpikingJelly's importer, run step by
+    step with the same dt, gives neuroflow's spikes."""
+    from pathlib import Path
+
+    norse = pytest.importorskip("norse")
+    nir_exchange = pytest.importorskip("spikingjelly.activation_based.nir_exchange")
+    import nir
+
+    path = Path(norse.__file__).parent / "torch" / "utils" / "test" / "braille.nir"
+    if not path.is_file():
+        pytest.skip("this Norse does not ship braille.nir")
+    ours = nfn.load(path, dt=1e-4)
+    assert ours.back_edges == [("lif1.w_rec", "lif1.lif")]
+    torch.manual_seed(0)
+    x = (torch.rand(100, 3, 12) < 0.3).float()
+    peer = nir_exchange.import_from_nir(nir.read(path, type_check=False), dt=1e-4, step_mode="s")
+    with torch.no_grad():
+        ref = _stepwise(peer, x)
+        got = ours(x)
+    assert 0.02 < ref.mean() < 0.9
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
