@@ -145,6 +145,8 @@ def test_recurrent_cuba_round_trip_identical_spikes(tmp_path):
     graph = _recurrent_cuba_graph()
     first = nfn.from_nir(graph)
     assert first.back_edges == [("w_rec", "lif")]
+    # only the cycle is stepped through time; the input and readout layers run on whole sequences
+    assert first.plan == [["input"], ["w_in"], ["lif", "w_rec"], ["readout"], ["output"]]
     nfn.save(first, tmp_path / "rec.nir")
     second = nfn.load(tmp_path / "rec.nir")
     x = (torch.rand(50, 3, 6) < 0.3).float()

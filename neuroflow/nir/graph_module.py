@@ -3,10 +3,11 @@
 NIR edges are identities and a node with several incoming edges receives their sum. A graph
 without cycles runs node by node over the whole sequence (each stateless layer sees all ``T x B``
 frames at once, each neuron layer its ``[T, B, ...]`` sequence, on the fused kernel where it can).
-A graph with cycles (a recurrent layer is written as a neuron node plus an Affine back onto
-itself) runs step by step: an edge that closes a cycle carries its source's output of the
-previous step (zero at the first), as nirtorch, snnTorch's ``RLeaky`` and SpikingJelly's
-importer do.
+In a graph with cycles (a recurrent layer is written as a neuron node plus an Affine back onto
+itself) only the nodes of each cycle run step by step, together; an edge that closes a cycle
+carries its source's output of the previous step (zero at the first), as nirtorch, snnTorch's
+``RLeaky`` and SpikingJelly's importer do. The layers before and after a cycle still run on whole
+sequences.
 """
 
 from __future__ import annotations
@@ -62,6 +63,55 @@ def _order(nodes: list[str], edges: list[tuple[str, str]], inputs: list[str]):
     return order, sorted(back)
 
 
+def _plan(order: list[str], edges: list[tuple[str, str]], back_edges: list[tuple[str, str]]):
+    """Groups of nodes to run in turn: a node alone (run on the whole sequence) or the nodes of
+    one cycle (stepped through time together), each group after every group that feeds it.
+
+    Nodes joined by a back edge are in one cycle with every node on a forward path between them
+    (the strongly connected component); groups are ordered topologically."""
+    position = {n: i for i, n in enumerate(order)}
+    succ: dict[str, set[str]] = {n: set() for n in order}
+    pred: dict[str, set[str]] = {n: set() for n in order}
+    for a, b in edges:
+        succ[a].add(b)
+        pred[b].add(a)
+
+    def reach(start: str, nxt) -> set[str]:
+        seen, stack = {start}, [start]
+        while stack:
+            for m in nxt[stack.pop()]:
+                if m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+        return seen
+
+    group_of: dict[str, int] = {}
+    groups: list[set[str]] = []
+    for _, b in back_edges:
+        component = reach(b, succ) & reach(b, pred)
+        ids = {group_of[n] for n in component if n in group_of}
+        for i in ids:
+            component |= groups[i]
+        groups.append(component)
+        for n in component:
+            group_of[n] = len(groups) - 1
+    final = {id(g): sorted(g, key=position.__getitem__) for g in groups}
+    plan, done = [], set()
+    for n in order:  # a cycle runs where its last member stands: every outside input is ready
+        if n in done:
+            continue
+        if n in group_of:
+            members = final[id(groups[group_of[n]])]
+            if n != members[-1]:
+                continue
+            plan.append(members)
+            done.update(members)
+        else:
+            plan.append([n])
+            done.add(n)
+    return plan
+
+
 class NIRGraphModule(nn.Module):
     """An imported NIR graph as a module: ``[T, B, *input_shape]`` -> ``[T, B, *output_shape]``.
 
@@ -104,6 +154,7 @@ class NIRGraphModule(nn.Module):
         self.back_preds = {
             n: [a for a, b in edges if b == n and (a, b) in back] for n in self.node_names
         }
+        self.plan = _plan(self.order, edges, self.back_edges)
 
     def layer(self, name: str) -> nn.Module | None:
         """The module of node ``name`` (``None`` for Input / Output nodes)."""
@@ -172,35 +223,51 @@ class NIRGraphModule(nn.Module):
         xs = self._inputs_dict(x)
         state = {} if state is None else state
         new_state: dict = {}
-        if not self.back_edges:
-            values: dict[str, torch.Tensor] = {}
-            for name in self.order:
+        values: dict[str, torch.Tensor] = {}
+        previous = state.get("__previous_outputs__", {})
+        new_previous: dict[str, torch.Tensor] = {}
+        for group in self.plan:
+            if len(group) == 1 and not self.back_preds[group[0]]:
+                name = group[0]
                 inp = xs[name] if name in xs else self._gather(name, values, None)
-                if inp is None:
-                    continue
-                values[name] = self._run_node(name, inp, state, new_state)
-        else:
-            values = self._run_steps(xs, state, new_state)
+                if inp is not None:
+                    values[name] = self._run_node(name, inp, state, new_state)
+            else:
+                self._run_cycle(group, xs, values, state, new_state, previous, new_previous)
+        if self.back_edges:
+            new_state["__previous_outputs__"] = new_previous
         out = {n: values[n] for n in self.outputs}
         result = out[self.outputs[0]] if len(self.outputs) == 1 else out
         return (result, new_state) if return_state else result
 
-    def _run_steps(self, xs: dict, state: dict, new_state: dict) -> dict:
+    def _run_cycle(self, group, xs, values, state, new_state, previous, new_previous) -> None:
+        """Step the nodes of one cycle through time; their inputs from outside it are complete
+        sequences already, edges that close the cycle carry the previous step's output."""
+        members = set(group)
         steps = next(iter(xs.values())).shape[0]
-        prev = dict(state.get("__previous_outputs__", {}))
-        node_state = dict(state)
-        collected: dict[str, list[torch.Tensor]] = {}
+        prev = {n: previous[n] for n in group if n in previous}
+        node_state = {n: state[n] for n in group if n in state}
+        collected: dict[str, list[torch.Tensor]] = {n: [] for n in group}
         for t in range(steps):
-            values: dict[str, torch.Tensor] = {}
-            for name in self.order:
-                inp = xs[name][t : t + 1] if name in xs else self._gather(name, values, prev)
-                if inp is None:
+            now: dict[str, torch.Tensor] = {}
+            for name in group:
+                parts = [xs[name][t : t + 1]] if name in xs else []
+                parts += [
+                    now[a] if a in members else values[a][t : t + 1]
+                    for a in self.preds[name]
+                    if a in now or (a not in members and a in values)
+                ]
+                parts += [prev[a] for a in self.back_preds[name] if a in prev]
+                if not parts:
                     continue
+                inp = parts[0]
+                for extra in parts[1:]:
+                    inp = inp + extra
                 step_state: dict = {}
-                values[name] = self._run_node(name, inp, node_state, step_state)
+                now[name] = self._run_node(name, inp, node_state, step_state)
                 node_state.update(step_state)
-                collected.setdefault(name, []).append(values[name])
-            prev = values
-        new_state.update({k: v for k, v in node_state.items() if k != "__previous_outputs__"})
-        new_state["__previous_outputs__"] = prev
-        return {n: torch.cat(v, 0) for n, v in collected.items()}
+                collected[name].append(now[name])
+            prev = now
+        values.update({n: torch.cat(v, 0) for n, v in collected.items() if v})
+        new_state.update(node_state)
+        new_previous.update(prev)
