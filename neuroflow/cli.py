@@ -1,6 +1,6 @@
 """The ``neuroflow`` command (also ``python -m neuroflow``).
 
-    neuroflow train CONFIG [--set KEY=VALUE ...] [--resume]
+    neuroflow train CONFIG [--set KEY=VALUE ...] [--resume] [--overwrite]
     neuroflow eval CONFIG --checkpoint CKPT [--split test] [--json] [--set KEY=VALUE ...]
     neuroflow eval CONFIG --nir MODEL.nir [--dt S] [--neuron-mode MODE] [--split test] [--json]
     neuroflow export CONFIG --checkpoint CKPT -o MODEL.nir [--dt S] [--set KEY=VALUE ...]
@@ -9,8 +9,15 @@
     neuroflow data prepare NAME [--root DIR] [--seed N]
     neuroflow config show CONFIG [--set KEY=VALUE ...]
     neuroflow plot RUN_DIR [RUN_DIR ...] [-o PNG]
+    neuroflow lsm sweep CONFIG [--axis NAME=V1,V2 ...] [--split test] [--out DIR] [--json]
 
 Distributed: ``torchrun --nproc-per-node N -m neuroflow train CONFIG``.
+
+Threads: the command sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (unless the variable is
+already set), so torch's OpenMP threads sleep between parallel regions instead of spinning. On a
+machine whose cores other processes also use, spinning threads took the CPU from the threads
+doing the work. ``OMP_WAIT_POLICY=ACTIVE`` (or ``OMP_NUM_THREADS``) in the environment
+overrides it.
 
 Any :class:`~neuroflow.errors.NeuroflowError` (bad config, missing data, bad checkpoint...) is
 printed as one line ``error: ...`` on stderr with exit status 2, without a traceback; argparse
@@ -31,7 +38,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from neuroflow.allocator import retain_freed_memory
-from neuroflow.emulator.command import add_emulate_parser
 from neuroflow.errors import InvalidArgumentError, NeuroflowError
 
 EXIT_ERROR = 2
@@ -71,15 +77,29 @@ def _add_train(sub) -> None:
     p.add_argument("config", help="experiment YAML file, e.g. configs/quickstart.yaml")
     _add_set(p)
     p.add_argument(
-        "--resume", action="store_true", help="continue exactly from <output_dir>/last.pt"
+        "--resume",
+        action="store_true",
+        help="continue exactly from <output_dir>/last.pt, with the config stored in it "
+        "(--set values given with --resume apply on top)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in output_dir (without it, such a run is never "
+        "overwritten: training stops with an error)",
     )
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
-    from neuroflow.train import train
+    from neuroflow.train import resume_config, train
 
-    train(_load(args), resume=args.resume)
+    cfg = _load(args)
+    if args.resume:
+        cfg, lines = resume_config(cfg, args.overrides)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print("\n".join(lines))
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
@@ -194,6 +214,7 @@ def _add_export(sub) -> None:
 def _cmd_export(args) -> int:
     from neuroflow.nir.commands import export_checkpoint
 
+    _check_output_files(args.output)
     info = export_checkpoint(_load(args), args.checkpoint, args.output, args.dt)
     print(
         f"wrote {info['nir']}: {info['nodes']} nodes ({', '.join(info['node_types'])}), "
@@ -258,6 +279,7 @@ def _add_energy(sub) -> None:
 def _cmd_energy(args) -> int:
     from neuroflow.energy import estimate_checkpoint
 
+    _check_output_files(args.json_path, args.png)  # before the estimate, not after it
     report = estimate_checkpoint(
         _load(args), args.checkpoint, args.hardware, args.precision, args.split, args.max_samples
     )
@@ -354,6 +376,16 @@ def _cmd_plot(args) -> int:
 # ------------------------------------------------------------------------------------- main
 
 
+def _check_output_files(*paths: str | None) -> None:
+    """Create the folders of output files given on the command line, so that a typo or an
+    unwritable place fails at once with one line instead of after a long computation."""
+    from neuroflow.experiment import ensure_output_dir
+
+    for path in paths:
+        if path:
+            ensure_output_dir(Path(path).parent if Path(path).parent != Path("") else Path("."))
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -371,8 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"neuroflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # imported here, not at the top: the emulator package loads torch, which must start after
+    # thread_defaults() (main() calls it first)
+    from neuroflow.emulator.command import add_emulate_parser
+    from neuroflow.lsm.command import add_lsm_parser
+
     for add in (_add_train, _add_eval, _add_export, _add_energy, _add_data, _add_config, _add_plot):
         add(sub)
+    add_lsm_parser(sub)  # neuroflow lsm sweep (neuroflow.lsm.command)
     add_emulate_parser(sub)  # neuroflow emulate (neuroflow.emulator.command)
     return parser
 
@@ -394,8 +432,16 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
     return _python_format_warning(message, category, filename, lineno, line)
 
 
+def thread_defaults(environ=os.environ) -> None:
+    """Passive OpenMP waiting unless the environment chose otherwise (see the module notes).
+
+    Only effective before torch is imported: OpenMP reads the variable when it starts."""
+    environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
+    thread_defaults()
     args = build_parser().parse_args(argv)
     # a training process reuses its freed tensors' memory instead of page-faulting it back in
     retain_freed_memory()
@@ -405,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NeuroflowError as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"error: {_rank_prefix()}{message}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a file a command reads or writes; its path and the reason
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {_rank_prefix()}{where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

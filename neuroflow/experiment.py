@@ -12,7 +12,7 @@ Public names:
 - models: :func:`build_model` (seeded, so initial weights depend on the seed only),
   :func:`load_trained_model` (eval mode, weights loaded), :func:`checkpoint_config`;
 - data: :func:`build_datasets`, :func:`build_loader`, :func:`build_loaders`, :func:`sample_shape`;
-- :func:`seed_everything`, :func:`select_device`.
+- :func:`seed_everything`, :func:`select_device`, :func:`ensure_output_dir`.
 
 A checkpoint is a dict of tensors and plain containers only (no pickled objects), so loading it
 never runs code::
@@ -86,6 +86,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def ensure_output_dir(path: str | Path) -> Path:
+    """Create the output folder ``path`` (and its parents) and check that it can be written;
+    an OutputPathError names the folder and what is wrong."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"cannot use {path} as output folder: it is a file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"cannot create output folder {path}: {_os_reason(exc)}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write into output folder {path}: permission denied")
+    return path
 
 
 def _os_reason(exc: OSError) -> str:
@@ -376,6 +391,7 @@ __all__ = [
     "build_model",
     "checkpoint_config",
     "diff_keys",
+    "ensure_output_dir",
     "load_checkpoint",
     "load_model_state",
     "load_trained_model",

@@ -41,7 +41,7 @@ def test_profiles_load_and_cmos45nm_matches_horowitz():
 
 def test_unknown_profile_and_precision_list_the_available_ones():
     with pytest.raises(
-        RegistryError, match=r"did you mean 'loihi'.*cmos45nm, loihi, rram_macro, truenorth"
+        RegistryError, match=r"did you mean 'loihi'.*" + ", ".join(hardware_names())
     ):
         load_hardware("lohi")
     with pytest.raises(
@@ -167,7 +167,7 @@ def test_energy_command_after_training(tiny_config, tmp_path, capsys):
     assert main(["energy", str(path), "--checkpoint", ckpt, "--hardware", "loihii"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown hardware profile 'loihii'; did you mean 'loihi'?")
-    assert "cmos45nm, loihi, rram_macro, truenorth" in err
+    assert ", ".join(hardware_names()) in err  # every profile of hardware/
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,11 +253,12 @@ def test_a_failing_energy_estimate_does_not_stop_training(tiny_config, monkeypat
     monkeypatch.setattr(neuroflow.energy, "estimate_energy", broken)
     raw, path = tiny_config("broken_energy")
     with pytest.warns(
-        RuntimeWarning, match="energy estimate skipped: RuntimeError: counter exploded"
+        RuntimeWarning, match="energy estimate failed: RuntimeError: counter exploded"
     ):
         assert main(["train", str(path)]) == 0
     summary = json.loads((Path(raw["output_dir"]) / "summary.json").read_text())
-    assert summary["energy"] is None and summary["test_accuracy"] is not None
+    assert summary["energy"] == {"error": "RuntimeError: counter exploded"}  # kept, not None
+    assert summary["test_accuracy"] is not None
 
 
 def test_energy_help(capsys):

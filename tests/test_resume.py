@@ -1,5 +1,6 @@
 """Exact resume: a run SIGKILLed mid-epoch and resumed with --resume ends bit-for-bit where an
-uninterrupted run with the same seed ends."""
+uninterrupted run with the same seed ends; a resumed run keeps its own config (plus --set), and a
+finished run is never overwritten without --overwrite."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from neuroflow.config import config_from_dict
 from neuroflow.train import train
@@ -128,3 +130,55 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_config):
     summary = json.loads((out / "summary.json").read_text())
     for key in ("test_accuracy", "test_loss", "mean_firing_rate", "firing_rates", "best_epoch"):
         assert summary[key] == ref_summary[key], key
+
+
+def test_resume_continues_the_checkpoints_config_with_set_on_top(tiny_config, capsys):
+    """Issue 19.4: --resume used the config file as it read at resume time, so a run started
+    with --set optimizer.lr=0.02 went on with the file's rate; now the checkpoint's config
+    continues and --set given with --resume applies on top (hyperparameters of the optimiser
+    state included)."""
+    from neuroflow.cli import main
+
+    raw, yaml_path = tiny_config(
+        name="resumed",
+        optimizer={"lr": 0.01, "weight_decay": 0.0},
+        scheduler={"name": "constant", "warmup_epochs": 0},
+    )
+    out = Path(raw["output_dir"])
+    assert main(["train", str(yaml_path), "--set", "optimizer.lr=0.02"]) == 0
+    # the file is edited afterwards: the running experiment must not follow it
+    raw["optimizer"]["lr"] = 0.5
+    yaml_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    capsys.readouterr()
+    argv = ["train", str(yaml_path), "--resume", "--set", "loop.epochs=2"]
+    assert main([*argv, "optimizer.weight_decay=0.25"]) == 0
+    printed = capsys.readouterr().out
+    in_force = "optimizer.weight_decay=0.25 (was 0.0), loop.epochs=2 (was 1)"
+    assert f"values in force that differ from the checkpoint's config: {in_force}" in printed
+    assert "the checkpoint's values stay: optimizer.lr=0.02 (file: 0.5)" in printed
+
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert [r["lr"] for r in records] == [0.02, 0.02]  # constant schedule at the run's own rate
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["config"]["optimizer"]["lr"] == 0.02 and last["config"]["loop"]["epochs"] == 2
+    decays = {g["weight_decay"] for g in last["optimizer"]["param_groups"]}
+    assert 0.25 in decays and decays <= {0.0, 0.25}  # no-decay groups (biases) keep theirs
+
+
+def test_second_train_into_a_run_folder_is_refused_unless_overwrite(tiny_config, capsys):
+    """Issue 19.3: a second train silently replaced the first run's best.pt."""
+    from neuroflow.cli import main
+
+    raw, yaml_path = tiny_config(name="kept")
+    out = Path(raw["output_dir"])
+    assert main(["train", str(yaml_path)]) == 0
+    best = (out / "best.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", str(yaml_path), "--set", "seed=7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {out} already holds a run (last.pt, best.pt, summary.json")
+    assert "--overwrite" in err and "--resume" in err and "\n" not in err
+    assert (out / "best.pt").read_bytes() == best  # untouched
+    assert main(["train", str(yaml_path), "--set", "seed=7", "--overwrite"]) == 0
+    assert torch.load(out / "best.pt", weights_only=True)["config"]["seed"] == 7

@@ -273,3 +273,48 @@ def test_evaluate_reports_mean_class_accuracy():
         ]
         is None
     )
+
+
+def test_tensorboard_is_opt_in_and_its_absence_is_said_once(tmp_path, monkeypatch):
+    """Issue 19.2: loop.tensorboard was true by default and nothing was logged without a word."""
+    import sys
+    import warnings
+
+    from neuroflow.config.schema import LoopConfig
+    from neuroflow.train import MetricsLogger
+
+    assert LoopConfig().tensorboard is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # off: no import attempted, no warning
+        MetricsLogger(tmp_path / "off").close()
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the package is missing
+    with pytest.warns(RuntimeWarning, match="tensorboard package is not installed") as caught:
+        logger = MetricsLogger(tmp_path / "on", tensorboard=True)
+    assert len(caught) == 1 and "pip install tensorboard" in str(caught[0].message)
+    logger.log({"epoch": 1, "train_loss": 1.0})  # the run goes on: metrics still written
+    logger.close()
+    assert (tmp_path / "on" / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_a_slow_first_step_says_what_it_is_doing(monkeypatch):
+    """Issue 19.9: the first batch ran silent for 20+ s while numba compiled the kernels."""
+    import threading
+
+    from neuroflow.train import trainer
+    from neuroflow.train.distributed import DistContext
+
+    said, printed = [], threading.Event()
+
+    def write(text, **kwargs):
+        said.append(text)
+        printed.set()
+
+    monkeypatch.setattr(trainer.tqdm, "write", write)
+    with trainer._SlowNotice(DistContext(), trainer.COMPILE_NOTICE, after_s=0.0):
+        assert printed.wait(30)  # the block outlives the delay: the notice comes
+    with trainer._SlowNotice(DistContext(), "never", after_s=3600.0):
+        pass  # done before the delay: cancelled, nothing printed
+    with trainer._SlowNotice(DistContext(rank=1, world_size=2), "rank 1", after_s=0.0) as n:
+        assert n.timer is None  # only rank 0 talks
+    assert said == [trainer.COMPILE_NOTICE]
+    assert "compiling kernels (first run only" in trainer.COMPILE_NOTICE

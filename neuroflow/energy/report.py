@@ -21,7 +21,6 @@ from pathlib import Path
 from neuroflow.energy.counter import OpCounter
 from neuroflow.energy.hardware import HardwareProfile
 from neuroflow.energy.ops import OpCounts
-from neuroflow.errors import NeuroflowError
 from neuroflow.experiment import atomic_write
 
 
@@ -150,37 +149,13 @@ class EnergyReport:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
-    def plot(self, path: str | Path) -> None:
-        """A PNG bar chart of SNN and ANN-equivalent energy per layer (needs matplotlib)."""
-        try:
-            import matplotlib
+    def plot(self, path: str | Path) -> Path:
+        """A chart of SNN and ANN-equivalent energy per layer (PNG, SVG or PDF by suffix); the
+        value axis is in the unit of its title, and many layers get horizontal bars."""
+        from neuroflow.viz import plot_energy_breakdown
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise NeuroflowError(
-                "the energy chart needs matplotlib: pip install 'neuroflow[plot]'"
-            ) from None
-        names = [layer.name for layer in self.layers]
-        xs = range(len(names))
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 4))
-        ax.bar([x - 0.2 for x in xs], [layer.energy_pj for layer in self.layers], 0.4, label="SNN")
-        ax.bar(
-            [x + 0.2 for x in xs],
-            [layer.ann_energy_pj for layer in self.layers],
-            0.4,
-            label="ANN equivalent",
-        )
-        ax.set_xticks(list(xs), names, rotation=45, ha="right")
-        ax.set_ylabel("energy per sample (pJ)")
-        ax.set_title(
-            f"{self.hardware} ({self.precision}): SNN {_pj(self.total_energy_pj)}, "
-            f"ANN {_pj(self.ann_energy_pj)}"
-        )
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        title = f"energy per sample on {self.hardware} ({self.precision}), T={self.time_steps}"
+        return plot_energy_breakdown(self.layers, title, path)
 
 
 def _pj(value: float) -> str:

@@ -12,18 +12,26 @@ from neuroflow.train.firing_rates import FiringRateMonitor
 from neuroflow.train.losses import build_loss, mean_ce, tet_loss
 from neuroflow.train.metrics_log import MetricsLogger
 from neuroflow.train.optim import LRSchedule, build_optimizer
-from neuroflow.train.trainer import evaluate, evaluate_checkpoint, train
+from neuroflow.train.trainer import (
+    RunExistsError,
+    evaluate,
+    evaluate_checkpoint,
+    resume_config,
+    train,
+)
 
 __all__ = [
     "FiringRateMonitor",
     "LRSchedule",
     "MetricsLogger",
+    "RunExistsError",
     "build_loss",
     "build_optimizer",
     "evaluate",
     "evaluate_checkpoint",
     "load_checkpoint",
     "mean_ce",
+    "resume_config",
     "save_checkpoint",
     "seed_everything",
     "tet_loss",

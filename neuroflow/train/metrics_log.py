@@ -1,11 +1,15 @@
 """Per-epoch metrics: ``metrics.jsonl`` (one JSON object per epoch), ``metrics.csv`` (the same
-table) and TensorBoard scalars when ``torch.utils.tensorboard`` is importable."""
+table) and, when asked (``loop.tensorboard: true``), TensorBoard scalars under ``tensorboard/``.
+
+TensorBoard is not a dependency: asked for without the package installed, the run goes on and
+one warning says so and how to install it."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import warnings
 from pathlib import Path
 
 
@@ -15,7 +19,7 @@ class MetricsLogger:
     ``None`` starts both files afresh."""
 
     def __init__(
-        self, out_dir: str | Path, resume_epoch: int | None = None, tensorboard: bool = True
+        self, out_dir: str | Path, resume_epoch: int | None = None, tensorboard: bool = False
     ):
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -34,12 +38,7 @@ class MetricsLogger:
         self._write_csv()
         self.writer = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(self.dir / "tensorboard"))
-            except Exception:  # tensorboard is optional
-                self.writer = None
+            self.writer = _tensorboard_writer(self.dir / "tensorboard")
 
     def _write_csv(self) -> None:
         columns: list[str] = []
@@ -65,3 +64,19 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _tensorboard_writer(folder: Path):
+    """A SummaryWriter on ``folder``, or None with one warning when TensorBoard is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch's module imports the tensorboard package, which is optional
+        warnings.warn(
+            "loop.tensorboard is true but the tensorboard package is not installed: no "
+            "TensorBoard logs (metrics.jsonl and metrics.csv are written); "
+            "pip install tensorboard, or set loop.tensorboard: false",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return SummaryWriter(str(folder))

@@ -15,10 +15,12 @@ the generator states at the end of its epoch, so ``--resume`` continues bit-for-
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +30,17 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from neuroflow.config.loader import to_dict
+from neuroflow.config.loader import config_from_dict, to_dict
 from neuroflow.config.schema import ExperimentConfig
-from neuroflow.errors import CheckpointError, NeuroflowError
+from neuroflow.errors import CheckpointError, ConfigError, NeuroflowError
 from neuroflow.experiment import (
     atomic_write,
     build_datasets,
     build_loader,
     build_model,
+    checkpoint_config,
     diff_keys,
+    ensure_output_dir,
     load_checkpoint,
     load_model_state,
     load_trained_model,
@@ -61,6 +65,10 @@ from neuroflow.train.losses import build_loss, mean_ce
 from neuroflow.train.metrics_log import MetricsLogger
 from neuroflow.train.optim import LRSchedule, build_optimizer
 from neuroflow.train.seeding import capture_rng, restore_rng
+
+
+class RunExistsError(NeuroflowError):
+    """``train`` into an output_dir that already holds a run, without resume or overwrite."""
 
 
 @dataclass
@@ -139,6 +147,37 @@ def _say(ctx: DistContext, text: str) -> None:
         tqdm.write(text)
 
 
+#: seconds of silence after which a slow first step says what it is doing
+SLOW_NOTICE_S = 5.0
+
+
+class _SlowNotice:
+    """Print ``text`` once if the ``with`` block is still running after ``after_s`` seconds.
+
+    The first batch of a fresh installation runs for tens of seconds while numba compiles the
+    neuron kernels (cached on disk afterwards); without a word it looks like a hang.
+    """
+
+    def __init__(self, ctx: DistContext, text: str | None, after_s: float = SLOW_NOTICE_S):
+        self.timer = None
+        if text is not None and ctx.is_main:
+            self.timer = threading.Timer(after_s, tqdm.write, (text,), {"file": sys.stderr})
+            self.timer.daemon = True
+
+    def __enter__(self):
+        if self.timer is not None:
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+COMPILE_NOTICE = "first batch: compiling kernels (first run only: numba caches them on disk)..."
+DATA_NOTICE = "preparing the data (the first run builds its caches)..."
+
+
 # ---------------------------------------------------------------------------------------------
 # one epoch / one evaluation
 
@@ -152,8 +191,11 @@ def train_one_epoch(
     state: TrainState,
     cfg: ExperimentConfig,
     ctx: DistContext,
+    first_batch_notice: str | None = None,
 ) -> dict[str, float]:
-    """Train for one pass over ``loader``; returns epoch means summed over all ranks."""
+    """Train for one pass over ``loader``; returns epoch means summed over all ranks.
+
+    ``first_batch_notice`` is printed when the first step takes more than ``SLOW_NOTICE_S``."""
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n (this rank)
     start = time.perf_counter()
@@ -162,13 +204,16 @@ def train_one_epoch(
     # refresh between syncs showed a stale step
     bar = _bar(None, len(loader), f"epoch {state.epoch + 1}/{cfg.loop.epochs} train", show)
     lr = schedule.lr(state.global_step)
-    for i, (x, y) in enumerate(loader):
-        x = x.to(ctx.device, non_blocking=True)
-        y = y.to(ctx.device, non_blocking=True)
-        logits = model(x)  # [T, B, classes]
-        loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+    batches = iter(loader)
+    for i in range(len(loader)):
+        with _SlowNotice(ctx, first_batch_notice if i == 0 else None):
+            x, y = next(batches)
+            x = x.to(ctx.device, non_blocking=True)
+            y = y.to(ctx.device, non_blocking=True)
+            logits = model(x)  # [T, B, classes]
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         if cfg.loop.clip_grad is not None:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.loop.clip_grad)
         lr = schedule.apply(optimizer, state.global_step)
@@ -294,12 +339,20 @@ def _resume(path: Path, model, optimizer, cfg: ExperimentConfig, ctx: DistContex
             f"{path}: cannot resume, the model config changed ({', '.join(model_changes)})"
         )
     if changed:
-        _say(ctx, f"note: config differs from the checkpoint's in {', '.join(changed)}")
+        values = ", ".join(
+            f"{k}={_lookup(current, k)!r} (was {_lookup(saved, k)!r})" for k in changed
+        )
+        _say(ctx, f"values in force that differ from the checkpoint's config: {values}")
     load_model_state(unwrap(model), ckpt["model"], path)
+    # the checkpoint's optimiser state (moments, step counts) with the hyperparameters in force:
+    # load_state_dict would bring back the stored ones and silently undo a --set
+    in_force = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: optimizer state does not match ({exc})") from None
+    for group, hyper in zip(optimizer.param_groups, in_force):
+        group.update(hyper)
     restore_rng(ckpt["rng"])
     return TrainState(
         epoch=int(ckpt["epoch"]),
@@ -311,29 +364,113 @@ def _resume(path: Path, model, optimizer, cfg: ExperimentConfig, ctx: DistContex
     )
 
 
+def _lookup(tree: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def resume_config(
+    cfg: ExperimentConfig, overrides: Iterable[str] = ()
+) -> tuple[ExperimentConfig, list[str]]:
+    """The config a resumed run continues with, and lines saying which values are in force.
+
+    A resumed run continues the config stored in ``<cfg.output_dir>/last.pt`` (the run's own,
+    including the overrides it was started with), not the config file as it reads today;
+    ``overrides`` (``--set`` given with ``--resume``) apply on top. ``cfg`` (the file with the
+    same overrides) only says where the run is; where it differs from the checkpoint in a key
+    not overridden, a line says that the checkpoint's value stays (the values that ``--set``
+    changed are printed by :func:`train` when it resumes).
+    """
+    last = Path(cfg.output_dir) / "last.pt"
+    if not last.is_file():
+        raise CheckpointError(f"nothing to resume: {last} does not exist")
+    ckpt = load_checkpoint(last)
+    saved = checkpoint_config(ckpt, last)
+    saved.output_dir, saved.name = cfg.output_dir, cfg.name  # the run stays where it was found
+    overrides = list(overrides)
+    try:
+        resumed = config_from_dict(to_dict(saved), overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"--set with --resume: {exc}") from None
+    stored, file_values, in_force = to_dict(saved), to_dict(cfg), to_dict(resumed)
+    lines = [f"resuming with the config stored in {last}"]
+    overridden = diff_keys(stored, in_force)  # the trainer prints these when it resumes
+    ignored = [k for k in diff_keys(stored, file_values) if k not in overridden]
+    if ignored:
+        values = ", ".join(
+            f"{k}={_lookup(stored, k)!r} (file: {_lookup(file_values, k)!r})" for k in ignored
+        )
+        lines.append(
+            f"the config file differs; the checkpoint's values stay: {values} "
+            "(pass --set KEY=VALUE with --resume to change one)"
+        )
+    return resumed, lines
+
+
+#: what a training run writes into its output_dir (removed by ``overwrite=True``)
+RUN_FILES = (
+    "last.pt",
+    "best.pt",
+    "summary.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "curves.png",
+)
+
+
+def existing_run(out: Path) -> list[str]:
+    """The run files already in ``out`` (empty when it holds no run)."""
+    names = [n for n in RUN_FILES if (out / n).exists()]
+    return names + (["tensorboard/"] if (out / "tensorboard").is_dir() else [])
+
+
+def _clear_run(out: Path) -> None:
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    if (out / "tensorboard").is_dir():
+        shutil.rmtree(out / "tensorboard")
+
+
 # ---------------------------------------------------------------------------------------------
 # entry points
 
 
-def train(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
-    """Train as configured (one process, or one rank under torchrun); returns the summary."""
+def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train as configured (one process, or one rank under torchrun); returns the summary.
+
+    A run folder (``output_dir``) that already holds a run is refused (:class:`RunExistsError`)
+    unless ``resume`` continues it or ``overwrite`` replaces it (its run files are deleted first).
+    """
+    if not resume and not overwrite:
+        found = existing_run(Path(cfg.output_dir))
+        if found:
+            raise RunExistsError(
+                f"{cfg.output_dir} already holds a run ({', '.join(found)}): pass --overwrite "
+                "to replace it, --resume to continue it, or --set output_dir=DIR for a new one"
+            )
     ctx = init_distributed(cfg)
     try:
-        return _train(cfg, resume, ctx)
+        return _train(cfg, resume, overwrite, ctx)
     finally:
         shutdown(ctx)
 
 
-def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, Any]:
+def _train(cfg: ExperimentConfig, resume: bool, overwrite: bool, ctx: DistContext) -> dict:
     out = Path(cfg.output_dir)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and not last_path.is_file():
         raise CheckpointError(f"nothing to resume: {last_path} does not exist")
+    if ctx.is_main:
+        ensure_output_dir(out)  # an unwritable output_dir fails before the data are loaded
+        if overwrite and not resume:
+            _clear_run(out)
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = False  # autotuning picks kernels non-deterministically
     seed_everything(cfg.seed)
     batch = per_rank_batch(cfg.data.batch_size, ctx)
-    datasets = load_datasets(cfg, ctx)
+    with _SlowNotice(ctx, DATA_NOTICE):
+        datasets = load_datasets(cfg, ctx)
     model = make_model(cfg, datasets["train"]).to(ctx.device)
     num_params = sum(p.numel() for p in model.parameters())
 
@@ -366,7 +503,6 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
 
     logger = None
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(".*.tmp-*"):  # left by a run killed while writing a file
             stale.unlink(missing_ok=True)
         logger = MetricsLogger(
@@ -382,14 +518,18 @@ def _train(cfg: ExperimentConfig, resume: bool, ctx: DistContext) -> dict[str, A
 
     segment_start = time.perf_counter()
     wall_before = state.wall_time_s
+    first_epoch = state.epoch
     try:
         while state.epoch < cfg.loop.epochs:
             epoch = state.epoch
             train_sampler.set_epoch(epoch)
             loader_gen.manual_seed(cfg.seed + epoch)  # worker seeds depend on (seed, epoch) only
             record: dict[str, Any] = {"epoch": epoch + 1}
+            notice = COMPILE_NOTICE if epoch == first_epoch else None
             record.update(
-                train_one_epoch(model, train_loader, optimizer, schedule, loss_fn, state, cfg, ctx)
+                train_one_epoch(
+                    model, train_loader, optimizer, schedule, loss_fn, state, cfg, ctx, notice
+                )
             )
             last_epoch = epoch + 1 == cfg.loop.epochs
             if "val" in eval_loaders and ((epoch + 1) % cfg.loop.eval_every == 0 or last_epoch):
@@ -474,6 +614,25 @@ def _energy_summary(model: nn.Module, loader: DataLoader, ctx: DistContext) -> d
     return {k: v for k, v in report.to_dict().items() if k in keys}
 
 
+def _training_curves(cfg: ExperimentConfig, summary: dict) -> str | dict:
+    """Draw loss and accuracy per epoch (and the test result at the best epoch) into
+    ``curves.png`` beside metrics.csv; returns its path, or ``{"error": cause}`` with a warning
+    (a plot must not cost a finished run)."""
+    from neuroflow.viz import plot_training_curves, read_metrics
+
+    out = Path(cfg.output_dir)
+    try:
+        rows = read_metrics(out, with_test=False)
+        test = {k: summary[k] for k in ("test_loss", "test_accuracy") if summary[k] is not None}
+        if test:
+            rows.append({"epoch": summary["best_epoch"], **test})
+        return str(plot_training_curves({cfg.name: rows}, out / "curves.png"))
+    except Exception as exc:  # any failure: report it and keep the run's results
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+        warnings.warn(f"training curves not drawn: {cause}", RuntimeWarning, stacklevel=2)
+        return {"error": cause}
+
+
 def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, num_params: int):
     """Evaluate the best checkpoint on the test split and write ``summary.json``."""
     barrier(ctx)  # best.pt is complete on every rank's view
@@ -510,6 +669,7 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
         if ctx.is_main:
             summary["energy"] = _energy_summary(model, eval_loaders["test"], ctx)
     if ctx.is_main:
+        summary["curves"] = _training_curves(cfg, summary)
         path = Path(cfg.output_dir) / "summary.json"
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
         if summary["test_accuracy"] is not None:
@@ -526,6 +686,8 @@ def _finish(cfg, ctx, model, eval_loaders, state: TrainState, best_path: Path, n
             _say(ctx, "no test split: test accuracy not measured")
         _say(ctx, f"checkpoint: {best_path}")
         _say(ctx, f"summary: {path}")
+        if isinstance(summary["curves"], str):
+            _say(ctx, f"curves: {summary['curves']}")
     barrier(ctx)  # ranks leave together: none tears its process group down while rank 0 reports
     return summary
 
