@@ -100,10 +100,121 @@ def bench_xylo(ticks: int, repeat: int) -> dict:
     return rows
 
 
+def nmnist_speck_graph(rng: np.random.Generator, channels=(8, 16), classes=10, size=34):
+    """The layer shapes of configs/nmnist_speck.yaml with random weights, as a NIR graph."""
+    import nir
+
+    nodes = {"input": nir.Input(np.array([2, size, size]))}
+    edges, prev, c, h = [], "input", 2, size
+    for i, co in enumerate(channels, 1):
+        shape = (co, h, h)
+        nodes[f"conv{i}"] = nir.Conv2d(
+            (h, h), rng.normal(0, 0.6, (co, c, 3, 3)), 1, 1, 1, 1, np.zeros(co)
+        )
+        nodes[f"if{i}"] = nir.IF(
+            r=np.full(shape, 1e3),
+            v_threshold=np.ones(shape),
+            v_reset=np.zeros(shape),
+            metadata={"neuroflow_reset": "subtract"},
+        )
+        nodes[f"pool{i}"] = nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))
+        for node in (f"conv{i}", f"if{i}", f"pool{i}"):
+            edges.append((prev, node))
+            prev = node
+        c, h = co, h // 2
+    nodes["flat"] = nir.Flatten({"input": np.array([c, h, h])}, start_dim=0)
+    nodes["fc"] = nir.Linear(rng.normal(0, 0.2, (classes, c * h * h)))
+    nodes["output"] = nir.Output(np.array([classes]))
+    edges += [(prev, "flat"), ("flat", "fc"), ("fc", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def sinabs_network(net):
+    """torch.nn.Sequential of Sinabs layers holding the emulator's integers (float32, exact)."""
+    import sinabs.layers as sl
+    import torch
+    from sinabs.activation import MembraneSubtract, MultiSpike
+
+    layers = []
+    for layer in net.layers:
+        conv = torch.nn.Conv2d(
+            layer.weight.shape[1],
+            layer.weight.shape[0],
+            layer.weight.shape[2],
+            stride=layer.stride,
+            padding=layer.padding,
+            bias=False,
+        )
+        conv.weight.data = torch.tensor(layer.weight, dtype=torch.float32)
+        layers += [
+            conv,
+            sl.IAFSqueeze(
+                num_timesteps=1,
+                spike_threshold=torch.tensor(float(layer.threshold)),
+                min_v_mem=float(layer.min_v_mem),
+                spike_fn=MultiSpike,
+                reset_fn=MembraneSubtract(),
+            ),
+        ]
+        if layer.pool > 1:
+            layers.append(sl.SumPool2d(layer.pool))
+    return torch.nn.Sequential(*layers)
+
+
+def bench_speck(samples: int, ticks: int, repeat: int) -> dict:
+    import torch
+
+    from neuroflow.emulator import compile
+
+    rng = np.random.default_rng(1)
+    net = compile(nmnist_speck_graph(rng), hardware="speck", dt=1e-3)
+    x = rng.poisson(0.05, (ticks, samples, 2, 34, 34)).astype(np.int32)
+    model = sinabs_network(net)
+
+    def run_sinabs():
+        for layer in model:
+            if hasattr(layer, "reset_states"):
+                layer.num_timesteps = ticks
+                layer.reset_states()
+        # IAFSqueeze folds batch and time: [B * T, C, H, W], batch-major
+        inp = (
+            torch.tensor(x, dtype=torch.float32)
+            .permute(1, 0, 2, 3, 4)
+            .reshape(samples * ticks, 2, 34, 34)
+        )
+        with torch.no_grad():
+            out = model(inp)
+        return out.reshape(samples, ticks, -1).permute(1, 0, 2).numpy()
+
+    ref = run_sinabs()
+    result = net.run(x)
+    equal = bool(np.array_equal(ref, result.output_spikes.reshape(ticks, samples, -1)))
+    t_ref = best_of(run_sinabs, repeat)
+    t_emu = best_of(lambda: net.run(x), repeat)
+    row = {
+        "samples": samples,
+        "ticks": ticks,
+        "sinabs_s": t_ref,
+        "emulator_s": t_emu,
+        "synaptic_events": result.synaptic_events,
+        "speedup": t_ref / t_emu,
+        "spikes_equal": equal,
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(
+        f"speck nmnist cnn, {samples} samples x {ticks} ticks: Sinabs {t_ref:.3f} s | "
+        f"emulator {t_emu:.3f} s ({result.synaptic_events / t_emu / 1e6:.1f} M ev/s) | "
+        f"x{t_ref / t_emu:.1f} | equal {equal}"
+    )
+    return row
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--speck-samples", type=int, default=16)
+    parser.add_argument("--speck-ticks", type=int, default=100)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     results: dict = {"machine_note": "shared CPU: compare ratios within one run only"}
@@ -111,6 +222,14 @@ def main(argv=None) -> dict:
     results["xylo"] = xylo
     results["speedup_vs_xylosim"] = min(xylo["1pct"]["speedup"], xylo["25pct"]["speedup"])
     print(f"speedup_vs_xylosim (the lower of 1% and 25%): {results['speedup_vs_xylosim']:.1f}")
+    try:
+        import sinabs  # noqa: F401
+    except ImportError as exc:
+        print(f"speck: sinabs not importable ({exc}); skipped")
+    else:
+        results["speck"] = bench_speck(args.speck_samples, args.speck_ticks, args.repeat)
+        results["speedup_vs_sinabs"] = results["speck"]["speedup"]
+        print(f"speedup_vs_sinabs: {results['speedup_vs_sinabs']:.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
