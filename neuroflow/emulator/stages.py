@@ -247,8 +247,11 @@ def stages(
         )
     if not result:
         raise UnsupportedNodeError(f"{chip}: the graph has no layer to map")
-    for stage in result:  # name layers after their first linear node, as the user wrote them
-        stage.name = stage.nodes[0]
+    for stage in result:  # name layers after their weighted node, as the user wrote them
+        weighted = [
+            n for n in stage.nodes if isinstance(nodes[n], nir.Conv2d | nir.Linear | nir.Affine)
+        ]
+        stage.name = weighted[0] if weighted else stage.nodes[0]
     return result
 
 
