@@ -8,7 +8,7 @@ import sys
 
 
 def add_lsm_parser(sub) -> None:
-    """Add ``lsm sweep`` to the ``neuroflow`` subparsers ``sub``."""
+    """Add ``lsm sweep``, ``lsm energy`` and ``lsm zeroshot`` to the ``neuroflow`` subparsers."""
     p = sub.add_parser(
         "lsm",
         help="liquid state machine tools",
@@ -67,6 +67,79 @@ def add_lsm_parser(sub) -> None:
         help="override a config key",
     )
     energy.set_defaults(func=_cmd_energy)
+    zs = lsub.add_parser(
+        "zeroshot",
+        help="zero-shot event <-> image retrieval on unseen classes (CLIP-style readout)",
+        description="Train one FC+GELU projection per modality (reservoir features of the "
+        "recordings; rate-coded static digit images) with a symmetric contrastive loss on the "
+        "--seen classes of the training split, then score top-1 retrieval on the --unseen "
+        "classes of --split in both directions.",
+    )
+    zs.add_argument("config", help="experiment YAML file with model.name: lsm")
+    zs.add_argument("--seen", default="1,2,3,4,5,6,7", help="comma-separated training classes")
+    zs.add_argument("--unseen", default="8,9", help="comma-separated test classes")
+    zs.add_argument("--split", default="test", choices=["val", "test"])
+    zs.add_argument("--dim", type=int, default=64)
+    zs.add_argument("--epochs", type=int, default=100)
+    zs.add_argument("--json", action="store_true", help="print the result as JSON")
+    zs.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="override a config key",
+    )
+    zs.set_defaults(func=_cmd_zeroshot)
+
+
+def _classes(text: str) -> list[int]:
+    from neuroflow.errors import ConfigError
+
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"classes must be comma-separated integers, got {text!r}") from None
+
+
+def _cmd_zeroshot(args) -> int:
+    from neuroflow.config import load_config
+    from neuroflow.lsm.sweep import features_of, load_inputs
+    from neuroflow.lsm.zeroshot import train_zero_shot
+    from neuroflow.models import build_model
+
+    cfg = load_config(args.config, args.overrides)
+    inputs, num_classes, input_shape = load_inputs(cfg, ("train", args.split))
+    model = build_model("lsm", dict(cfg.model.params), num_classes, input_shape)
+    train, test = inputs["train"], inputs[args.split]
+    result = train_zero_shot(
+        features_of(model, train.x),
+        train.y,
+        features_of(model, test.x),
+        test.y,
+        _classes(args.seen),
+        _classes(args.unseen),
+        dim=args.dim,
+        epochs=args.epochs,
+        steps=cfg.data.time_steps,
+        seed=cfg.seed,
+    ).as_dict()
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"unseen {args.unseen}: event->image {100 * result['event_to_image']:.1f}%, "
+            f"image->event {100 * result['image_to_event']:.1f}% "
+            f"(chance {100 * result['chance_unseen']:.1f}%)"
+        )
+        print(
+            f"seen {args.seen}: event->image {100 * result['seen_event_to_image']:.1f}%, "
+            f"image->event {100 * result['seen_image_to_event']:.1f}% "
+            f"(chance {100 * result['chance_seen']:.1f}%)"
+        )
+    return 0
 
 
 def _cmd_energy(args) -> int:
