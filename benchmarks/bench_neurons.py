@@ -33,8 +33,8 @@ from neuroflow.neurons import LIF
 SIZES = {"T16_B32_N4096": (16, 32, 4096), "T64_B16_N65536": (64, 16, 65536)}
 
 
-def neuroflow_step(backend):
-    node = LIF(tau=2.0, backend=backend)
+def neuroflow_step(backend, strict=False):
+    node = LIF(tau=2.0, backend=backend, strict=strict)
     return lambda x: node(x)
 
 
@@ -75,6 +75,8 @@ def norse_step():
 
 PEERS = {
     "neuroflow": lambda: neuroflow_step("auto"),
+    # NIR's firing rule (h > v_th) on the same fused kernel
+    "neuroflow_strict": lambda: neuroflow_step("auto", strict=True),
     "torch_ref": lambda: neuroflow_step("torch"),
     "spikingjelly": spikingjelly_step,
     "snntorch": snntorch_step,
@@ -104,7 +106,7 @@ def bench_size(name: str, shape, repeat: int, peers) -> dict:
         except ImportError as e:
             print(f"  {peer}: not installed ({e.name}); skipped")
     times = {peer: [] for peer in steps}
-    for peer, step in steps.items():  # warm-up: compilation, allocator
+    for step in steps.values():  # warm-up: compilation, allocator
         for _ in range(2):
             time_once(step, x0)
     for _ in range(repeat):
@@ -121,27 +123,36 @@ def bench_size(name: str, shape, repeat: int, peers) -> dict:
 
 def print_table(name: str, result: dict) -> None:
     base = result.get("neuroflow_ms")
-    print(f"\n{name}  (median ms; ratio = time / neuroflow fused; torch threads = {torch.get_num_threads()})")
+    threads = torch.get_num_threads()
+    print(f"\n{name}  (median ms; ratio = time / neuroflow fused; torch threads = {threads})")
     for key, value in result.items():
         if key.endswith("_ms"):
             ratio = f"{value / base:6.2f}x" if base else ""
-            print(f"  {key[:-3]:<14} {value:9.2f} ms  {ratio}")
-    print(f"  copy bandwidth {result['copy_bandwidth_GBps']:9.1f} GB/s")
+            print(f"  {key[:-3]:<17} {value:9.2f} ms  {ratio}")
+    print(f"  {'copy bandwidth':<17} {result['copy_bandwidth_GBps']:9.1f} GB/s")
     if base:
         print(f"  fused / floor  {base / result['floor_ms']:9.2f}x  (memory traffic)")
-        print(f"  fused / max(floors) {base / max(result['floor_ms'], result['sigmoid_floor_ms']):5.2f}x")
+        floor = max(result["floor_ms"], result["sigmoid_floor_ms"])
+        print(f"  fused / max(floors) {base / floor:5.2f}x")
         if "spikingjelly_ms" in result:
             print(f"  spikingjelly / fused {result['spikingjelly_ms'] / base:5.2f}x")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=15, help="timed rounds per implementation (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=15, help="timed rounds per implementation (median)"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    parser.add_argument("--only", choices=sorted(SIZES), action="append", help="run only these sizes")
+    parser.add_argument(
+        "--only", choices=sorted(SIZES), action="append", help="run only these sizes"
+    )
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="keep glibc's default malloc thresholds (fresh pages for large tensors)")
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="keep glibc's default malloc thresholds (fresh pages for large tensors)",
+    )
     args = parser.parse_args(argv)
     if not args.system_malloc:
         print(f"retain freed memory (glibc mallopt): {retain_freed_memory()}")

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,6 +94,28 @@ def test_strict_threshold_by_hand():
     for backend in ("numba", "torch"):
         assert IF(backend=backend)(x).flatten().tolist() == [0.0, 1.0, 0.0]
         assert IF(strict=True, backend=backend)(x).flatten().tolist() == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("th", [0.3, 0.7, 1.0, 5.5, 1e-3, 123.4])
+def test_strict_threshold_at_the_float32_spacing(th):
+    # IF, hard reset to 0: h = th exactly, then th again, then the next float32 above th
+    th32 = np.float32(th)
+    ulp = np.nextafter(th32, np.float32(np.inf)) - th32
+    x = torch.tensor([th32, 0.0, ulp], dtype=torch.float32).view(3, 1, 1)
+    for backend in ("numba", "torch"):
+        strict = IF(v_threshold=float(th32), strict=True, backend=backend)(x).flatten().tolist()
+        default = IF(v_threshold=float(th32), backend=backend)(x).flatten().tolist()
+        assert strict == [0.0, 0.0, 1.0] and default == [1.0, 0.0, 0.0]
+
+
+def test_strict_with_a_tiny_threshold_takes_the_torch_step():
+    # the kernel's strict margin would be subnormal (flushed to 0 where subnormals are disabled)
+    x = torch.zeros(2, 1, 3)
+    params = IF(v_threshold=0.0, v_reset=-1.0, strict=True).dynamics()
+    assert functional.resolve_backend("auto", x, params) == "torch"
+    with pytest.raises(InvalidArgumentError, match="strict firing"):
+        IF(v_threshold=0.0, v_reset=-1.0, strict=True, backend="numba")(x)
+    assert IF(v_threshold=0.0, v_reset=-1.0, strict=True)(x).sum() == 0  # h = 0 is not > 0
 
 
 def _quantised(shape, seed):

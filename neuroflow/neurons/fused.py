@@ -70,16 +70,22 @@ def _run_columns(serial, parallel, bounds: np.ndarray, arrays: tuple, rest: tupl
 
 
 def _kernel_scalars(dyn, w: torch.Tensor | None):
-    """``(tau, q, v_threshold, v_reset)`` as float32, the kernels' run-time scalars."""
+    """``(tau, q, v_threshold, margin, v_reset)`` as float32, the kernels' run-time scalars.
+
+    The kernels fire where ``h - v_threshold >= margin``: 0 for ``h >= v_threshold``; for the
+    strict rule ``h > v_threshold`` the (exact) distance to the next float32 above the threshold
+    (see :mod:`~neuroflow.neurons.cpu_kernels`)."""
     q = float(torch.sigmoid(w.detach().float())) if w is not None else 0.0
     tau = dyn.tau if dyn.tau is not None else 1.0
     v_reset = 0.0 if dyn.v_reset is None else dyn.v_reset
-    return np.float32(tau), np.float32(q), np.float32(dyn.v_threshold), np.float32(v_reset)
+    th = np.float32(dyn.v_threshold)
+    margin = np.nextafter(th, np.float32(np.inf)) - th if dyn.strict else np.float32(0.0)
+    return np.float32(tau), np.float32(q), th, np.float32(margin), np.float32(v_reset)
 
 
-def _flags(dyn) -> tuple[int, bool, bool]:
-    """``(charge code, soft reset, strict)``: the forward's variant flags."""
-    return CHARGE_CODES[(dyn.model, bool(dyn.decay_input))], dyn.v_reset is None, bool(dyn.strict)
+def _flags(dyn) -> tuple[int, bool]:
+    """``(charge code, soft reset)``: the forward's variant flags."""
+    return CHARGE_CODES[(dyn.model, bool(dyn.decay_input))], dyn.v_reset is None
 
 
 class _FusedMultistep(torch.autograd.Function):
@@ -141,9 +147,19 @@ def _run(x: torch.Tensor, v0: torch.Tensor, dyn, w: torch.Tensor | None):
     return _FusedMultistep.apply(x, v0, w, dyn)
 
 
+#: below this threshold magnitude the spacing of float32 values is subnormal, and a processor
+#: set to flush subnormals to zero would turn the strict margin into 0 (see _kernel_scalars)
+_STRICT_MIN_THRESHOLD = 2.0**-100
+
+
 def _restriction(dyn) -> str | None:
     if (getattr(dyn, "model", None), bool(getattr(dyn, "decay_input", True))) not in CHARGE_CODES:
         return f"it implements the charges of {sorted({m for m, _ in CHARGE_CODES})}"
+    if dyn.strict and abs(dyn.v_threshold) < _STRICT_MIN_THRESHOLD:
+        return (
+            f"it implements strict firing for |v_threshold| >= 2**-100, got "
+            f"v_threshold={dyn.v_threshold!r}"
+        )
     return None
 
 
