@@ -104,9 +104,8 @@ def ensure_output_dir(path: str | Path) -> Path:
 
 
 def _os_reason(exc: OSError) -> str:
-    """What went wrong, without Python's class name: 'Not a directory (runs/x is a file)'."""
-    reason = exc.strerror or type(exc).__name__
-    return f"{reason} ({exc.filename})" if exc.filename else reason
+    """What went wrong, without Python's class name (the caller names the path)."""
+    return exc.strerror or type(exc).__name__
 
 
 def versions() -> dict[str, str]:

@@ -160,6 +160,9 @@ def _cases(cfg, unwritable, garbage, run, lsm):
         ],
         "config": [],  # prints to stdout; reads only the config
         "lsm": [(["lsm", "sweep", lsm, "--out", f"{unwritable}/sweep"], unwritable)],
+        # its --json FILE is written after the emulation has run (one line too, but only then:
+        # too slow for this test)
+        "emulate": [(["emulate", cfg, "--checkpoint", garbage, "--hardware", "loihi"], garbage)],
         "plot": [(["plot", run, "-o", f"{unwritable}/curves.png"], unwritable)],
     }
 

@@ -317,4 +317,4 @@ def test_a_slow_first_step_says_what_it_is_doing(monkeypatch):
     with trainer._SlowNotice(DistContext(rank=1, world_size=2), "rank 1", after_s=0.0) as n:
         assert n.timer is None  # only rank 0 talks
     assert said == [trainer.COMPILE_NOTICE]
-    assert "compiling kernels (first run only" in trainer.COMPILE_NOTICE
+    assert "compiling the kernels (first run only" in trainer.COMPILE_NOTICE

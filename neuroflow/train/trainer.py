@@ -148,7 +148,7 @@ def _say(ctx: DistContext, text: str) -> None:
 
 
 #: seconds of silence after which a slow first step says what it is doing
-SLOW_NOTICE_S = 5.0
+SLOW_NOTICE_S = 8.0
 
 
 class _SlowNotice:
@@ -174,7 +174,10 @@ class _SlowNotice:
             self.timer.cancel()
 
 
-COMPILE_NOTICE = "first batch: compiling kernels (first run only: numba caches them on disk)..."
+COMPILE_NOTICE = (
+    "first batch: numba is compiling the kernels (first run only; later runs load them from "
+    "its cache)..."
+)
 DATA_NOTICE = "preparing the data (the first run builds its caches)..."
 
 
