@@ -12,7 +12,7 @@ surrogate uses a vectorisable ``exp`` (:func:`_exp`) because libm's ``expf`` doe
 
 Layout: 2-D ``[T, M]`` arrays (``M`` = batch x neurons, C-contiguous). Each kernel works on a column
 range ``lo:hi`` without the GIL; :func:`forward_columns` / :func:`backward_columns` run several
-ranges on numba's parallel threads (:mod:`neuroflow.neurons.functional` picks one range per thread).
+ranges on numba's parallel threads (:mod:`neuroflow.neurons.fused` picks one range per thread).
 
 Performance notes (measured on the 2-core development VM): each inner loop is branch-free, with the
 variant flags (charge kind, reset, detach, surrogate) tested *outside* the loop. A flag tested
