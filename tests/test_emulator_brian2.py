@@ -36,57 +36,14 @@ def small_recurrent_network(rng, hidden=30, inputs=4):
     )
 
 
-def brian2_spikes(net: XyloNetwork, x: np.ndarray) -> np.ndarray:
-    """Hidden spike counts ``[T + 1, H]`` of the same integers simulated by Brian2 (numpy)."""
-    b2 = pytest.importorskip("brian2")
-    b2.prefs.codegen.target = "numpy"
-    ms = b2.ms
-    H, T = net.n_hidden, x.shape[0]
-    group = b2.NeuronGroup(
-        H,
-        "v : integer\ni0 : integer\ni1 : integer\nthr : integer\nbias : integer\n"
-        "dm : integer\nd0 : integer\nd1 : integer",
-        threshold="v >= thr",
-        reset="v -= thr",
-        dt=1 * ms,
-    )
-    # x >> d is floor(x / 2^d); the decay is at least one step toward 0; states saturate at int16
-    group.run_regularly(
-        "i0 = i0 - (i0 // 2**d0 + int(i0 > 0 and i0 // 2**d0 == 0))\n"
-        "i1 = i1 - (i1 // 2**d1 + int(i1 > 0 and i1 // 2**d1 == 0))\n"
-        "v = clip(v + clip(clip(-(v // 2**dm + int(v > 0 and v // 2**dm == 0)) + i0 + i1,"
-        " -32768, 32767) + bias, -32768, 32767), -32768, 32767)",
-        when="groups",
-    )
-    group.thr, group.bias, group.dm = net.threshold, net.bias, net.dash_mem
-    group.d0, group.d1 = net.dash_syn[:, 0], net.dash_syn[:, 1]
-    t_idx, n_idx = np.nonzero(x)
-    source = b2.SpikeGeneratorGroup(net.n_in, n_idx, t_idx * ms, dt=1 * ms)
-    model = "w : integer\nsyn : integer"
-    on_pre = "i0_post += w * int(syn == 0)\ni1_post += w * int(syn == 1)"
-    synapses = []
-    for pre_group, weights, shift in (
-        (source, net.w_in, net.shift_in),
-        (group, net.w_rec, net.shift_rec),
-    ):
-        s = b2.Synapses(pre_group, group, model, on_pre=on_pre, dt=1 * ms)
-        pre, post, syn = np.nonzero(weights)
-        s.connect(i=pre, j=post)
-        s.w = weights[pre, post, syn].astype(np.int64) << shift
-        s.syn = syn
-        synapses.append(s)
-    monitor = b2.SpikeMonitor(group)
-    b2.Network(group, source, *synapses, monitor).run((T + 1) * ms, namespace={})
-    counts = np.zeros((T + 1, H), np.int64)
-    np.add.at(counts, (np.round(monitor.t[:] / ms).astype(int), monitor.i[:]), 1)
-    return counts
-
-
 def test_small_recurrent_network_equals_brian2():
     rng = np.random.default_rng(0)
     net = small_recurrent_network(rng)
     x = (rng.random((60, 1, 4)) < 0.5).astype(np.int64)
     hidden = net.run(x).layer_spikes["hidden"][:, 0]
     assert hidden.max() == 1 and hidden.sum() > 50  # the regime where both models apply
-    reference = brian2_spikes(net, x[:, 0])
+    pytest.importorskip("brian2")
+    from neuroflow.emulator.references import brian2_xylo_spikes
+
+    reference = brian2_xylo_spikes(net, x[:, 0])
     np.testing.assert_array_equal(reference[1:], hidden)

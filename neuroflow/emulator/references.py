@@ -53,3 +53,56 @@ class XyloSimReference:
         out = np.array(self.layer.evolve(np.asarray(x).astype(int).tolist()), np.uint8)
         hidden = np.array(self.layer.rec_recurrent_spikes, np.uint8)
         return hidden, out, np.array(self.layer.rec_v_mem).T
+
+
+def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -> np.ndarray:
+    """Hidden spike counts ``[T + 1, H]`` of ``net``'s hidden population simulated by Brian2
+    with integer state variables (``x [T, n_in]`` input events, 0/1).
+
+    The bit-shift decays are floor divisions, saturation is ``clip``; Brian2 fires one spike
+    per tick and sums a tick's synaptic events before any saturation, so it equals the chip
+    model only where no neuron fires twice in a tick and no current saturates. Brian2 delivers
+    a tick's spikes after that tick's state update: its tick ``t + 1`` is the emulator's ``t``.
+    ``target``: Brian2's code generation target (``numpy`` or ``cython``).
+    """
+    import brian2 as b2
+
+    b2.prefs.codegen.target = target
+    ms = b2.ms
+    H, T = net.n_hidden, x.shape[0]
+    eqs = "v : integer\ni0 : integer\ni1 : integer\nthr : integer\nbias : integer\n"
+    eqs += "dm : integer\nd0 : integer\nd1 : integer"
+    group = b2.NeuronGroup(H, eqs, threshold="v >= thr", reset="v -= thr", dt=1 * ms)
+    group.run_regularly(
+        "i0 = i0 - (i0 // 2**d0 + int(i0 > 0 and i0 // 2**d0 == 0))\n"
+        "i1 = i1 - (i1 // 2**d1 + int(i1 > 0 and i1 // 2**d1 == 0))\n"
+        "v = clip(v + clip(clip(-(v // 2**dm + int(v > 0 and v // 2**dm == 0)) + i0 + i1,"
+        " -32768, 32767) + bias, -32768, 32767), -32768, 32767)",
+        when="groups",
+    )
+    group.thr, group.bias, group.dm = net.threshold, net.bias, net.dash_mem
+    group.d0, group.d1 = net.dash_syn[:, 0], net.dash_syn[:, 1]
+    objects = [group]
+    t_idx, n_idx = np.nonzero(x)
+    source = b2.SpikeGeneratorGroup(net.n_in, n_idx, t_idx * ms, dt=1 * ms)
+    objects.append(source)
+    model = "w : integer\nsyn : integer"
+    on_pre = "i0_post += w * int(syn == 0)\ni1_post += w * int(syn == 1)"
+    for pre_group, weights, shift in (
+        (source, net.w_in, net.shift_in),
+        (group, net.w_rec, net.shift_rec),
+    ):
+        pre, post, syn = np.nonzero(weights)
+        if pre.size == 0:
+            continue
+        s = b2.Synapses(pre_group, group, model, on_pre=on_pre, dt=1 * ms)
+        s.connect(i=pre, j=post)
+        s.w = weights[pre, post, syn].astype(np.int64) << shift
+        s.syn = syn
+        objects.append(s)
+    monitor = b2.SpikeMonitor(group)
+    objects.append(monitor)
+    b2.Network(*objects).run((T + 1) * ms, namespace={})
+    counts = np.zeros((T + 1, H), np.int64)
+    np.add.at(counts, (np.round(monitor.t[:] / ms).astype(int), monitor.i[:]), 1)
+    return counts
