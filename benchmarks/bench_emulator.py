@@ -209,12 +209,93 @@ def bench_speck(samples: int, ticks: int, repeat: int) -> dict:
     return row
 
 
+def cuba_network(rng: np.random.Generator, neurons: int = 4000, p: float = 0.02):
+    """The CUBA benchmark's shape in Xylo's integer neurons: 80% excitatory (synaptic state 0,
+    decay 2^-6), 20% inhibitory (state 1, 2^-7), connection probability ``p``, membrane decay
+    2^-8, a constant drive (bias) per neuron. Limits lifted to the network's size by a profile
+    written next to the results (the kernel is the chip's; the size is not)."""
+    import tempfile
+
+    import yaml
+
+    from neuroflow.energy import load_hardware
+
+    with open(load_hardware("xylo").path) as fh:
+        raw = yaml.safe_load(fh)
+    raw["name"] = "xylo_cuba"
+    raw["limits"]["hidden_neurons"]["value"] = neurons
+    raw["limits"]["fan_out"]["value"] = neurons
+    folder = tempfile.mkdtemp(prefix="neuroflow_cuba_")
+    profile = f"{folder}/xylo_cuba.yaml"
+    with open(profile, "w") as fh:
+        yaml.safe_dump(raw, fh)
+    exc = int(neurons * 0.8)
+    w_rec = np.zeros((neurons, neurons, 2), np.int8)
+    mask = rng.random((neurons, neurons)) < p
+    w_rec[:exc, :, 0] = np.where(mask[:exc], 3, 0)
+    w_rec[exc:, :, 1] = np.where(mask[exc:], -40, 0)
+    dash_syn = np.zeros((neurons, 2), np.int64)
+    dash_syn[:, 0], dash_syn[:, 1] = 6, 7
+    return XyloNetwork(
+        np.zeros((1, neurons, 2), np.int8),
+        w_rec,
+        np.zeros((neurons, 1), np.int8),
+        threshold=1000,
+        bias=rng.integers(3, 7, neurons),
+        dash_mem=8,
+        dash_syn=dash_syn,
+        threshold_out=1000,
+        bias_out=0,
+        dash_mem_out=8,
+        dash_syn_out=6,
+        hardware=profile,
+    )
+
+
+def bench_brian2(ticks: int, target: str) -> dict:
+    from neuroflow.emulator.references import brian2_xylo_spikes
+
+    rng = np.random.default_rng(2)
+    net = cuba_network(rng)
+    x = np.zeros((ticks, 1, 1), np.int64)
+    t0 = time.perf_counter()
+    result = net.run(x)
+    t_emu_first = time.perf_counter() - t0
+    t_emu = best_of(lambda: net.run(x), 3)
+    t0 = time.perf_counter()
+    ref = brian2_xylo_spikes(net, x[:, 0], target=target)
+    t_ref = time.perf_counter() - t0
+    hidden = result.layer_spikes["hidden"][:, 0]
+    equal = bool(np.array_equal(ref, hidden))
+    events = result.synaptic_events
+    row = {
+        "neurons": net.n_hidden,
+        "ticks": ticks,
+        "brian2_target": target,
+        "brian2_s": t_ref,
+        "emulator_s": t_emu,
+        "emulator_first_call_s": t_emu_first,
+        "synaptic_events": events,
+        "max_spikes_per_tick": int(hidden.max()),
+        "spikes_equal": equal,
+        "speedup": t_ref / t_emu,
+    }
+    print(
+        f"cuba 4000 x {ticks} ticks: {events:,} synaptic events, Brian2 ({target}, build included) "
+        f"{t_ref:.2f} s ({events / t_ref / 1e6:.2f} M ev/s) | emulator {t_emu:.3f} s "
+        f"({events / t_emu / 1e6:.1f} M ev/s) | x{t_ref / t_emu:.1f} | equal {equal}"
+    )
+    return row
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--speck-samples", type=int, default=16)
     parser.add_argument("--speck-ticks", type=int, default=100)
+    parser.add_argument("--cuba-ticks", type=int, default=10000, help="1 s at 0.1 ms")
+    parser.add_argument("--brian2-target", default="cython", choices=["numpy", "cython"])
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     results: dict = {"machine_note": "shared CPU: compare ratios within one run only"}
@@ -230,6 +311,14 @@ def main(argv=None) -> dict:
         results["speck"] = bench_speck(args.speck_samples, args.speck_ticks, args.repeat)
         results["speedup_vs_sinabs"] = results["speck"]["speedup"]
         print(f"speedup_vs_sinabs: {results['speedup_vs_sinabs']:.1f}")
+    try:
+        import brian2  # noqa: F401
+    except ImportError as exc:
+        print(f"cuba: brian2 not importable ({exc}); skipped")
+    else:
+        results["cuba"] = bench_brian2(args.cuba_ticks, args.brian2_target)
+        results["speedup_vs_brian2"] = results["cuba"]["speedup"]
+        print(f"speedup_vs_brian2: {results['speedup_vs_brian2']:.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -2,8 +2,8 @@
 variables, bit-shift decays as floor divisions, saturation as ``clip``) gives the same spikes as
 the emulator. Brian2 fires one spike per tick and adds synaptic events summed, so the network is
 chosen where no neuron fires twice in a tick and no current saturates (checked on the
-emulator's side). Brian2 delivers a tick's spikes after its state update, so its step ``t``
-input lands in the emulator's tick ``t + 1``."""
+emulator's side). The input events are offset by one step for Brian2's schedule (see
+``brian2_xylo_spikes``)."""
 
 from __future__ import annotations
 
@@ -46,4 +46,4 @@ def test_small_recurrent_network_equals_brian2():
     from neuroflow.emulator.references import brian2_xylo_spikes
 
     reference = brian2_xylo_spikes(net, x[:, 0])
-    np.testing.assert_array_equal(reference[1:], hidden)
+    np.testing.assert_array_equal(reference, hidden)

@@ -56,13 +56,16 @@ class XyloSimReference:
 
 
 def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -> np.ndarray:
-    """Hidden spike counts ``[T + 1, H]`` of ``net``'s hidden population simulated by Brian2
+    """Hidden spike counts ``[T, H]`` of ``net``'s hidden population simulated by Brian2
     with integer state variables (``x [T, n_in]`` input events, 0/1).
 
     The bit-shift decays are floor divisions, saturation is ``clip``; Brian2 fires one spike
     per tick and sums a tick's synaptic events before any saturation, so it equals the chip
     model only where no neuron fires twice in a tick and no current saturates. Brian2 delivers
-    a tick's spikes after that tick's state update: its tick ``t + 1`` is the emulator's ``t``.
+    a tick's spikes after that tick's state update, which is where the chip delivers recurrent
+    spikes (next tick, before the decay); the chip adds input events of tick ``t`` before
+    tick ``t``'s decay, so they are given to Brian2 at step ``t - 1`` (tick 0's as initial
+    currents). Returns ``[T, H]``, tick for tick the emulator's.
     ``target``: Brian2's code generation target (``numpy`` or ``cython``).
     """
     import brian2 as b2
@@ -83,7 +86,10 @@ def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -
     group.thr, group.bias, group.dm = net.threshold, net.bias, net.dash_mem
     group.d0, group.d1 = net.dash_syn[:, 0], net.dash_syn[:, 1]
     objects = [group]
-    t_idx, n_idx = np.nonzero(x)
+    w_in = net.w_in.astype(np.int64) << net.shift_in
+    first = np.asarray(x[0], np.int64)
+    group.i0, group.i1 = first @ w_in[:, :, 0], first @ w_in[:, :, 1]
+    t_idx, n_idx = np.nonzero(x[1:])
     source = b2.SpikeGeneratorGroup(net.n_in, n_idx, t_idx * ms, dt=1 * ms)
     objects.append(source)
     model = "w : integer\nsyn : integer"
@@ -102,7 +108,7 @@ def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -
         objects.append(s)
     monitor = b2.SpikeMonitor(group)
     objects.append(monitor)
-    b2.Network(*objects).run((T + 1) * ms, namespace={})
-    counts = np.zeros((T + 1, H), np.int64)
+    b2.Network(*objects).run(T * ms, namespace={})
+    counts = np.zeros((T, H), np.int64)
     np.add.at(counts, (np.round(monitor.t[:] / ms).astype(int), monitor.i[:]), 1)
     return counts
