@@ -23,7 +23,7 @@ import yaml
 
 from neuroflow.errors import ConfigError, InvalidArgumentError
 from neuroflow.lsm.readout import fit_readout
-from neuroflow.models import LSM, build_model
+from neuroflow.models import LSM, build_model, builder_parameters
 
 DEFAULT_AXES: dict[str, list[Any]] = {
     "read_noise": [0.0, 0.02, 0.05, 0.1, 0.2],
@@ -84,8 +84,13 @@ def run_sweep(
         raise InvalidArgumentError(f"split must be train, val or test, got {split!r}")
     axes = DEFAULT_AXES if axes is None else axes
     params = dict(cfg.model.params)
+    known = set(builder_parameters(LSM))
+    for name in axes:
+        if name not in known:
+            raise ConfigError(
+                f"sweep axis {name!r} is not an lsm model parameter (known: {sorted(known)})"
+            )
     inputs, num_classes, base_shape = load_inputs(cfg, ("train", split))
-    known = set(LSM.__init__.__code__.co_varnames)
     rows = []
     software = accuracy_of(
         {**params, "weights": "software"}, inputs, num_classes, base_shape, readout, split
@@ -96,8 +101,6 @@ def run_sweep(
     )
     rows.append({"axis": "weights", "value": "rram", **rram})
     for name, values in axes.items():
-        if name not in known:
-            raise ConfigError(f"sweep axis {name!r} is not an lsm model parameter")
         for value in values:
             result = accuracy_of(
                 {**params, "weights": "rram", name: value},
