@@ -170,12 +170,13 @@ def _cmd_sweep(args) -> int:
     from pathlib import Path
 
     from neuroflow.config import load_config
+    from neuroflow.experiment import ensure_output_dir
     from neuroflow.lsm.sweep import format_table, parse_axis, run_sweep, write_results
 
     cfg = load_config(args.config, args.overrides)
     axes = dict(parse_axis(a) for a in args.axis) if args.axis else None
-    rows = run_sweep(cfg, axes, readout=args.readout, split=args.split)
-    out = Path(args.out) if args.out else Path(cfg.output_dir) / "sweep"
+    out = ensure_output_dir(Path(args.out) if args.out else Path(cfg.output_dir) / "sweep")
+    rows = run_sweep(cfg, axes, readout=args.readout, split=args.split)  # minutes: check out first
     write_results(rows, out)
     if args.json:
         json.dump(rows, sys.stdout, indent=2, default=str)
