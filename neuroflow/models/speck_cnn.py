@@ -6,10 +6,13 @@ Structure (one stage per entry of ``channels``)::
     if{i}    MultiSpikeIF: IF, several spikes per step, subtractive reset (as Speck)
     pool{i}  TimeDistributed(AvgPool2d 2)                         [T, B, C_i, H/2, W/2]
     fc       TimeDistributed(Flatten, Linear(no bias))            [T, B, classes] logits
+    out      MultiSpikeIF (``spiking_readout=True``)              [T, B, classes] spike counts
 
 Average pooling of spikes equals the chip's sum pooling with the 1/4 moved into the next
 layer's weights, which is how the emulator maps it; the readout's logits run on the chip as an
-integrate-and-fire layer whose spike counts rank the classes.
+integrate-and-fire layer whose spike counts rank the classes. That is an approximation (a
+class whose input turns negative late keeps the spikes it already fired): with
+``spiking_readout=True`` the model is trained on the output spike counts the chip produces.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class SpeckCNN(nn.Sequential):
         surrogate_alpha: float = 4.0,
         surrogate_width: float = 1.0,
         backend: str = "auto",
+        spiking_readout: bool = False,
     ):
         if len(input_shape) != 3 or not channels or any(c < 1 for c in channels):
             raise InvalidArgumentError(
@@ -85,6 +89,12 @@ class SpeckCNN(nn.Sequential):
         layers["fc"] = TimeDistributed(
             nn.Flatten(), nn.Linear(in_ch * h * w, num_classes, bias=False)
         )
+        if spiking_readout:  # the class is the output layer's spike count, as on the chip
+            layers["out"] = MultiSpikeIF(
+                v_threshold=v_threshold,
+                v_reset=None,
+                surrogate=make_surrogate(surrogate, surrogate_alpha, surrogate_width),
+            )
         super().__init__(layers)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_classes = num_classes
