@@ -31,7 +31,7 @@ $(DEVSTAMP): $(STAMP)
 	touch $@
 
 demo: setup
-	$(VENV)/bin/neuroflow train $(CONFIG)
+	$(VENV)/bin/neuroflow train $(CONFIG) --overwrite
 
 test: setup-dev
 	$(VPY) -m pytest -q
