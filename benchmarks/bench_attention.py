@@ -106,8 +106,14 @@ def run_case(method: str, n: int, repeats: int, threads: int | None, retain_memo
         if i:
             times.append(time.perf_counter() - start)
     extra = (peak_rss_bytes() - base) / 2**20 if reset else float("nan")
-    return {"method": method, "n": n, "median_s": statistics.median(times), "repeats": repeats,
-            "threads": torch.get_num_threads(), "peak_extra_mib": max(0.0, extra)}
+    return {
+        "method": method,
+        "n": n,
+        "median_s": statistics.median(times),
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "peak_extra_mib": max(0.0, extra),
+    }
 
 
 def repeats_for(n: int) -> int:
@@ -115,7 +121,9 @@ def repeats_for(n: int) -> int:
 
 
 def _subprocess_case(method: str, n: int, threads: int | None, system_malloc: bool) -> dict:
-    cmd = [sys.executable, __file__, "--case", method, str(n)] + (["--threads", str(threads)] if threads else [])
+    cmd = [sys.executable, __file__, "--case", method, str(n)] + (
+        ["--threads", str(threads)] if threads else []
+    )
     cmd += ["--system-malloc"] if system_malloc else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -133,9 +141,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads in every case (default: torch's)")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="keep glibc's default malloc thresholds (every large tensor on fresh pages)")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads in every case (default: torch's)"
+    )
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="keep glibc's default malloc thresholds (every large tensor on fresh pages)",
+    )
     parser.add_argument("--case", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -144,29 +157,59 @@ def main() -> None:
         return
 
     rows = []
-    print(f"attention fwd+bwd, B={B} H={H} d={D}, float32; median time, peak extra RSS (own subprocess)")
-    print(f"{'N':>6} {'sdsa_v2 ms':>11} {'product ms':>11} {'sdpa ms':>10} {'sdpa/v2':>8} "
-          f"{'v2 MiB':>8} {'sdpa MiB':>9}")
+    print(
+        f"attention fwd+bwd, B={B} H={H} d={D}, float32; median time, peak extra RSS (own subprocess)"
+    )
+    print(
+        f"{'N':>6} {'sdsa_v2 ms':>11} {'product ms':>11} {'sdpa ms':>10} {'sdpa/v2':>8} "
+        f"{'v2 MiB':>8} {'sdpa MiB':>9}"
+    )
     for n in args.sizes:
-        v2, prod, sd = (measure(m, n, args.threads, args.system_malloc) for m in ("sdsa_v2", "product", "sdpa"))
+        v2, prod, sd = (
+            measure(m, n, args.threads, args.system_malloc) for m in ("sdsa_v2", "product", "sdpa")
+        )
         ratio = sd["median_s"] / v2["median_s"]
         rows.append({"n": n, "sdsa_v2": v2, "product": prod, "sdpa": sd, "speedup": ratio})
-        print(f"{n:>6} {1e3 * v2['median_s']:>11.2f} {1e3 * prod['median_s']:>11.2f} {1e3 * sd['median_s']:>10.2f} "
-              f"{ratio:>7.1f}x {v2['peak_extra_mib']:>8.1f} {sd['peak_extra_mib']:>9.1f}", flush=True)
+        print(
+            f"{n:>6} {1e3 * v2['median_s']:>11.2f} {1e3 * prod['median_s']:>11.2f} {1e3 * sd['median_s']:>10.2f} "
+            f"{ratio:>7.1f}x {v2['peak_extra_mib']:>8.1f} {sd['peak_extra_mib']:>9.1f}",
+            flush=True,
+        )
     faster = [r["n"] for r in rows if r["speedup"] > 1]
-    crossover = next((r["n"] for r in rows if r["speedup"] > 1 and all(
-        s["speedup"] > 1 for s in rows if s["n"] >= r["n"])), None)
-    print(f"crossover: sdsa_v2 is faster from N = {crossover} on" if crossover is not None
-          else "crossover: sdsa_v2 is not faster at the largest N measured")
+    crossover = next(
+        (
+            r["n"]
+            for r in rows
+            if r["speedup"] > 1 and all(s["speedup"] > 1 for s in rows if s["n"] >= r["n"])
+        ),
+        None,
+    )
+    print(
+        f"crossover: sdsa_v2 is faster from N = {crossover} on"
+        if crossover is not None
+        else "crossover: sdsa_v2 is not faster at the largest N measured"
+    )
     if len(rows) >= 2:
         a, b = rows[-2], rows[-1]
         for name in ("sdsa_v2", "product", "sdpa"):
             growth = b[name]["median_s"] / a[name]["median_s"]
-            print(f"{name}: time x{growth:.2f} from N={a['n']} to N={b['n']} (x{b['n'] / a['n']:g} tokens)")
+            print(
+                f"{name}: time x{growth:.2f} from N={a['n']} to N={b['n']} (x{b['n'] / a['n']:g} tokens)"
+            )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"B": B, "H": H, "d": D, "rows": rows, "crossover_n": crossover,
-                       "sizes_v2_faster": faster}, f, indent=2)
+            json.dump(
+                {
+                    "B": B,
+                    "H": H,
+                    "d": D,
+                    "rows": rows,
+                    "crossover_n": crossover,
+                    "sizes_v2_faster": faster,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--rate", type=float, default=0.1, help="input spike probability")
-    parser.add_argument("--shape", type=int, nargs=5, default=[8, 64, 2, 34, 34], metavar=("T", "B", "C", "H", "W"))
+    parser.add_argument(
+        "--shape", type=int, nargs=5, default=[8, 64, 2, 34, 34], metavar=("T", "B", "C", "H", "W")
+    )
     parser.add_argument("--json", default=None, help="write the timings to this file")
     args = parser.parse_args()
 
@@ -50,14 +52,25 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     overhead = med["counted"] / med["plain"] - 1
-    print(f"input {args.shape}, spike rate {args.rate}, {args.repeat} rounds, torch threads {torch.get_num_threads()}")
+    print(
+        f"input {args.shape}, spike rate {args.rate}, {args.repeat} rounds, torch threads {torch.get_num_threads()}"
+    )
     print(f"plain pass   {med['plain'] * 1e3:8.1f} ms (median)")
     print(f"counted pass {med['counted'] * 1e3:8.1f} ms (median)")
     print(f"overhead     {overhead:+.1%} (target <= +25%)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"shape": args.shape, "rate": args.rate, "median_s": med, "overhead": overhead,
-                       "times_s": times}, f, indent=2)
+            json.dump(
+                {
+                    "shape": args.shape,
+                    "rate": args.rate,
+                    "median_s": med,
+                    "overhead": overhead,
+                    "times_s": times,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def retain_freed_memory(trim_threshold: int = 1 << 30, mmap_threshold: int = 1 <
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     mmap_threshold = int(min(mmap_threshold, 2**31 - 1))
-    mmap_ok = mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1 or \
-        mallopt(_M_MMAP_THRESHOLD, min(mmap_threshold, _OLD_MAX_MMAP_THRESHOLD)) == 1
+    mmap_ok = (
+        mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+        or mallopt(_M_MMAP_THRESHOLD, min(mmap_threshold, _OLD_MAX_MMAP_THRESHOLD)) == 1
+    )
     trim_ok = mallopt(_M_TRIM_THRESHOLD, int(min(trim_threshold, 2**31 - 1))) == 1
     return mmap_ok and trim_ok

@@ -50,7 +50,11 @@ class numba_parallel:  # noqa: N801 (used like a function: ``with numba_parallel
 
     def __enter__(self) -> int:
         global _ran_parallel
-        if self._parts < 2 or _forked_after_parallel or not _numba_parallel_lock.acquire(blocking=False):
+        if (
+            self._parts < 2
+            or _forked_after_parallel
+            or not _numba_parallel_lock.acquire(blocking=False)
+        ):
             return 1
         self._locked = True
         _ran_parallel = True

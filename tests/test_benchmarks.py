@@ -47,7 +47,11 @@ def test_forward_floor_follows_the_spiking_pairs(monkeypatch):
     kmap = build_kernel_map(coords, (8, 8, 8), 1, 3)
     w = torch.randn(27, 8, 8, generator=gen)
     full = torch.ones(100, 8)
-    inputs = {"full": full, "tenth": full * (torch.arange(100) % 10 == 0)[:, None], "silent": full * 0}
+    inputs = {
+        "full": full,
+        "tenth": full * (torch.arange(100) % 10 == 0)[:, None],
+        "silent": full * 0,
+    }
     previous = torch.get_num_threads()
     try:
         floors, rates = bench.forward_floors(kmap, inputs, w, threads=1, repeat=3)

@@ -25,20 +25,27 @@ def counted_by_hand(stem: int, channels: list[int], in_features: int = 6, classe
     return total + width * classes + classes  # 1x1x1 head with bias
 
 
-@pytest.mark.parametrize("name,expected,channels", [
-    # the paper's / DESIGN.md section 6 figures for ModelNet40 (40 classes, xyz + normal)
-    ("e3dsnn_t", 1_874_216, [16, 32, 64, 128]),
-    ("e3dsnn_s", 3_271_144, [24, 48, 96, 160]),
-])
+@pytest.mark.parametrize(
+    "name,expected,channels",
+    [
+        # the paper's / DESIGN.md section 6 figures for ModelNet40 (40 classes, xyz + normal)
+        ("e3dsnn_t", 1_874_216, [16, 32, 64, 128]),
+        ("e3dsnn_s", 3_271_144, [24, 48, 96, 160]),
+    ],
+)
 def test_parameter_counts(name, expected, channels):
     model = build(name, num_classes=40)
     assert count(model) == expected == counted_by_hand(channels[0], channels)
 
 
-def small_input(batch: int = 2, voxels: int = 400, side: int = 24, features: int = 6, seed: int = 0) -> SparseTensor:
+def small_input(
+    batch: int = 2, voxels: int = 400, side: int = 24, features: int = 6, seed: int = 0
+) -> SparseTensor:
     gen = torch.Generator().manual_seed(seed)
     keys = torch.randperm(batch * side**3, generator=gen)[:voxels]
-    coords = torch.stack([keys // side**3, keys // side**2 % side, keys // side % side, keys % side], 1)
+    coords = torch.stack(
+        [keys // side**3, keys // side**2 % side, keys // side % side, keys % side], 1
+    )
     return SparseTensor(coords, torch.randn(voxels, features, generator=gen), (side,) * 3, batch)
 
 
@@ -68,7 +75,9 @@ def test_event_driven_model_equals_plain_model():
 def test_model_is_walkable_and_exposes_kernel_maps():
     model = build("e3dsnn", num_classes=10, channels=[4, 4, 8, 8], depths=[1, 0, 1, 0])
     names = dict(model.named_modules())
-    assert isinstance(names["stem.0"], SubMConv3d) and isinstance(names["stages.0.down.0.module"], MultiSpike)
+    assert isinstance(names["stem.0"], SubMConv3d) and isinstance(
+        names["stages.0.down.0.module"], MultiSpike
+    )
     x = small_input(seed=3)
     model(x)
     kmap = names["stem.0"].kernel_map(x)  # cached by the forward pass
@@ -95,10 +104,15 @@ def test_registry_and_bad_input():
 def test_bn_momentum_reaches_every_batchnorm_and_is_checked():
     from neuroflow.layers import SparseBatchNorm
 
-    model = build_model("e3dsnn", {"channels": [4, 4, 4, 4], "bn_momentum": 0.1}, num_classes=3, input_shape=(6,))
+    model = build_model(
+        "e3dsnn", {"channels": [4, 4, 4, 4], "bn_momentum": 0.1}, num_classes=3, input_shape=(6,)
+    )
     momenta = {m.momentum for m in model.modules() if isinstance(m, SparseBatchNorm)}
     assert momenta == {0.1}
-    assert {m.momentum for m in build("e3dsnn_t", num_classes=40).modules()
-            if isinstance(m, SparseBatchNorm)} == {0.01}  # the reference's value (DESIGN.md section 6)
+    assert {
+        m.momentum
+        for m in build("e3dsnn_t", num_classes=40).modules()
+        if isinstance(m, SparseBatchNorm)
+    } == {0.01}  # the reference's value (DESIGN.md section 6)
     with pytest.raises(InvalidArgumentError, match="bn_momentum"):
         build_model("e3dsnn", {"bn_momentum": 0.0}, num_classes=3, input_shape=(6,))

@@ -55,7 +55,9 @@ def test_time_distributed_in_channels_last_equals_nchw(pool):
     td = TimeDistributed(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), pool(2))
     x = torch.randn(3, 5, 2, 10, 10, requires_grad=True)
     assert _runs_channels_last(td, x.reshape(15, 2, 10, 10))
-    assert not _runs_channels_last(TimeDistributed(nn.Conv2d(2, 4, 1)), x.reshape(15, 2, 10, 10))  # no pooling
+    assert not _runs_channels_last(
+        TimeDistributed(nn.Conv2d(2, 4, 1)), x.reshape(15, 2, 10, 10)
+    )  # no pooling
     y = td(x)
     assert y.shape == (3, 5, 4, 5, 5) and y.is_contiguous()
     reference = nn.Sequential.forward(td, x.reshape(15, 2, 10, 10)).reshape(3, 5, 4, 5, 5)

@@ -11,13 +11,13 @@ import sys
 import pytest
 import torch
 import yaml
+from point_cloud_helpers import REPO, shared_modelnet40
 
 from neuroflow.cli import main
 from neuroflow.config import load_config
 from neuroflow.data import build_datasets, prepare_synthetic_shapes
 from neuroflow.errors import ConfigError
 from neuroflow.models import build_model
-from point_cloud_helpers import REPO, shared_modelnet40
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 4, 2
 
@@ -31,12 +31,24 @@ def shapes_root(tmp_path_factory):
 def tiny_shapes_config(root, out, **data):
     """A seconds-long E-3DSNN run on a few synthetic shapes (the tests' fast config)."""
     return {
-        "name": "tiny_shapes", "seed": 0, "output_dir": str(out), "device": "cpu",
+        "name": "tiny_shapes",
+        "seed": 0,
+        "output_dir": str(out),
+        "device": "cpu",
         "model": {"name": "e3dsnn", "channels": [4, 8, 8, 16], "depths": [1, 1, 1, 1]},
-        "data": {"name": "synthetic-shapes", "root": str(root), "num_points": 128, "surface_points": 512,
-                 "voxel_size": 0.15, "time_steps": 1, "batch_size": 16, "val_fraction": 0.25,
-                 "synthetic_train_per_class": TRAIN_PER_CLASS, "synthetic_test_per_class": TEST_PER_CLASS,
-                 **data},
+        "data": {
+            "name": "synthetic-shapes",
+            "root": str(root),
+            "num_points": 128,
+            "surface_points": 512,
+            "voxel_size": 0.15,
+            "time_steps": 1,
+            "batch_size": 16,
+            "val_fraction": 0.25,
+            "synthetic_train_per_class": TRAIN_PER_CLASS,
+            "synthetic_test_per_class": TEST_PER_CLASS,
+            **data,
+        },
         "optimizer": {"name": "adamw", "lr": 0.01},
         "loss": {"name": "ce", "label_smoothing": 0.1},
         "scheduler": {"name": "constant"},
@@ -53,10 +65,14 @@ def test_train_and_evaluate_through_the_cli(shapes_root, tmp_path, capsys):
     assert summary["test_samples"] == 16 and 0 <= summary["test_accuracy"] <= 1
     assert summary["epochs"] == 1 and summary["firing_rates"]  # the multi-spike neurons were seen
     capsys.readouterr()
-    assert main(["eval", str(path), "--checkpoint", str(tmp_path / "run" / "best.pt"), "--json"]) == 0
+    assert (
+        main(["eval", str(path), "--checkpoint", str(tmp_path / "run" / "best.pt"), "--json"]) == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["num_samples"] == summary["test_samples"]
-    assert result["accuracy"] == pytest.approx(summary["test_accuracy"])  # same checkpoint, same data
+    assert result["accuracy"] == pytest.approx(
+        summary["test_accuracy"]
+    )  # same checkpoint, same data
 
 
 def test_resume_continues_exactly(shapes_root, tmp_path):
@@ -76,14 +92,17 @@ def test_resume_continues_exactly(shapes_root, tmp_path):
         torch.testing.assert_close(a[k], b[k], msg=k)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("voxel_size", 0, "'data.voxel_size': must be > 0"),
-    ("sampling", "poisson", "'data.sampling'.*one of 'fps', 'random'"),
-    ("scale_range", [1.2, 0.9], "'data.scale_range'"),
-    ("format", "ply", "'data.format'"),
-    ("spike_levels", 0, "'data.spike_levels'"),
-    ("voxel_sise", 0.1, "did you mean 'data.voxel_size'"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("voxel_size", 0, "'data.voxel_size': must be > 0"),
+        ("sampling", "poisson", "'data.sampling'.*one of 'fps', 'random'"),
+        ("scale_range", [1.2, 0.9], "'data.scale_range'"),
+        ("format", "ply", "'data.format'"),
+        ("spike_levels", 0, "'data.spike_levels'"),
+        ("voxel_sise", 0.1, "did you mean 'data.voxel_size'"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, key, value, message):
     cfg = tiny_shapes_config(tmp_path, tmp_path / "run", **{key: value})
     path = tmp_path / "bad.yaml"
@@ -95,19 +114,32 @@ def test_config_errors_name_the_key(tmp_path, key, value, message):
 @pytest.mark.parametrize("name", ["shapes_e3dsnn.yaml", "modelnet40_e3dsnn_t.yaml"])
 def test_shipped_configs_load(name):
     cfg = load_config(REPO / "configs" / name)
-    assert cfg.data.name in ("synthetic-shapes", "modelnet40") and cfg.model.name.startswith("e3dsnn")
+    assert cfg.data.name in ("synthetic-shapes", "modelnet40") and cfg.model.name.startswith(
+        "e3dsnn"
+    )
 
 
 @pytest.mark.skipif(shared_modelnet40() is None, reason="no shared ModelNet40 sample")
-@pytest.mark.parametrize("folder, fmt", [("modelnet40_normal_resampled", "normal_resampled"),
-                                         ("ModelNet40_off", "off")])
+@pytest.mark.parametrize(
+    "folder, fmt", [("modelnet40_normal_resampled", "normal_resampled"), ("ModelNet40_off", "off")]
+)
 def test_real_modelnet40_through_e3dsnn_t(folder, fmt):
     """The real files (read-only here, so no cache) load and pass through E-3DSNN-T."""
-    options = {"name": "modelnet40", "root": str(shared_modelnet40() / folder), "format": fmt,
-               "num_points": 1024, "voxel_size": 0.02, "time_steps": 1, "cache": False,
-               "val_fraction": 0.0, "test_fraction": 0.0}
+    options = {
+        "name": "modelnet40",
+        "root": str(shared_modelnet40() / folder),
+        "format": fmt,
+        "num_points": 1024,
+        "voxel_size": 0.02,
+        "time_steps": 1,
+        "cache": False,
+        "val_fraction": 0.0,
+        "test_fraction": 0.0,
+    }
     ds = build_datasets(options, seed=0)["train"]
-    assert len(ds) == len(list((shared_modelnet40() / folder).glob("*/*.txt" if fmt != "off" else "*/train/*.off")))
+    assert len(ds) == len(
+        list((shared_modelnet40() / folder).glob("*/*.txt" if fmt != "off" else "*/train/*.off"))
+    )
     model = build_model("e3dsnn_t", {}, num_classes=40, input_shape=ds.input_shape).eval()
     x, y = ds.collate_fn([ds[i] for i in range(min(2, len(ds)))])
     with torch.no_grad():
@@ -125,14 +157,31 @@ def test_two_processes_train_point_clouds(shapes_root, tmp_path):
         cfg = tiny_shapes_config(shapes_root, tmp_path / name, max_samples=24)
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs),
-               "-m", "neuroflow", "train", str(path)]
-        proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                              timeout=300)
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(procs),
+            "-m",
+            "neuroflow",
+            "train",
+            str(path),
+        ]
+        proc = subprocess.run(
+            cmd,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert proc.stdout.count("test accuracy:") == 1  # rank 0 alone reports
-        runs[name] = (json.loads((tmp_path / name / "summary.json").read_text()),
-                      json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0]))
+        runs[name] = (
+            json.loads((tmp_path / name / "summary.json").read_text()),
+            json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0]),
+        )
     (ddp, ddp_epoch), (single, single_epoch) = runs["ddp"], runs["single"]
     assert ddp["world_size"] == 2 and single["world_size"] == 1
     assert ddp_epoch["train_samples"] == single_epoch["train_samples"] > 0

@@ -19,4 +19,7 @@ def test_readme_has_python_snippets():
 @pytest.mark.parametrize("number", range(len(SNIPPETS)))
 def test_readme_snippet_runs(number, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(SNIPPETS[number], f"README.md python block {number + 1}", "exec"), {"__name__": "__readme__"})
+    exec(
+        compile(SNIPPETS[number], f"README.md python block {number + 1}", "exec"),
+        {"__name__": "__readme__"},
+    )

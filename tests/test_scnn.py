@@ -61,15 +61,31 @@ def test_plain_walkable_structure_without_hidden_state():
     x = events(t=3, b=2)
     with torch.no_grad():
         assert torch.equal(model(x), model(x))
-    assert not any(isinstance(v, torch.Tensor) and k not in dict(model.named_buffers())
-                   and k not in dict(model.named_parameters()) for k, v in vars(model).items())
+    assert not any(
+        isinstance(v, torch.Tensor)
+        and k not in dict(model.named_buffers())
+        and k not in dict(model.named_parameters())
+        for k, v in vars(model).items()
+    )
 
 
 def test_neuron_parameters_come_from_config():
-    cfg = config_from_dict({"model": {"name": "scnn", "channels": [4, 8], "tau": 3.0,
-                                      "v_threshold": 0.5, "detach_reset": True,
-                                      "surrogate": "atan", "surrogate_alpha": 2.5,
-                                      "backend": "torch", "batch_norm": False, "pool": "max"}})
+    cfg = config_from_dict(
+        {
+            "model": {
+                "name": "scnn",
+                "channels": [4, 8],
+                "tau": 3.0,
+                "v_threshold": 0.5,
+                "detach_reset": True,
+                "surrogate": "atan",
+                "surrogate_alpha": 2.5,
+                "backend": "torch",
+                "batch_norm": False,
+                "pool": "max",
+            }
+        }
+    )
     model = build_model(cfg.model.name, cfg.model.params, num_classes=10, input_shape=(2, 34, 34))
     neurons = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
     assert len(neurons) == 2 and all(isinstance(n, LIF) for n in neurons)

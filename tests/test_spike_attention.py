@@ -9,7 +9,15 @@ import torch
 from torch import nn
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError, NeuroflowError
-from neuroflow.layers import RepConv, SepConv, SpikeDrivenSelfAttention, merge_heads, sdsa_v1_mask, sdsa_v2, split_heads
+from neuroflow.layers import (
+    RepConv,
+    SepConv,
+    SpikeDrivenSelfAttention,
+    merge_heads,
+    sdsa_v1_mask,
+    sdsa_v2,
+    split_heads,
+)
 from neuroflow.neurons import LIF
 
 
@@ -93,7 +101,9 @@ def test_attention_module_matches_a_hand_written_v2_forward():
     for h in range(2):
         ch = slice(4 * h, 4 * h + 4)
         qh, kh, vh = (t[:, :, ch].flatten(3).transpose(-1, -2) for t in (q, k, v))  # [T, B, N, 4]
-        out[:, :, ch] = (qh @ (kh.transpose(-1, -2) @ vh) * 0.125).transpose(-1, -2).reshape(2, 3, 4, 4, 4)
+        out[:, :, ch] = (
+            (qh @ (kh.transpose(-1, -2) @ vh) * 0.125).transpose(-1, -2).reshape(2, 3, 4, 4, 4)
+        )
     assert torch.equal(attn(x), attn.proj_conv(lif05(out)))
 
 

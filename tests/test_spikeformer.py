@@ -34,7 +34,9 @@ def reference_parameter_count(dims, classes=1000, in_channels=3):
     def downsample(cin, cout, k):  # conv with bias + BN
         return cin * cout * k * k + cout + 2 * cout
 
-    def conv_block(c):  # SepConv (1x1 c->2c, BN, dw7x7, 1x1 2c->c, BN) + 3x3 c->4c BN + 3x3 4c->c BN
+    def conv_block(
+        c,
+    ):  # SepConv (1x1 c->2c, BN, dw7x7, 1x1 2c->c, BN) + 3x3 c->4c BN + 3x3 4c->c BN
         sep = 2 * c * c + 4 * c + 49 * 2 * c + 2 * c * c + 2 * c
         return sep + 36 * c * c + 8 * c + 36 * c * c + 2 * c
 
@@ -44,9 +46,20 @@ def reference_parameter_count(dims, classes=1000, in_channels=3):
     def block(c):  # SDSA (q, k, v, proj) + MLP (1x1 convs with bias, BN)
         return 4 * repconv_bn(c) + (c * 4 * c + 4 * c + 8 * c) + (4 * c * c + c + 2 * c)
 
-    return (downsample(in_channels, c0 // 2, 7) + conv_block(c0 // 2) + downsample(c0 // 2, c0, 3)
-            + conv_block(c0) + downsample(c0, c1, 3) + 2 * conv_block(c1) + downsample(c1, c2, 3)
-            + 6 * block(c2) + downsample(c2, c3, 3) + 2 * block(c3) + c3 * classes + classes)
+    return (
+        downsample(in_channels, c0 // 2, 7)
+        + conv_block(c0 // 2)
+        + downsample(c0 // 2, c0, 3)
+        + conv_block(c0)
+        + downsample(c0, c1, 3)
+        + 2 * conv_block(c1)
+        + downsample(c1, c2, 3)
+        + 6 * block(c2)
+        + downsample(c2, c3, 3)
+        + 2 * block(c3)
+        + c3 * classes
+        + classes
+    )
 
 
 @pytest.mark.parametrize("name", sorted(IMAGENET_VARIANTS))
@@ -72,16 +85,24 @@ def calibrated(model: nn.Module, x: torch.Tensor) -> nn.Module:
 
 
 SMALL_INPUTS = {
-    "metaspikeformer_15m": (3, 32, 32), "metaspikeformer_31m": (3, 32, 32), "metaspikeformer_55m": (3, 32, 32),
-    "metaspikeformer_event": (2, 34, 34), "metaspikeformer_cifar": (3, 32, 32),
+    "metaspikeformer_15m": (3, 32, 32),
+    "metaspikeformer_31m": (3, 32, 32),
+    "metaspikeformer_55m": (3, 32, 32),
+    "metaspikeformer_event": (2, 34, 34),
+    "metaspikeformer_cifar": (3, 32, 32),
 }
 
 
-@pytest.mark.parametrize("name", [
-    # 31m and 55m differ from 15m in widths only; they take ~15 s each on 2 shared cores
-    pytest.param(n, marks=pytest.mark.slow) if n in ("metaspikeformer_31m", "metaspikeformer_55m") else n
-    for n in sorted(SMALL_INPUTS)
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        # 31m and 55m differ from 15m in widths only; they take ~15 s each on 2 shared cores
+        pytest.param(n, marks=pytest.mark.slow)
+        if n in ("metaspikeformer_31m", "metaspikeformer_55m")
+        else n
+        for n in sorted(SMALL_INPUTS)
+    ],
+)
 def test_every_variant_is_spike_driven_after_reparameterization(name):
     torch.manual_seed(0)
     shape = SMALL_INPUTS[name]
@@ -102,7 +123,9 @@ def test_every_variant_is_spike_driven_after_reparameterization(name):
     n_attn = sum(1 for m in model.modules() if type(m).__name__ == "SpikeDrivenSelfAttention")
     n_conv = sum(1 for m in model.modules() if isinstance(m, nn.Conv2d))
     assert len(report.sites) == n_conv + 2 * n_attn + 1  # + the Linear head
-    if small:  # fusing changed no spike (float rounding could flip one near threshold; none did here)
+    if (
+        small
+    ):  # fusing changed no spike (float rounding could flip one near threshold; none did here)
         assert torch.allclose(model(x), reference, atol=1e-4)
 
 
@@ -126,15 +149,20 @@ def test_event_variant_forward_backward_and_logit_shape():
     out = model(x)
     assert out.shape == (3, 4, 10)
     nn.functional.cross_entropy(out.mean(0), torch.arange(4)).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
     assert not missing
     assert model.feature_sizes == [(16, 16), (8, 8), (8, 8), (8, 8), (8, 8)]
 
 
-@pytest.mark.parametrize("shape,strides,match", [
-    ((3, 100, 100), (2, 2, 2, 2, 1), r"downsampling 3 \(stride 2\) gets 25x25"),
-    ((2, 34, 34), (2, 2, 1, 1, 1), r"downsampling 2 \(stride 2\) gets 17x17"),
-])
+@pytest.mark.parametrize(
+    "shape,strides,match",
+    [
+        ((3, 100, 100), (2, 2, 2, 2, 1), r"downsampling 3 \(stride 2\) gets 25x25"),
+        ((2, 34, 34), (2, 2, 1, 1, 1), r"downsampling 2 \(stride 2\) gets 17x17"),
+    ],
+)
 def test_input_size_the_strides_cannot_divide_is_rejected_at_build(shape, strides, match):
     with pytest.raises(InputShapeError, match=match) as err:
         MetaSpikeFormer(10, shape, dims=(8, 8, 8, 8), strides=strides, stem_kernel=3, num_heads=2)

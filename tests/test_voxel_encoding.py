@@ -20,12 +20,18 @@ from neuroflow.errors import InputShapeError, InvalidArgumentError
 
 def test_unit_sphere_normalisation_by_hand():
     # centroid (1, 1, 1); farthest points at distance 3 -> they land on the unit sphere
-    cloud = np.array([[2, 1, 1, 0, 0, 1], [0, 1, 1, 0, 1, 0], [1, 4, 1, 1, 0, 0], [1, -2, 1, 0, 0, -1]],
-                     dtype=np.float32)
+    cloud = np.array(
+        [[2, 1, 1, 0, 0, 1], [0, 1, 1, 0, 1, 0], [1, 4, 1, 1, 0, 0], [1, -2, 1, 0, 0, -1]],
+        dtype=np.float32,
+    )
     out = normalize_unit_sphere(cloud)
-    np.testing.assert_allclose(out[:, :3], [[1 / 3, 0, 0], [-1 / 3, 0, 0], [0, 1, 0], [0, -1, 0]], atol=1e-7)
+    np.testing.assert_allclose(
+        out[:, :3], [[1 / 3, 0, 0], [-1 / 3, 0, 0], [0, 1, 0], [0, -1, 0]], atol=1e-7
+    )
     np.testing.assert_array_equal(out[:, 3:], cloud[:, 3:])  # normals are direction only: unchanged
-    radius = np.linalg.norm(normalize_unit_sphere(np.random.default_rng(0).normal(5, 3, (500, 3))), axis=1)
+    radius = np.linalg.norm(
+        normalize_unit_sphere(np.random.default_rng(0).normal(5, 3, (500, 3))), axis=1
+    )
     assert radius.max() == pytest.approx(1.0, abs=1e-6)
 
 
@@ -38,8 +44,11 @@ def test_bad_clouds():
         grid_sample(np.zeros((4, 2)), 0.1)
     # every entry point refuses non-finite values, naming the row, instead of voxelising them
     bad_normal = np.array([[0, 0, 0, 0, 0, 1], [0.5, 0, 0, np.inf, 0, 1]])
-    for call in (lambda: spike_voxel_code(bad_normal, 0.1), lambda: farthest_point_sample(bad_normal, 1),
-                 lambda: grid_sample(bad_normal[:, :3] * np.nan, 0.1)):
+    for call in (
+        lambda: spike_voxel_code(bad_normal, 0.1),
+        lambda: farthest_point_sample(bad_normal, 1),
+        lambda: grid_sample(bad_normal[:, :3] * np.nan, 0.1),
+    ):
         with pytest.raises(InvalidArgumentError, match="NaN or infinite values .*row [01]"):
             call()
     # an unnormalised cloud at a fine voxel size: 1e7 cells per axis would overflow the linear keys
@@ -61,7 +70,9 @@ def test_farthest_point_sampling():
     assert farthest_point_sample(line, 4).tolist() == [0, 10, 5, 2]
     cloud = np.random.default_rng(1).normal(size=(300, 6))
     for start in (0, 17):
-        assert farthest_point_sample(cloud, 40, start).tolist() == _brute_force_fps(cloud[:, :3], 40, start)
+        assert farthest_point_sample(cloud, 40, start).tolist() == _brute_force_fps(
+            cloud[:, :3], 40, start
+        )
     # a lattice: many equal distances at every step, the lowest index must win each tie
     lattice = np.stack(np.meshgrid(*[np.arange(6.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
     assert farthest_point_sample(lattice, 120, 7).tolist() == _brute_force_fps(lattice, 120, 7)
@@ -79,8 +90,15 @@ def test_random_sample():
 
 
 def test_grid_sample_counts_by_hand():
-    xyz = np.array([[0.01, 0.01, 0.01], [0.02, 0.03, 0.04], [0.15, 0.0, 0.0], [0.05, 0.25, 0.0],
-                    [0.06, 0.21, 0.09]])
+    xyz = np.array(
+        [
+            [0.01, 0.01, 0.01],
+            [0.02, 0.03, 0.04],
+            [0.15, 0.0, 0.0],
+            [0.05, 0.25, 0.0],
+            [0.06, 0.21, 0.09],
+        ]
+    )
     coords, index = grid_sample(xyz, 0.1)
     # voxels (0,0,0) holds points 0, 1; (1,0,0) point 2; (0,2,0) points 3, 4 -> 3 occupied voxels
     assert coords.tolist() == [[0, 0, 0], [0, 2, 0], [1, 0, 0]]

@@ -14,12 +14,16 @@ from neuroflow.errors import InputShapeError, InvalidArgumentError
 
 def _check_steps(time_steps: int) -> None:
     if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
-        raise InvalidArgumentError(f"time_steps must be a positive integer, got time_steps={time_steps!r}")
+        raise InvalidArgumentError(
+            f"time_steps must be a positive integer, got time_steps={time_steps!r}"
+        )
 
 
 def _check_unit_range(x: torch.Tensor, name: str) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise InputShapeError(f"{name} expects a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        raise InputShapeError(
+            f"{name} expects a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+        )
     if x.numel() and (x.min() < 0 or x.max() > 1 or not torch.isfinite(x).all()):
         raise InvalidArgumentError(
             f"{name} expects intensities in [0, 1]; got values in [{x.min().item():g}, {x.max().item():g}] "
@@ -33,7 +37,9 @@ def direct_encode(x: torch.Tensor, time_steps: int) -> torch.Tensor:
     return x.unsqueeze(0).expand(time_steps, *x.shape)
 
 
-def rate_encode(x: torch.Tensor, time_steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def rate_encode(
+    x: torch.Tensor, time_steps: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Bernoulli spikes ``[T, B, ...]``: each step fires with probability ``x`` (in [0, 1])."""
     _check_steps(time_steps)
     _check_unit_range(x, "rate_encode")

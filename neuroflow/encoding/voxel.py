@@ -34,7 +34,9 @@ def _check_cloud(points: np.ndarray, what: str = "points") -> np.ndarray:
     finite = np.isfinite(points).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise InvalidArgumentError(f"{what} hold NaN or infinite values (first in row {row}: {points[row].tolist()})")
+        raise InvalidArgumentError(
+            f"{what} hold NaN or infinite values (first in row {row}: {points[row].tolist()})"
+        )
     return points
 
 
@@ -151,7 +153,9 @@ def grid_sample(
     cells = scaled.astype(np.int64)
     cells -= cells.min(axis=0)
     extent = cells.max(axis=0) + 1
-    linear = (cells[:, 0] * extent[1] + cells[:, 1]) * extent[2] + cells[:, 2]  # sorts lexicographically
+    linear = (cells[:, 0] * extent[1] + cells[:, 1]) * extent[2] + cells[
+        :, 2
+    ]  # sorts lexicographically
     order = rng.permutation(len(cells)) if rng is not None else np.arange(len(cells))
     _, first = np.unique(linear[order], return_index=True)
     index = order[first]
@@ -171,9 +175,15 @@ def encode_spikes(features: np.ndarray, time_steps: int = 1, levels: int | None 
 
     Each step carries ``round(clamp(f, -1, 1) * levels)``; ``levels=None`` keeps the real values
     (no quantisation, for comparison). Steps are laid out step-major along the channels."""
-    if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
+    if (
+        isinstance(time_steps, bool)
+        or not isinstance(time_steps, (int, np.integer))
+        or time_steps < 1
+    ):
         raise InvalidArgumentError(f"time_steps must be an integer >= 1, got {time_steps!r}")
-    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1):
+    if levels is not None and (
+        isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1
+    ):
         raise InvalidArgumentError(f"levels (D) must be null or an integer >= 1, got {levels!r}")
     f = np.asarray(features, dtype=np.float32)
     if levels is not None:
@@ -195,7 +205,9 @@ def spike_voxel_code(
     or 3 (``use_normals=False``)."""
     cloud = _check_cloud(cloud, "cloud")
     if use_normals and cloud.shape[1] < 6:
-        raise InputShapeError(f"use_normals needs [N, 6] clouds (x, y, z, nx, ny, nz), got {cloud.shape}")
+        raise InputShapeError(
+            f"use_normals needs [N, 6] clouds (x, y, z, nx, ny, nz), got {cloud.shape}"
+        )
     coords, index = grid_sample(cloud[:, :3], voxel_size, rng)
     features = cloud[index, : 6 if use_normals else 3]
     return coords, encode_spikes(features, time_steps, levels).astype(np.float32)

@@ -89,7 +89,9 @@ class RepConv(nn.Module):
     def reparameterize_(self) -> None:
         """Replace the training chain by :meth:`fused_conv` in place (inference only; irreversible)."""
         if self.training:
-            raise NeuroflowError("RepConv.reparameterize_ needs eval mode: BN must use running statistics")
+            raise NeuroflowError(
+                "RepConv.reparameterize_ needs eval mode: BN must use running statistics"
+            )
         conv = self.fused_conv()
         for name in ("conv1x1", "bn_pad", "depthwise", "pointwise", "bn"):
             delattr(self, name)

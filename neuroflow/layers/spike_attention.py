@@ -22,7 +22,8 @@ values out, as in Meta-SpikeFormer where the block adds the result to its membra
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -82,13 +83,24 @@ class SpikeDrivenSelfAttention(nn.Module):
         attention_threshold: threshold of the neuron after the attention product (0.5).
     """
 
-    def __init__(self, dim: int, num_heads: int, neuron: Callable[..., nn.Module], version: Literal[1, 2] = 2,
-                 scale: float = 0.125, attention_threshold: float = 0.5):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        neuron: Callable[..., nn.Module],
+        version: Literal[1, 2] = 2,
+        scale: float = 0.125,
+        attention_threshold: float = 0.5,
+    ):
         super().__init__()
         if num_heads < 1 or dim % num_heads:
-            raise InvalidArgumentError(f"SpikeDrivenSelfAttention: dim={dim} must split into num_heads={num_heads}")
+            raise InvalidArgumentError(
+                f"SpikeDrivenSelfAttention: dim={dim} must split into num_heads={num_heads}"
+            )
         if version not in (1, 2):
-            raise InvalidArgumentError(f"SpikeDrivenSelfAttention: version must be 1 or 2, got {version!r}")
+            raise InvalidArgumentError(
+                f"SpikeDrivenSelfAttention: version must be 1 or 2, got {version!r}"
+            )
         self.dim, self.num_heads, self.version, self.scale = dim, num_heads, version, float(scale)
         self.head_lif = neuron()
         self.q_conv, self.k_conv, self.v_conv = repconv_bn(dim), repconv_bn(dim), repconv_bn(dim)
@@ -100,15 +112,23 @@ class SpikeDrivenSelfAttention(nn.Module):
         """The spiking attention output ``[T, B, C, H, W]`` (spikes) before the projection."""
         h, w = x.shape[-2:]
         s = self.head_lif(x)
-        q, k, v = (split_heads(lif(conv(s)), self.num_heads) for conv, lif in
-                   ((self.q_conv, self.q_lif), (self.k_conv, self.k_lif), (self.v_conv, self.v_lif)))
+        q, k, v = (
+            split_heads(lif(conv(s)), self.num_heads)
+            for conv, lif in (
+                (self.q_conv, self.q_lif),
+                (self.k_conv, self.k_lif),
+                (self.v_conv, self.v_lif),
+            )
+        )
         if self.version == 2:
             return merge_heads(self.attn_lif(sdsa_v2(q, k, v, self.scale)), h, w)
         return merge_heads(q * self.attn_lif(sdsa_v1_mask(k, v)), h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[2] != self.dim:
-            raise InputShapeError(f"SpikeDrivenSelfAttention expects [T, B, {self.dim}, H, W], got {list(x.shape)}")
+            raise InputShapeError(
+                f"SpikeDrivenSelfAttention expects [T, B, {self.dim}, H, W], got {list(x.shape)}"
+            )
         return self.proj_conv(self.attention(x))
 
     def extra_repr(self) -> str:

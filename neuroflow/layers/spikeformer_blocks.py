@@ -17,7 +17,7 @@ Biases and BN placement follow the reference code (BICLab/Spike-Driven-Transform
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -35,13 +35,25 @@ class Downsampling(nn.Module):
     ``padding=None`` pads ``k // 2`` (size-preserving before the stride).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                 neuron: NeuronFactory | None, padding: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        neuron: NeuronFactory | None,
+        padding: int | None = None,
+    ):
         super().__init__()
         self.lif = neuron() if neuron is not None else None
         self.conv = TimeDistributed(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride,
-                      padding=kernel_size // 2 if padding is None else padding),
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding=kernel_size // 2 if padding is None else padding,
+            ),
             nn.BatchNorm2d(out_channels),
         )
 
@@ -75,7 +87,9 @@ class SepConv(nn.Module):
         only convolution of the branch's second half reads the spikes of ``lif2``.
         """
         dw, pw = self.dwconv_pwconv2[0], self.dwconv_pwconv2[1]
-        fused = nn.Conv2d(dw.in_channels, pw.out_channels, dw.kernel_size, padding=dw.padding, bias=False)
+        fused = nn.Conv2d(
+            dw.in_channels, pw.out_channels, dw.kernel_size, padding=dw.padding, bias=False
+        )
         fused = fused.to(device=dw.weight.device, dtype=dw.weight.dtype)
         fused.weight.copy_(pw.weight[:, :, 0, 0, None, None] * dw.weight[None, :, 0])
         self.dwconv_pwconv2 = TimeDistributed(fused, self.dwconv_pwconv2[2])
@@ -121,10 +135,19 @@ class SpikeMLP(nn.Module):
 class TransformerBlock(nn.Module):
     """Meta-SpikeFormer transformer block: ``x += SDSA(x); x += MLP(x)`` (membrane shortcuts)."""
 
-    def __init__(self, dim: int, num_heads: int, neuron: NeuronFactory, mlp_ratio: int = 4, attention_version: int = 2,
-                 attention_scale: float = 0.125):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        neuron: NeuronFactory,
+        mlp_ratio: int = 4,
+        attention_version: int = 2,
+        attention_scale: float = 0.125,
+    ):
         super().__init__()
-        self.attn = SpikeDrivenSelfAttention(dim, num_heads, neuron, version=attention_version, scale=attention_scale)
+        self.attn = SpikeDrivenSelfAttention(
+            dim, num_heads, neuron, version=attention_version, scale=attention_scale
+        )
         self.mlp = SpikeMLP(dim, neuron, mlp_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

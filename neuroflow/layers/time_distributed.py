@@ -19,7 +19,14 @@ def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 #: layers that compute the same under torch's channels-last (NHWC) layout and keep it
-_CHANNELS_LAST_LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.Dropout, nn.Identity)
+_CHANNELS_LAST_LAYERS = (
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.AvgPool2d,
+    nn.MaxPool2d,
+    nn.Dropout,
+    nn.Identity,
+)
 _POOLING = (nn.AvgPool2d, nn.MaxPool2d)
 
 
@@ -27,8 +34,12 @@ def _runs_channels_last(layers: nn.Sequential, x: torch.Tensor) -> bool:
     """Whether ``x [N, C, H, W]`` goes through ``layers`` in channels-last: on the CPU, for stacks
     of convolutions, BatchNorm and pooling that pool (where the layout pays: see
     :class:`TimeDistributed`)."""
-    return (x.dim() == 4 and x.device.type == "cpu" and any(isinstance(m, _POOLING) for m in layers)
-            and all(isinstance(m, _CHANNELS_LAST_LAYERS) for m in layers))
+    return (
+        x.dim() == 4
+        and x.device.type == "cpu"
+        and any(isinstance(m, _POOLING) for m in layers)
+        and all(isinstance(m, _CHANNELS_LAST_LAYERS) for m in layers)
+    )
 
 
 class _ToLayout(torch.autograd.Function):

@@ -28,7 +28,14 @@ import torch
 from torch import nn
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
-from neuroflow.layers import FeatureWise, SparseBatchNorm, SparseConv3d, SparseGlobalAvgPool, SparseTensor, SubMConv3d
+from neuroflow.layers import (
+    FeatureWise,
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGlobalAvgPool,
+    SparseTensor,
+    SubMConv3d,
+)
 from neuroflow.models.registry import MODELS
 from neuroflow.neurons import MultiSpike
 
@@ -37,7 +44,12 @@ class _Builder:
     """Shared constructor settings of one network's layers."""
 
     def __init__(self, D: int, event_driven: bool, backend: str, bn_momentum: float):
-        self.D, self.event_driven, self.backend, self.bn_momentum = D, event_driven, backend, bn_momentum
+        self.D, self.event_driven, self.backend, self.bn_momentum = (
+            D,
+            event_driven,
+            backend,
+            bn_momentum,
+        )
 
     def spike(self) -> FeatureWise:
         return FeatureWise(MultiSpike(self.D))
@@ -46,7 +58,9 @@ class _Builder:
         return SparseBatchNorm(channels, eps=1e-3, momentum=self.bn_momentum)
 
     def subm(self, cin: int, cout: int, key: str) -> SubMConv3d:
-        return SubMConv3d(cin, cout, 3, indice_key=key, backend=self.backend, event_driven=self.event_driven)
+        return SubMConv3d(
+            cin, cout, 3, indice_key=key, backend=self.backend, event_driven=self.event_driven
+        )
 
     def spiking_subm(self, channels: int, key: str) -> list[nn.Module]:
         """S -> SubMConv3d -> BN."""
@@ -59,8 +73,9 @@ class BasicBlock(nn.Module):
     def __init__(self, channels: int, make: _Builder, indice_key: str):
         super().__init__()
         self.block = nn.Sequential(*make.spiking_subm(channels, indice_key))
-        self.voxel_block = nn.Sequential(*make.spiking_subm(channels, indice_key),
-                                         *make.spiking_subm(channels, indice_key))
+        self.voxel_block = nn.Sequential(
+            *make.spiking_subm(channels, indice_key), *make.spiking_subm(channels, indice_key)
+        )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         x = x.replace_features(self.block(x).features + x.features)
@@ -74,11 +89,20 @@ class DownStage(nn.Module):
         super().__init__()
         self.down = nn.Sequential(
             make.spike(),
-            SparseConv3d(cin, cout, 2, 2, indice_key=f"spconv{index}", backend=make.backend,
-                         event_driven=make.event_driven),
+            SparseConv3d(
+                cin,
+                cout,
+                2,
+                2,
+                indice_key=f"spconv{index}",
+                backend=make.backend,
+                event_driven=make.event_driven,
+            ),
             make.bn(cout),
         )
-        self.blocks = nn.Sequential(*(BasicBlock(cout, make, f"subm{index + 1}") for _ in range(depth)))
+        self.blocks = nn.Sequential(
+            *(BasicBlock(cout, make, f"subm{index + 1}") for _ in range(depth))
+        )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         return self.blocks(self.down(x))
@@ -100,12 +124,23 @@ class E3DSNN(nn.Module):
             steps before evaluation is meaningful, so very short runs may want 0.1.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 6, channels=(16, 32, 64, 128), depths=(1, 1, 1, 1),
-                 stem_channels: int | None = None, D: int = 4, event_driven: bool = True, backend: str = "auto",
-                 bn_momentum: float = 0.01):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 6,
+        channels=(16, 32, 64, 128),
+        depths=(1, 1, 1, 1),
+        stem_channels: int | None = None,
+        D: int = 4,
+        event_driven: bool = True,
+        backend: str = "auto",
+        bn_momentum: float = 0.01,
+    ):
         super().__init__()
         if not 0.0 < float(bn_momentum) <= 1.0:
-            raise InvalidArgumentError(f"e3dsnn: bn_momentum must be in (0, 1], got bn_momentum={bn_momentum!r}")
+            raise InvalidArgumentError(
+                f"e3dsnn: bn_momentum must be in (0, 1], got bn_momentum={bn_momentum!r}"
+            )
         channels, depths = [int(c) for c in channels], [int(d) for d in depths]
         if len(channels) != len(depths) or not channels or min(channels) < 1 or min(depths) < 0:
             raise InvalidArgumentError(
@@ -113,7 +148,9 @@ class E3DSNN(nn.Module):
                 f"got channels={channels}, depths={depths}"
             )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise InvalidArgumentError(f"e3dsnn: num_classes must be a positive int, got {num_classes!r}")
+            raise InvalidArgumentError(
+                f"e3dsnn: num_classes must be a positive int, got {num_classes!r}"
+            )
         stem = channels[0] if stem_channels is None else int(stem_channels)
         make = _Builder(D, event_driven, backend, float(bn_momentum))
         self.in_channels = in_channels
@@ -121,19 +158,24 @@ class E3DSNN(nn.Module):
             # its input, the spike voxel code, is integer spikes too: event-driven like the others
             # (in inference the event kernel then serves this narrow layer: 0.76 against 2.76 ms
             # on 4 real ModelNet40 clouds, 30,018 voxels, 6 -> 16 channels)
-            make.subm(in_channels, stem, "stem"), make.bn(stem),
-            *make.spiking_subm(stem, "stem"), *make.spiking_subm(stem, "stem"),
+            make.subm(in_channels, stem, "stem"),
+            make.bn(stem),
+            *make.spiking_subm(stem, "stem"),
+            *make.spiking_subm(stem, "stem"),
         )
         widths = [stem, *channels]
-        self.stages = nn.Sequential(*(DownStage(widths[i], widths[i + 1], depths[i], make, i)
-                                      for i in range(len(channels))))
+        self.stages = nn.Sequential(
+            *(DownStage(widths[i], widths[i + 1], depths[i], make, i) for i in range(len(channels)))
+        )
         self.head = SubMConv3d(channels[-1], num_classes, 1, bias=True, backend=backend)
         self.pool = SparseGlobalAvgPool()
         self.apply(_init_weights)
 
     def forward(self, x: SparseTensor) -> torch.Tensor:
         if not isinstance(x, SparseTensor):
-            raise InputShapeError(f"e3dsnn expects a SparseTensor of voxels, got {type(x).__name__}")
+            raise InputShapeError(
+                f"e3dsnn expects a SparseTensor of voxels, got {type(x).__name__}"
+            )
         if x.num_channels != self.in_channels:
             raise InputShapeError(
                 f"e3dsnn expects {self.in_channels} features per voxel, got features of shape {tuple(x.features.shape)}"
@@ -150,7 +192,9 @@ def _init_weights(m: nn.Module) -> None:
 
 def _in_channels(input_shape: tuple[int, ...]) -> int:
     if len(input_shape) != 1 or int(input_shape[0]) < 1:
-        raise InvalidArgumentError(f"e3dsnn: input_shape must be (features per voxel,), got {tuple(input_shape)}")
+        raise InvalidArgumentError(
+            f"e3dsnn: input_shape must be (features per voxel,), got {tuple(input_shape)}"
+        )
     return int(input_shape[0])
 
 
@@ -167,19 +211,42 @@ def e3dsnn(
     bn_momentum: float = 0.01,
 ) -> E3DSNN:
     """E-3DSNN of any size (``channels``, ``depths``); see :class:`E3DSNN`."""
-    return E3DSNN(num_classes, _in_channels(input_shape), channels, depths, stem_channels, D, event_driven, backend,
-                  bn_momentum)
+    return E3DSNN(
+        num_classes,
+        _in_channels(input_shape),
+        channels,
+        depths,
+        stem_channels,
+        D,
+        event_driven,
+        backend,
+        bn_momentum,
+    )
 
 
 @MODELS.register("e3dsnn_t")
-def e3dsnn_t(num_classes: int, input_shape: tuple[int, ...] = (6,), D: int = 4, event_driven: bool = True,
-             backend: str = "auto") -> E3DSNN:
+def e3dsnn_t(
+    num_classes: int,
+    input_shape: tuple[int, ...] = (6,),
+    D: int = 4,
+    event_driven: bool = True,
+    backend: str = "auto",
+) -> E3DSNN:
     """E-3DSNN-T: channels 16/32/64/128, depth 1 (1,874,216 parameters at 40 classes, 6 features)."""
-    return e3dsnn(num_classes, input_shape, (16, 32, 64, 128), (1, 1, 1, 1), None, D, event_driven, backend)
+    return e3dsnn(
+        num_classes, input_shape, (16, 32, 64, 128), (1, 1, 1, 1), None, D, event_driven, backend
+    )
 
 
 @MODELS.register("e3dsnn_s")
-def e3dsnn_s(num_classes: int, input_shape: tuple[int, ...] = (6,), D: int = 4, event_driven: bool = True,
-             backend: str = "auto") -> E3DSNN:
+def e3dsnn_s(
+    num_classes: int,
+    input_shape: tuple[int, ...] = (6,),
+    D: int = 4,
+    event_driven: bool = True,
+    backend: str = "auto",
+) -> E3DSNN:
     """E-3DSNN-S: channels 24/48/96/160, depth 1 (3,271,144 parameters at 40 classes, 6 features)."""
-    return e3dsnn(num_classes, input_shape, (24, 48, 96, 160), (1, 1, 1, 1), None, D, event_driven, backend)
+    return e3dsnn(
+        num_classes, input_shape, (24, 48, 96, 160), (1, 1, 1, 1), None, D, event_driven, backend
+    )

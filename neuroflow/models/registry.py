@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -46,7 +47,9 @@ def build_model(
     return builder(num_classes=num_classes, input_shape=tuple(input_shape), **params)
 
 
-def build(name: str, num_classes: int = 40, input_shape: tuple[int, ...] | None = None, **params: Any) -> nn.Module:
+def build(
+    name: str, num_classes: int = 40, input_shape: tuple[int, ...] | None = None, **params: Any
+) -> nn.Module:
     """Convenience form of :func:`build_model`: ``build("e3dsnn_t", num_classes=40)``.
 
     ``input_shape`` defaults to the builder's own default (for the point-cloud models the 6 voxel

@@ -26,7 +26,8 @@ from torch import nn
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers import TimeDistributed
 from neuroflow.models.registry import MODELS
-from neuroflow.neurons import LIF, surrogate as surrogates
+from neuroflow.neurons import LIF
+from neuroflow.neurons import surrogate as surrogates
 
 
 def make_surrogate(name: str, alpha: float, width: float) -> surrogates.Surrogate:

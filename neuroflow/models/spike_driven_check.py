@@ -46,8 +46,10 @@ class Violation:
     non_integer_fraction: float
 
     def __str__(self) -> str:
-        return (f"#{self.index} {self.site}: {self.op} operand {self.operand} is not spikes "
-                f"(min {self.min_value:.3g}, {100 * self.non_integer_fraction:.1f}% non-integer)")
+        return (
+            f"#{self.index} {self.site}: {self.op} operand {self.operand} is not spikes "
+            f"(min {self.min_value:.3g}, {100 * self.non_integer_fraction:.1f}% non-integer)"
+        )
 
 
 @dataclass
@@ -63,7 +65,9 @@ class SpikeDrivenReport:
 
     def __str__(self) -> str:
         head = f"{len(self.sites)} synaptic operations, first (encoding) exempt: {self.sites[0] if self.sites else None}"
-        return "\n".join([head] + [str(v) for v in self.violations] + (["spike-driven: yes"] if self.ok else []))
+        return "\n".join(
+            [head] + [str(v) for v in self.violations] + (["spike-driven: yes"] if self.ok else [])
+        )
 
 
 def is_spikes(x: torch.Tensor) -> bool:
@@ -87,11 +91,23 @@ class _SynapticOpRecorder(TorchDispatchMode):
             self.sites.append((site, str(func)))
             for pos in operands:
                 x = args[pos]
-                if index == 0 or x.untyped_storage().data_ptr() in self.parameter_storages or is_spikes(x):
+                if (
+                    index == 0
+                    or x.untyped_storage().data_ptr() in self.parameter_storages
+                    or is_spikes(x)
+                ):
                     continue
                 x = x.detach()
-                self.violations.append(Violation(index, site, str(func), pos, float(x.min()),
-                                                 float((x != torch.round(x)).float().mean())))
+                self.violations.append(
+                    Violation(
+                        index,
+                        site,
+                        str(func),
+                        pos,
+                        float(x.min()),
+                        float((x != torch.round(x)).float().mean()),
+                    )
+                )
         return func(*args, **(kwargs or {}))
 
 
@@ -103,7 +119,9 @@ def check_spike_driven(model: nn.Module, x: torch.Tensor) -> SpikeDrivenReport:
     test; everything else is: activations, and both sides of an activation-activation product
     such as ``Q @ (K^T V)``. The model's mode (train/eval) is left as the caller set it.
     """
-    storages = {t.untyped_storage().data_ptr() for t in list(model.parameters()) + list(model.buffers())}
+    storages = {
+        t.untyped_storage().data_ptr() for t in list(model.parameters()) + list(model.buffers())
+    }
     stack: list[str] = []
     handles = []
 
@@ -112,7 +130,9 @@ def check_spike_driven(model: nn.Module, x: torch.Tensor) -> SpikeDrivenReport:
 
     for name, module in model.named_modules():
         if name:
-            handles.append(module.register_forward_pre_hook(lambda m, a, name=name: stack.append(name)))
+            handles.append(
+                module.register_forward_pre_hook(lambda m, a, name=name: stack.append(name))
+            )
             handles.append(module.register_forward_hook(leave))
     try:
         with _SynapticOpRecorder(storages, stack) as recorder:

@@ -41,20 +41,29 @@ from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.layers import TimeDistributed
 from neuroflow.layers.spikeformer_blocks import ConvBlock, Downsampling, TransformerBlock
 from neuroflow.models.registry import MODELS
-from neuroflow.neurons import LIF, surrogate as surrogates
+from neuroflow.neurons import LIF
+from neuroflow.neurons import surrogate as surrogates
 
 IMAGENET_STRIDES = (2, 2, 2, 2, 1)
 
 
 def _positive_ints(name: str, values, length: int, minimum: int = 1) -> tuple[int, ...]:
     values = tuple(values)
-    if len(values) != length or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
-        raise InvalidArgumentError(f"metaspikeformer: {name} must be {length} integers >= {minimum}, got {list(values)}")
+    if len(values) != length or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values
+    ):
+        raise InvalidArgumentError(
+            f"metaspikeformer: {name} must be {length} integers >= {minimum}, got {list(values)}"
+        )
     return values
 
 
-def check_strides(input_shape: tuple[int, ...], strides: tuple[int, ...], stem_kernel: int = 3,
-                  stem_padding: int | None = None) -> list[tuple[int, int]]:
+def check_strides(
+    input_shape: tuple[int, ...],
+    strides: tuple[int, ...],
+    stem_kernel: int = 3,
+    stem_padding: int | None = None,
+) -> list[tuple[int, int]]:
     """The ``(H, W)`` after each downsampling; an :class:`InputShapeError` if a stride does not divide.
 
     Every convolution pads ``k // 2`` except the stem, which pads ``stem_padding``; a side ``n``
@@ -127,36 +136,65 @@ class MetaSpikeFormer(nn.Module):
     ):
         super().__init__()
         if len(input_shape) != 3:
-            raise InvalidArgumentError(f"metaspikeformer: input_shape must be (C, H, W), got {input_shape}")
+            raise InvalidArgumentError(
+                f"metaspikeformer: input_shape must be (C, H, W), got {input_shape}"
+            )
         c0, c1, c2, c3 = dims = _positive_ints("dims", dims, 4)
         conv_depths = _positive_ints("conv_depths", conv_depths, 3, minimum=0)
         transformer_depths = _positive_ints("transformer_depths", transformer_depths, 2, minimum=0)
         strides = _positive_ints("strides", strides, 5)
         if c0 % 2:
-            raise InvalidArgumentError(f"metaspikeformer: dims[0] must be even (stage 1 starts at C0/2), got {c0}")
+            raise InvalidArgumentError(
+                f"metaspikeformer: dims[0] must be even (stage 1 starts at C0/2), got {c0}"
+            )
         if c2 % num_heads or c3 % num_heads:
-            raise InvalidArgumentError(f"metaspikeformer: num_heads={num_heads} must divide dims[2]={c2} and dims[3]={c3}")
-        if stem_kernel < 1 or stem_kernel % 2 == 0 or (stem_padding is not None and stem_padding < 0):
-            raise InvalidArgumentError(f"metaspikeformer: stem_kernel must be odd and stem_padding >= 0, "
-                                       f"got {stem_kernel} and {stem_padding}")
+            raise InvalidArgumentError(
+                f"metaspikeformer: num_heads={num_heads} must divide dims[2]={c2} and dims[3]={c3}"
+            )
+        if (
+            stem_kernel < 1
+            or stem_kernel % 2 == 0
+            or (stem_padding is not None and stem_padding < 0)
+        ):
+            raise InvalidArgumentError(
+                f"metaspikeformer: stem_kernel must be odd and stem_padding >= 0, "
+                f"got {stem_kernel} and {stem_padding}"
+            )
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_classes = num_classes
         self.feature_sizes = check_strides(self.input_shape, strides, stem_kernel, stem_padding)
 
-        sg = surrogates.get_surrogate(surrogate, alpha=surrogate_alpha) if surrogate != "rectangular" \
+        sg = (
+            surrogates.get_surrogate(surrogate, alpha=surrogate_alpha)
+            if surrogate != "rectangular"
             else surrogates.get_surrogate(surrogate)
-        neuron = functools.partial(LIF, tau=tau, v_threshold=1.0, v_reset=0.0, detach_reset=detach_reset,
-                                   surrogate=sg, backend=backend)
+        )
+        neuron = functools.partial(
+            LIF,
+            tau=tau,
+            v_threshold=1.0,
+            v_reset=0.0,
+            detach_reset=detach_reset,
+            surrogate=sg,
+            backend=backend,
+        )
 
         def convs(dim: int, n: int) -> nn.Sequential:
             return nn.Sequential(*(ConvBlock(dim, neuron, mlp_ratio) for _ in range(n)))
 
         def blocks(dim: int, n: int) -> nn.Sequential:
-            return nn.Sequential(*(TransformerBlock(dim, num_heads, neuron, mlp_ratio, attention_version,
-                                                attention_scale) for _ in range(n)))
+            return nn.Sequential(
+                *(
+                    TransformerBlock(
+                        dim, num_heads, neuron, mlp_ratio, attention_version, attention_scale
+                    )
+                    for _ in range(n)
+                )
+            )
 
-        self.downsample1_1 = Downsampling(self.input_shape[0], c0 // 2, stem_kernel, strides[0], neuron=None,
-                                          padding=stem_padding)
+        self.downsample1_1 = Downsampling(
+            self.input_shape[0], c0 // 2, stem_kernel, strides[0], neuron=None, padding=stem_padding
+        )
         self.conv_blocks1_1 = convs(c0 // 2, conv_depths[0])
         self.downsample1_2 = Downsampling(c0 // 2, c0, 3, strides[1], neuron)
         self.conv_blocks1_2 = convs(c0, conv_depths[1])
@@ -167,19 +205,32 @@ class MetaSpikeFormer(nn.Module):
         self.downsample4 = Downsampling(c2, c3, 3, strides[4], neuron)
         self.blocks4 = blocks(c3, transformer_depths[1])
         if head_pool not in ("mean", "flatten"):
-            raise InvalidArgumentError(f"metaspikeformer: head_pool must be 'mean' or 'flatten', got {head_pool!r}")
+            raise InvalidArgumentError(
+                f"metaspikeformer: head_pool must be 'mean' or 'flatten', got {head_pool!r}"
+            )
         self.head_pool = head_pool
         h, w = self.feature_sizes[-1]
         self.head_lif = neuron()
-        self.head = TimeDistributed(nn.Flatten(), nn.Linear(c3 * (1 if head_pool == "mean" else h * w), num_classes))
+        self.head = TimeDistributed(
+            nn.Flatten(), nn.Linear(c3 * (1 if head_pool == "mean" else h * w), num_classes)
+        )
         nn.init.trunc_normal_(self.head[1].weight, std=0.02)
         nn.init.zeros_(self.head[1].bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[T, B, C, H, W]`` -> the last stage's membrane stream ``[T, B, C3, H', W']``."""
-        for stage in (self.downsample1_1, self.conv_blocks1_1, self.downsample1_2, self.conv_blocks1_2,
-                      self.downsample2, self.conv_blocks2, self.downsample3, self.blocks3,
-                      self.downsample4, self.blocks4):
+        for stage in (
+            self.downsample1_1,
+            self.conv_blocks1_1,
+            self.downsample1_2,
+            self.conv_blocks1_2,
+            self.downsample2,
+            self.conv_blocks2,
+            self.downsample3,
+            self.blocks3,
+            self.downsample4,
+            self.blocks4,
+        ):
             x = stage(x)
         return x
 
@@ -205,9 +256,18 @@ def _variant(name: str, dims, doc: str, input_shape_default, **arch):
         surrogate_alpha: float = 4.0,
         backend: Literal["auto", "numba", "torch"] = "auto",
     ) -> MetaSpikeFormer:
-        return MetaSpikeFormer(num_classes, input_shape, dims=dims, attention_version=attention_version, tau=tau,
-                               detach_reset=detach_reset, surrogate=surrogate, surrogate_alpha=surrogate_alpha,
-                               backend=backend, **arch)
+        return MetaSpikeFormer(
+            num_classes,
+            input_shape,
+            dims=dims,
+            attention_version=attention_version,
+            tau=tau,
+            detach_reset=detach_reset,
+            surrogate=surrogate,
+            surrogate_alpha=surrogate_alpha,
+            backend=backend,
+            **arch,
+        )
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
@@ -215,20 +275,46 @@ def _variant(name: str, dims, doc: str, input_shape_default, **arch):
 
 
 metaspikeformer = MODELS.register("metaspikeformer")(MetaSpikeFormer)
-metaspikeformer_15m = _variant("metaspikeformer_15m", (64, 128, 256, 360),
-                               "Meta-SpikeFormer 15.11M (ImageNet, 224x224x3).", (3, 224, 224))
-metaspikeformer_31m = _variant("metaspikeformer_31m", (96, 192, 384, 480),
-                               "Meta-SpikeFormer 31.33M (ImageNet, 224x224x3).", (3, 224, 224))
-metaspikeformer_55m = _variant("metaspikeformer_55m", (128, 256, 512, 640),
-                               "Meta-SpikeFormer 55.35M (ImageNet, 224x224x3).", (3, 224, 224))
+metaspikeformer_15m = _variant(
+    "metaspikeformer_15m",
+    (64, 128, 256, 360),
+    "Meta-SpikeFormer 15.11M (ImageNet, 224x224x3).",
+    (3, 224, 224),
+)
+metaspikeformer_31m = _variant(
+    "metaspikeformer_31m",
+    (96, 192, 384, 480),
+    "Meta-SpikeFormer 31.33M (ImageNet, 224x224x3).",
+    (3, 224, 224),
+)
+metaspikeformer_55m = _variant(
+    "metaspikeformer_55m",
+    (128, 256, 512, 640),
+    "Meta-SpikeFormer 55.35M (ImageNet, 224x224x3).",
+    (3, 224, 224),
+)
 metaspikeformer_event = _variant(
-    "metaspikeformer_event", (16, 32, 48, 48),
+    "metaspikeformer_event",
+    (16, 32, 48, 48),
     "Small Meta-SpikeFormer for 34x34 event frames (N-MNIST): an unpadded 3x3/s2 stem makes 16x16, "
     "then 8x8 = 64 tokens; one conv and one transformer block; flatten head.",
-    (2, 34, 34), conv_depths=(1, 0, 0), transformer_depths=(1, 0), strides=(2, 2, 1, 1, 1),
-    stem_kernel=3, stem_padding=0, num_heads=8, head_pool="flatten")
+    (2, 34, 34),
+    conv_depths=(1, 0, 0),
+    transformer_depths=(1, 0),
+    strides=(2, 2, 1, 1, 1),
+    stem_kernel=3,
+    stem_padding=0,
+    num_heads=8,
+    head_pool="flatten",
+)
 metaspikeformer_cifar = _variant(
-    "metaspikeformer_cifar", (32, 64, 128, 128),
+    "metaspikeformer_cifar",
+    (32, 64, 128, 128),
     "Small Meta-SpikeFormer for 32x32 images (CIFAR): 8x8 = 64 tokens.",
-    (3, 32, 32), conv_depths=(1, 1, 1), transformer_depths=(2, 1), strides=(1, 2, 2, 1, 1),
-    stem_kernel=3, num_heads=8)
+    (3, 32, 32),
+    conv_depths=(1, 1, 1),
+    transformer_depths=(2, 1),
+    strides=(1, 2, 2, 1, 1),
+    stem_kernel=3,
+    num_heads=8,
+)
