@@ -40,6 +40,7 @@ from torch import nn
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
 from neuroflow.models.registry import MODELS
+from neuroflow.neurons.functional import multistep
 from neuroflow.rram import (
     DeviceConfig,
     make_generator,
@@ -48,6 +49,7 @@ from neuroflow.rram import (
     run_reservoir_torch,
 )
 from neuroflow.rram.device import drift, program
+from neuroflow.rram.reservoir import ReservoirParams
 
 
 def centre_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -267,6 +269,10 @@ class LSM(nn.Module):
             eps = torch.randn(u.shape, generator=self._noise) if noisy else None
             w_var = self.w_rec_var if noisy else None
             qmax = 0 if self.rec_lsb is None else 2 ** (self.adc_bits - 1) - 1
+            if not noisy:  # the registered neuron kind "lsm_reservoir" (step and fused kernel)
+                params = ReservoirParams(self.decay, self.threshold, self.w_rec, self.rec_lsb, qmax)
+                return multistep(u, None, params, backend=self.backend)[0]
+            # read noise needs a draw per step: the kernel takes the draws as an input
             run = run_reservoir_torch if self.backend == "torch" else run_reservoir
             return run(u, self.w_rec, self.decay, self.threshold, w_var, eps, self.rec_lsb, qmax)
 

@@ -23,11 +23,15 @@ same arithmetic with a dense product per step; both sum ``decay * v + u`` first,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numba
 import numpy as np
 import torch
 
 from neuroflow.errors import InputShapeError, InvalidArgumentError
+from neuroflow.neurons.registry import FusedKernel, get_neuron_kind, register_neuron_kind
 from neuroflow.parallel import numba_parallel
 
 
@@ -95,7 +99,7 @@ def run_reservoir_torch(
 
 
 @numba.njit(cache=True, nogil=True)
-def _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, b, noisy, quantised):
+def _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, v_out, b, noisy, quantised):
     steps, _, n = u.shape
     v = np.zeros(n, dtype=u.dtype)
     r = np.zeros(n, dtype=u.dtype)
@@ -136,18 +140,20 @@ def _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, b, noisy, qu
             else:
                 out[t, b, j] = 0.0
                 v[j] = vj
+    for j in range(n):
+        v_out[b, j] = v[j]
 
 
 @numba.njit(cache=True, nogil=True)
-def _run_serial(u, w, w_var, eps, lsb, qmax, decay, threshold, out, noisy, quantised):
+def _run_serial(u, w, w_var, eps, lsb, qmax, decay, threshold, out, v_out, noisy, quantised):
     for b in range(u.shape[1]):
-        _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, b, noisy, quantised)
+        _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, v_out, b, noisy, quantised)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _run_parallel(u, w, w_var, eps, lsb, qmax, decay, threshold, out, noisy, quantised):
+def _run_parallel(u, w, w_var, eps, lsb, qmax, decay, threshold, out, v_out, noisy, quantised):
     for b in numba.prange(u.shape[1]):
-        _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, b, noisy, quantised)
+        _run_sample(u, w, w_var, eps, lsb, qmax, decay, threshold, out, v_out, b, noisy, quantised)
 
 
 def run_reservoir(
@@ -159,11 +165,13 @@ def run_reservoir(
     eps: torch.Tensor | None = None,
     lsb: torch.Tensor | None = None,
     qmax: int = 0,
+    return_potential: bool = False,
 ) -> torch.Tensor:
     """The compiled reservoir: spikes ``[T, B, N]`` (``u``'s dtype, float32 or float64) for input
     current ``u [T, B, N]``; the same equations as :func:`run_reservoir_torch`.
 
     ``w_var`` and ``eps [T, B, N]`` (read noise) go together; ``lsb [N]`` turns the ADC on. CPU.
+    ``return_potential=True`` also returns the potential after the last step ``[B, N]``.
     """
     _check(u, w)
     if u.dtype not in (torch.float32, torch.float64):
@@ -193,6 +201,7 @@ def run_reservoir(
         else np.ones(1, dtype=un.dtype)
     )
     out = np.empty_like(un)
+    v_out = np.empty_like(un[0])
     args = (
         un,
         wn,
@@ -203,6 +212,7 @@ def run_reservoir(
         un.dtype.type(decay),
         un.dtype.type(threshold),
         out,
+        v_out,
         noisy,
         quantised,
     )
@@ -211,4 +221,75 @@ def run_reservoir(
             _run_parallel(*args)
         else:
             _run_serial(*args)
+    if return_potential:
+        return torch.from_numpy(out), torch.from_numpy(v_out)
     return torch.from_numpy(out)
+
+
+# ------------------------------------------------------------------------------ neuron registry
+@dataclass(frozen=True, eq=False)
+class ReservoirParams:
+    """Constant parameters of a recurrent reservoir layer (kind ``"lsm_reservoir"``).
+
+    ``w [N, N]`` recurrent weights (rows presynaptic); ``lsb [N]`` and ``qmax`` the recurrent
+    read's ADC (``lsb=None``: ideal). Compared by identity (it holds tensors).
+    """
+
+    decay: float
+    v_threshold: float
+    w: torch.Tensor
+    lsb: torch.Tensor | None = None
+    qmax: int = 0
+    kind: ClassVar[str] = "lsm_reservoir"
+
+
+def _reservoir_state(x: torch.Tensor, p: ReservoirParams):
+    """Fresh state: potential and last step's spikes, both zeros ``[B, N]``."""
+    return x.new_zeros(x.shape[1:]), x.new_zeros(x.shape[1:])
+
+
+def _reservoir_kind_step(x_t, state, p: ReservoirParams, learnable):
+    v, s_prev = state
+    s, v = reservoir_step(
+        v,
+        s_prev,
+        x_t,
+        p.w.to(x_t.dtype),
+        p.decay,
+        p.v_threshold,
+        lsb=None if p.lsb is None else p.lsb.to(x_t.dtype),
+        qmax=p.qmax,
+    )
+    return s, (v, s)
+
+
+def _reservoir_kernel_run(x, state, p: ReservoirParams, learnable):
+    v0, s0 = state
+    if bool(v0.any()) or bool(s0.any()):  # the kernel starts from rest; streaming runs the step
+        from neuroflow.neurons.functional import reference_multistep
+
+        return reference_multistep(get_neuron_kind("lsm_reservoir"), x, state, p, learnable)
+    out, v = run_reservoir(
+        x, p.w, p.decay, p.v_threshold, lsb=p.lsb, qmax=p.qmax, return_potential=True
+    )
+    return out.to(x.dtype), (v.to(x.dtype), out[-1].to(x.dtype))
+
+
+#: the reservoir neuron in the neuron registry: its step is :func:`reservoir_step`, its fused
+#: kernel :func:`run_reservoir` (read noise, which needs per-step draws, is passed to
+#: :func:`run_reservoir` directly by the lsm model)
+RESERVOIR_KIND = register_neuron_kind(
+    "lsm_reservoir",
+    step=_reservoir_kind_step,
+    initial_state=_reservoir_state,
+    kernel=FusedKernel(
+        backend="numba",
+        run=_reservoir_kernel_run,
+        accepts=lambda x: (
+            x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and not x.requires_grad
+        ),
+        requirement="float32 or float64 CPU tensors without gradient (the reservoir is frozen)",
+    ),
+)
