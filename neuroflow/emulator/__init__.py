@@ -17,6 +17,7 @@ from neuroflow.emulator.errors import (
     InputRangeError,
     UnsupportedNodeError,
 )
+from neuroflow.emulator.profile import chip_energy_report
 from neuroflow.emulator.result import LayerStats, RunResult
 from neuroflow.emulator.xylo import XyloNetwork
 
@@ -28,5 +29,6 @@ __all__ = [
     "RunResult",
     "UnsupportedNodeError",
     "XyloNetwork",
+    "chip_energy_report",
     "compile",
 ]
