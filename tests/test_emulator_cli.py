@@ -65,6 +65,19 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert "needs --data CONFIG" in capsys.readouterr().err
 
 
+def test_unwritable_json_fails_before_the_emulation(capsys, tmp_path):
+    """``--json FILE`` is checked first: the checkpoint here does not even exist, so reaching
+    the emulation would fail with another message."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    base = ["emulate", "configs/nmnist_speck.yaml", "--checkpoint", str(tmp_path / "no.pt")]
+    for bad, reason in ((blocker / "out.json", "it is a file"), (tmp_path, "it is a folder")):
+        assert main([*base, "--hardware", "speck", "--json", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and "no.pt" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
 def test_leaky_quickstart_net_is_refused_on_speck():
     model = SCNN(3, (2, 12, 12), channels=[2, 2], backend="torch").eval()
     from neuroflow.emulator import UnsupportedNodeError

@@ -7,8 +7,6 @@ neuroflow emulate model.nir --hardware loihi --data CONFIG [--json FILE]
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from neuroflow.emulator.compiler import CHIPS
@@ -37,13 +35,22 @@ def add_emulate_parser(sub) -> None:
     p.set_defaults(func=run_emulate)
 
 
-def _atomic_json(path: str, payload: dict) -> None:
+def _check_json_path(path: str) -> None:
+    """Fail at once, in one line, when ``--json FILE`` cannot be written (its folder is a file
+    or read-only, or FILE is a folder), rather than after the whole emulation."""
+    from neuroflow.experiment import OutputPathError, ensure_output_dir
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, target)
+    ensure_output_dir(target.parent)
+    if target.is_dir():
+        raise OutputPathError(f"cannot write --json {target}: it is a folder")
+
+
+def _write_json(path: str, payload: dict) -> None:
+    from neuroflow.experiment import atomic_write
+
+    text = json.dumps(payload, indent=2) + "\n"
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def run_emulate(args) -> int:
@@ -52,6 +59,8 @@ def run_emulate(args) -> int:
     from neuroflow.emulator.evaluate import evaluate
     from neuroflow.experiment import build_loaders, load_trained_model
 
+    if args.json:
+        _check_json_path(args.json)
     if args.source.endswith(".nir"):
         if not args.data:
             raise InvalidArgumentError(
@@ -96,5 +105,5 @@ def run_emulate(args) -> int:
     for note in summary["approximations"]:
         print(f"  approximation: {note}")
     if args.json:
-        _atomic_json(args.json, summary)
+        _write_json(args.json, summary)
     return 0
