@@ -6,7 +6,7 @@ github MrLinNing/MemristorLSM: multiplicative decay, threshold, reset to 0)::
 
     r_j = ADC( sum_i s_i(t-1) W_ij + noise_j )          recurrent crossbar read (spikes of t-1)
     v_j = (decay * v_j + u_j(t)) + r_j                   u = the input projection's current
-    s_j(t) = 1 if v_j >= threshold else 0                H(0) = 1, as in DESIGN's convention
+    s_j(t) = 1 if v_j >= threshold else 0                H(0) = 1, as SpikingJelly
     v_j = 0 where s_j(t) = 1                             hard reset
 
 ``W [N, N]`` holds the recurrent weights (rows = presynaptic neurons; an inhibitory neuron's row is
