@@ -17,8 +17,8 @@ repeats and reports the new peak (``VmHWM``) minus that: the extra memory that f
 needed at their high-water mark, measured with glibc's default malloc. Times are measured in another
 subprocess that keeps freed memory for reuse (:func:`neuroflow.allocator.retain_freed_memory`, as
 the ``neuroflow`` command does; every method alike) unless ``--system-malloc`` is given: with
-glibc's defaults each tensor above 32 MB comes on fresh pages. Machines here are shared: times are noisy; ``--threads`` sets
-torch's intra-op threads for every case alike.
+glibc's defaults each tensor above 32 MB comes on fresh pages. Machines here are shared: times
+are noisy; ``--threads`` sets torch's intra-op threads for every case alike.
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def main() -> None:
 
     rows = []
     print(
-        f"attention fwd+bwd, B={B} H={H} d={D}, float32; median time, peak extra RSS (own subprocess)"
+        f"attention fwd+bwd, B={B} H={H} d={D}, float32; "
+        "median time, peak extra RSS (own subprocess)"
     )
     print(
         f"{'N':>6} {'sdsa_v2 ms':>11} {'product ms':>11} {'sdpa ms':>10} {'sdpa/v2':>8} "
@@ -171,7 +172,8 @@ def main() -> None:
         ratio = sd["median_s"] / v2["median_s"]
         rows.append({"n": n, "sdsa_v2": v2, "product": prod, "sdpa": sd, "speedup": ratio})
         print(
-            f"{n:>6} {1e3 * v2['median_s']:>11.2f} {1e3 * prod['median_s']:>11.2f} {1e3 * sd['median_s']:>10.2f} "
+            f"{n:>6} {1e3 * v2['median_s']:>11.2f} {1e3 * prod['median_s']:>11.2f} "
+            f"{1e3 * sd['median_s']:>10.2f} "
             f"{ratio:>7.1f}x {v2['peak_extra_mib']:>8.1f} {sd['peak_extra_mib']:>9.1f}",
             flush=True,
         )
@@ -194,7 +196,8 @@ def main() -> None:
         for name in ("sdsa_v2", "product", "sdpa"):
             growth = b[name]["median_s"] / a[name]["median_s"]
             print(
-                f"{name}: time x{growth:.2f} from N={a['n']} to N={b['n']} (x{b['n'] / a['n']:g} tokens)"
+                f"{name}: time x{growth:.2f} from N={a['n']} to N={b['n']} "
+                f"(x{b['n'] / a['n']:g} tokens)"
             )
     if args.json:
         with open(args.json, "w") as f:

@@ -53,7 +53,8 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     overhead = med["counted"] / med["plain"] - 1
     print(
-        f"input {args.shape}, spike rate {args.rate}, {args.repeat} rounds, torch threads {torch.get_num_threads()}"
+        f"input {args.shape}, spike rate {args.rate}, {args.repeat} rounds, "
+        f"torch threads {torch.get_num_threads()}"
     )
     print(f"plain pass   {med['plain'] * 1e3:8.1f} ms (median)")
     print(f"counted pass {med['counted'] * 1e3:8.1f} ms (median)")

@@ -40,7 +40,8 @@ class Registry(Generic[T]):
             hint = nearest(name, self._items)
             suggestion = f"; did you mean {hint!r}?" if hint else ""
             raise RegistryError(
-                f"unknown {self.kind} {name!r}{suggestion} (known: {', '.join(sorted(self._items))})"
+                f"unknown {self.kind} {name!r}{suggestion} "
+                f"(known: {', '.join(sorted(self._items))})"
             ) from None
 
     def names(self) -> list[str]:

@@ -66,7 +66,8 @@ def _brute_force_fps(xyz: np.ndarray, n: int, start: int) -> list[int]:
 
 def test_farthest_point_sampling():
     line = np.stack([np.arange(11.0), np.zeros(11), np.zeros(11)], axis=1)
-    # 0, then the far end 10, then the middle 5, then 2 (ties 2, 3, 7, 8 at distance 2: lowest index)
+    # 0, then the far end 10, then the middle 5, then 2
+    # (ties 2, 3, 7, 8 at distance 2: the lowest index wins)
     assert farthest_point_sample(line, 4).tolist() == [0, 10, 5, 2]
     cloud = np.random.default_rng(1).normal(size=(300, 6))
     for start in (0, 17):

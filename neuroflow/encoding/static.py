@@ -26,7 +26,8 @@ def _check_unit_range(x: torch.Tensor, name: str) -> None:
         )
     if x.numel() and (x.min() < 0 or x.max() > 1 or not torch.isfinite(x).all()):
         raise InvalidArgumentError(
-            f"{name} expects intensities in [0, 1]; got values in [{x.min().item():g}, {x.max().item():g}] "
+            f"{name} expects intensities in [0, 1]; "
+            f"got values in [{x.min().item():g}, {x.max().item():g}] "
             "(normalise the input first)"
         )
 

@@ -36,7 +36,8 @@ def batchnorm_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tenso
 
 
 class RepConv(nn.Module):
-    """3x3 convolution trained as ``1x1 -> BN -> dw3x3 -> 1x1 -> BN``, fused to one conv for inference.
+    """3x3 convolution trained as ``1x1 -> BN -> dw3x3 -> 1x1 -> BN``, fused to one conv for
+    inference.
 
     Input ``[N, C_in, H, W]`` -> ``[N, C_out, H, W]`` (stride 1, same size).
     """
@@ -87,7 +88,10 @@ class RepConv(nn.Module):
         return conv
 
     def reparameterize_(self) -> None:
-        """Replace the training chain by :meth:`fused_conv` in place (inference only; irreversible)."""
+        """Replace the training chain by :meth:`fused_conv` in place.
+
+        Inference only; irreversible.
+        """
         if self.training:
             raise NeuroflowError(
                 "RepConv.reparameterize_ needs eval mode: BN must use running statistics"

@@ -1,4 +1,5 @@
-"""Spike-driven self-attention (SDSA): Spike-driven Transformer V1 (Yao et al., NeurIPS 2023) and V2.
+"""Spike-driven self-attention (SDSA): Spike-driven Transformer V1 (Yao et al., NeurIPS 2023)
+and V2.
 
 Functional core (pure functions on spike tensors; ``...`` = any leading dims such as ``T, B``):
 
@@ -34,7 +35,10 @@ from neuroflow.layers.time_distributed import TimeDistributed
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``[..., C, H, W]`` -> ``[..., heads, H*W, C/heads]`` (channel ``c`` goes to head ``c // d``)."""
+    """``[..., C, H, W]`` -> ``[..., heads, H*W, C/heads]``.
+
+    Channel ``c`` goes to head ``c // d``.
+    """
     *lead, c, h, w = x.shape
     if c % heads:
         raise InputShapeError(f"split_heads: {c} channels do not split into {heads} heads")
@@ -42,7 +46,10 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 def merge_heads(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``[..., heads, N, d]`` -> ``[..., heads*d, height, width]`` (inverse of :func:`split_heads`)."""
+    """``[..., heads, N, d]`` -> ``[..., heads*d, height, width]``.
+
+    The inverse of :func:`split_heads`.
+    """
     *lead, heads, n, d = x.shape
     if n != height * width:
         raise InputShapeError(f"merge_heads: {n} tokens do not fill {height}x{width}")
@@ -50,12 +57,15 @@ def merge_heads(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def sdsa_v2(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """V2 spike-driven attention scores ``Q (K^T V) * scale``: ``[..., N, d]`` x3 -> ``[..., N, d]``.
+    """V2 spike-driven attention scores ``Q (K^T V) * scale``.
+
+    Shapes: ``q``, ``k``, ``v`` ``[..., N, d]`` -> ``[..., N, d]``.
 
     The product is ordered so that ``K^T V`` (``[..., d, d]``) is formed first: ``O(N d^2)`` time
     and ``O(N d + d^2)`` memory instead of the ``O(N^2 d)`` / ``O(N^2)`` of ``(Q K^T) V``.
     """
-    # scaling in place saves one [..., N, d] temporary; bmm keeps its inputs, not its output, for backward
+    # scaling in place saves one [..., N, d] temporary; bmm keeps its inputs, not its output,
+    # for backward
     return (q @ (k.transpose(-2, -1) @ v)).mul_(scale)
 
 
@@ -132,4 +142,7 @@ class SpikeDrivenSelfAttention(nn.Module):
         return self.proj_conv(self.attention(x))
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.num_heads}, version={self.version}, scale={self.scale:g}"
+        return (
+            f"dim={self.dim}, num_heads={self.num_heads}, version={self.version}, "
+            f"scale={self.scale:g}"
+        )

@@ -1,4 +1,5 @@
-"""Meta-SpikeFormer blocks (Spike-driven Transformer V2, Yao et al., ICLR 2024), on ``[T, B, C, H, W]``.
+"""Meta-SpikeFormer blocks (Spike-driven Transformer V2, Yao et al., ICLR 2024), on
+``[T, B, C, H, W]``.
 
 Every block keeps the *membrane shortcut*: blocks add real-valued outputs to a real-valued stream
 and each branch starts with its own spiking neuron, so every convolution after the stem sees
@@ -30,7 +31,9 @@ NeuronFactory = Callable[..., nn.Module]
 
 
 class Downsampling(nn.Module):
-    """``[LIF] -> Conv2d(k, stride, padding, bias) -> BN``: ``[T,B,C_in,H,W] -> [T,B,C_out,H/s,W/s]``.
+    """``[LIF] -> Conv2d(k, stride, padding, bias) -> BN``.
+
+    Shapes: ``[T, B, C_in, H, W] -> [T, B, C_out, H/s, W/s]``.
 
     ``padding=None`` pads ``k // 2`` (size-preserving before the stride).
     """

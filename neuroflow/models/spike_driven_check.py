@@ -64,7 +64,8 @@ class SpikeDrivenReport:
         return not self.violations
 
     def __str__(self) -> str:
-        head = f"{len(self.sites)} synaptic operations, first (encoding) exempt: {self.sites[0] if self.sites else None}"
+        first = self.sites[0] if self.sites else None
+        head = f"{len(self.sites)} synaptic operations, first (encoding) exempt: {first}"
         return "\n".join(
             [head] + [str(v) for v in self.violations] + (["spike-driven: yes"] if self.ok else [])
         )

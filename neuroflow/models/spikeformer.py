@@ -1,14 +1,17 @@
-"""Meta-SpikeFormer (Spike-driven Transformer V2; Yao et al., ICLR 2024) and its registered variants.
+"""Meta-SpikeFormer (Spike-driven Transformer V2; Yao et al., ICLR 2024) and its registered
+variants.
 
 Structure, on ``[T, B, C_in, H, W]`` (``strides`` = (s1, ..., s5); ImageNet: 2, 2, 2, 2, 1)::
 
-    stage 1  downsample1_1  7x7 conv, stride s1 -> C0/2 (the stem: real input, no LIF)  + conv_depths[0] ConvBlocks
-             downsample1_2  LIF, 3x3 conv, stride s2 -> C0                              + conv_depths[1] ConvBlocks
-    stage 2  downsample2    LIF, 3x3 conv, stride s3 -> C1                              + conv_depths[2] ConvBlocks
-    stage 3  downsample3    LIF, 3x3 conv, stride s4 -> C2                              + transformer_depths[0] blocks
-    stage 4  downsample4    LIF, 3x3 conv, stride s5 -> C3                              + transformer_depths[1] blocks
-    head     mean over H, W -> LIF -> Linear(C3 -> classes)                     [T, B, classes]
+    stage 1  downsample1_1  7x7 conv, stride s1 -> C0/2 (stem*)  + conv_depths[0] ConvBlocks
+             downsample1_2  LIF, 3x3 conv, stride s2 -> C0       + conv_depths[1] ConvBlocks
+    stage 2  downsample2    LIF, 3x3 conv, stride s3 -> C1       + conv_depths[2] ConvBlocks
+    stage 3  downsample3    LIF, 3x3 conv, stride s4 -> C2       + transformer_depths[0] blocks
+    stage 4  downsample4    LIF, 3x3 conv, stride s5 -> C3       + transformer_depths[1] blocks
+    head     mean over H, W -> LIF -> Linear(C3 -> classes)      [T, B, classes]
              (or, head_pool="flatten": LIF -> Linear(C3 * H' * W' -> classes))
+
+    * the stem: real input, no LIF
 
 Every convolution pads ``k // 2`` (the stem: ``stem_padding``), so a stride ``s`` stage maps a
 side ``n`` to ``n / s`` exactly when ``s`` divides ``n``; the builder rejects input sizes that some
@@ -64,7 +67,9 @@ def check_strides(
     stem_kernel: int = 3,
     stem_padding: int | None = None,
 ) -> list[tuple[int, int]]:
-    """The ``(H, W)`` after each downsampling; an :class:`InputShapeError` if a stride does not divide.
+    """The ``(H, W)`` after each downsampling.
+
+    Raises :class:`InputShapeError` if a stride does not divide the side it receives.
 
     Every convolution pads ``k // 2`` except the stem, which pads ``stem_padding``; a side ``n``
     first becomes ``n + 2 p - k + 1`` (``n`` for ``k // 2`` padding) and that must be a multiple of
@@ -77,9 +82,10 @@ def check_strides(
     for i, s in enumerate(strides, start=1):
         if h < 1 or w < 1 or h % s or w % s:
             raise InputShapeError(
-                f"metaspikeformer: input_shape {tuple(input_shape)} does not fit the strides {list(strides)} "
-                f"(stem kernel {stem_kernel}, padding {pad}): downsampling {i} (stride {s}) gets {h}x{w}, "
-                f"which {s} does not divide; choose a frame size or strides so that every stride divides"
+                f"metaspikeformer: input_shape {tuple(input_shape)} does not fit the strides "
+                f"{list(strides)} (stem kernel {stem_kernel}, padding {pad}): downsampling {i} "
+                f"(stride {s}) gets {h}x{w}, which {s} does not divide; choose a frame size or "
+                "strides so that every stride divides"
             )
         h, w = h // s, w // s
         sizes.append((h, w))
@@ -97,15 +103,16 @@ class MetaSpikeFormer(nn.Module):
         transformer_depths: transformer blocks in stages 3 and 4 (reference: 6, 2).
         strides: the five downsampling strides (reference: 2, 2, 2, 2, 1).
         stem_kernel: kernel of the first convolution (reference: 7).
-        stem_padding: its padding; ``None`` = ``stem_kernel // 2`` (size-preserving). ``0`` lets 34x34
-            event frames become 32x32, which halves cleanly.
+        stem_padding: its padding; ``None`` = ``stem_kernel // 2`` (size-preserving). ``0`` lets
+            34x34 event frames become 32x32, which halves cleanly.
         num_heads: attention heads (must divide C2 and C3).
         mlp_ratio: hidden width factor of the ConvBlock and MLP.
         attention_version: 2 (``LIF(Q K^T V)``) or 1 (``Q * LIF(sum K*V)``).
         attention_scale: the V2 scale (0.125 in the reference). Few tokens and narrow heads give
-            small ``Q K^T V`` sums: a larger scale lets a small model's attention neuron fire sooner.
-        head_pool: ``"mean"`` over tokens before the head (reference) or ``"flatten"`` (the head sees
-            every token: ``Linear(C3 * H' * W')``; small event variant, where the mean-pooled
+            small ``Q K^T V`` sums: a larger scale lets a small model's attention neuron fire
+            sooner.
+        head_pool: ``"mean"`` over tokens before the head (reference) or ``"flatten"`` (the head
+            sees every token: ``Linear(C3 * H' * W')``; small event variant, where the mean-pooled
             features of a shallow network learn far slower on N-MNIST).
         tau, detach_reset, surrogate, surrogate_alpha, backend: the LIF neurons (threshold 1, hard
             reset to 0; the attention neuron has threshold 0.5).
@@ -237,7 +244,8 @@ class MetaSpikeFormer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or tuple(x.shape[2:]) != self.input_shape:
             raise InputShapeError(
-                f"metaspikeformer expects [T, B, {', '.join(map(str, self.input_shape))}], got {list(x.shape)}"
+                f"metaspikeformer expects [T, B, {', '.join(map(str, self.input_shape))}], "
+                f"got {list(x.shape)}"
             )
         x = self.features(x)
         return self.head(self.head_lif(x.mean(dim=(-2, -1)) if self.head_pool == "mean" else x))
