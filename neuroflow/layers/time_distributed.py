@@ -62,16 +62,15 @@ class TimeDistributed(nn.Sequential):
     """Run stateless modules (Conv, BatchNorm, Linear, pooling...) on ``[T, B, ...]`` input.
 
     The modules see one big batch ``[T * B, ...]``, so BatchNorm statistics are shared over time
-    steps, as in SpikingJelly's ``SeqToANNContainer``. It is an ``nn.Sequential``: the wrapped layers
-    stay reachable by index for inspection and graph export.
+    steps, as in SpikingJelly's ``SeqToANNContainer``. It is an ``nn.Sequential``: the wrapped
+    layers stay reachable by index for inspection and graph export.
 
     On the CPU, image input ``[T, B, C, H, W]`` to a stack of convolutions, BatchNorm and pooling
-    that pools runs in the channels-last layout (converted on the way in and back on the way out):
-    torch's NCHW pooling is slow on the CPU (2x2 average pooling of [512, 16, 34, 34]: 11 ms NCHW,
-    3 ms channels-last); a training step of the quickstart SCNN measured 118-122 -> 72 ms (with
-    the gradients kept in the same layout, :class:`_ToLayout`).
-    Stacks without pooling stay NCHW: for the Meta-SpikeFormer's 1x1 and depthwise convolutions
-    channels-last measured no gain (a training step 112-115 ms NCHW, 108-112 ms channels-last).
+    that pools runs in the channels-last layout (converted on the way in and back on the way out,
+    the gradients kept in the same layout by :class:`_ToLayout`): torch's NCHW pooling is slow on
+    the CPU, so channels-last makes such a stack markedly faster to train. Stacks without pooling
+    stay NCHW: for the Meta-SpikeFormer's 1x1 and depthwise convolutions channels-last brought no
+    gain. The measured figures are in ``docs/benchmarks.md``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

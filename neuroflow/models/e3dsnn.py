@@ -68,7 +68,10 @@ class _Builder:
 
 
 class BasicBlock(nn.Module):
-    """Two residual sub-blocks on pre-spike values: ``[S SubM BN]`` and ``[S SubM BN S SubM BN]``."""
+    """Two residual sub-blocks on pre-spike values.
+
+    ``[S SubM BN]`` and ``[S SubM BN S SubM BN]``.
+    """
 
     def __init__(self, channels: int, make: _Builder, indice_key: str):
         super().__init__()
@@ -144,7 +147,8 @@ class E3DSNN(nn.Module):
         channels, depths = [int(c) for c in channels], [int(d) for d in depths]
         if len(channels) != len(depths) or not channels or min(channels) < 1 or min(depths) < 0:
             raise InvalidArgumentError(
-                f"e3dsnn: channels and depths must be equally long lists of positive / non-negative ints, "
+                "e3dsnn: channels and depths must be equally long lists of "
+                "positive / non-negative ints, "
                 f"got channels={channels}, depths={depths}"
             )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -156,8 +160,8 @@ class E3DSNN(nn.Module):
         self.in_channels = in_channels
         self.stem = nn.Sequential(
             # its input, the spike voxel code, is integer spikes too: event-driven like the others
-            # (in inference the event kernel then serves this narrow layer: 0.76 against 2.76 ms
-            # on 4 real ModelNet40 clouds, 30,018 voxels, 6 -> 16 channels)
+            # (in inference the event kernel then serves this narrow layer, several times faster
+            # than the non-skipping path: docs/benchmarks.md)
             make.subm(in_channels, stem, "stem"),
             make.bn(stem),
             *make.spiking_subm(stem, "stem"),
@@ -178,7 +182,8 @@ class E3DSNN(nn.Module):
             )
         if x.num_channels != self.in_channels:
             raise InputShapeError(
-                f"e3dsnn expects {self.in_channels} features per voxel, got features of shape {tuple(x.features.shape)}"
+                f"e3dsnn expects {self.in_channels} features per voxel, "
+                f"got features of shape {tuple(x.features.shape)}"
             )
         return self.pool(self.head(self.stages(self.stem(x))))[None]
 
@@ -232,7 +237,10 @@ def e3dsnn_t(
     event_driven: bool = True,
     backend: str = "auto",
 ) -> E3DSNN:
-    """E-3DSNN-T: channels 16/32/64/128, depth 1 (1,874,216 parameters at 40 classes, 6 features)."""
+    """E-3DSNN-T: channels 16/32/64/128, depth 1.
+
+    1,874,216 parameters at 40 classes, 6 features.
+    """
     return e3dsnn(
         num_classes, input_shape, (16, 32, 64, 128), (1, 1, 1, 1), None, D, event_driven, backend
     )
@@ -246,7 +254,10 @@ def e3dsnn_s(
     event_driven: bool = True,
     backend: str = "auto",
 ) -> E3DSNN:
-    """E-3DSNN-S: channels 24/48/96/160, depth 1 (3,271,144 parameters at 40 classes, 6 features)."""
+    """E-3DSNN-S: channels 24/48/96/160, depth 1.
+
+    3,271,144 parameters at 40 classes, 6 features.
+    """
     return e3dsnn(
         num_classes, input_shape, (24, 48, 96, 160), (1, 1, 1, 1), None, D, event_driven, backend
     )

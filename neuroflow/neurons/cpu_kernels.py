@@ -273,9 +273,9 @@ def backward(
 # --- the kernels over several column ranges at once, on numba's parallel threads ------------------
 # Why not plain Python threads: in training a neuron layer follows torch operations, after which
 # torch's idle OpenMP workers keep spinning on the cores for a while, and a plain worker thread
-# shares its core with a spinner. Measured on the 2-core VM (numba's OpenMP layer), LIF backward at
-# T16 B32 N4096: plain threads 1.9 ms alone but 4.7 ms right after a torch ``sum``; prange 2.1 ms
-# alone, 2.3 ms after the ``sum``; the whole benchmark step 6.2 -> 4.3 ms.
+# shares its core with a spinner. numba's prange threads (its OpenMP layer) are hardly slowed by
+# the spinners, so a neuron step after torch operations is faster with them (figures in
+# docs/benchmarks.md).
 
 
 @numba.njit(parallel=True, **_OPTS)

@@ -30,11 +30,11 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optim
     """SGD (momentum, nesterov) or AdamW (betas, eps) over ``model``'s parameters.
 
     torch's fused implementation where it supports the parameters (floating tensors on the CPU or
-    a CUDA GPU): one kernel per step instead of several tensor operations per parameter. Measured on
-    2 CPU cores, 1.2 M parameters in 56 tensors: AdamW 10.1-11.0 -> 1.3-1.5 ms per step, SGD with
-    momentum 1.9 -> 0.6 ms; results equal to the unfused ones within float32 rounding (AdamW after
-    20 steps: 4.8e-7). The state dicts have the same entries, so checkpoints of either load into
-    the other (torch then keeps the saved group settings: a resumed unfused run stays unfused).
+    a CUDA GPU): one kernel per step instead of several tensor operations per parameter, several
+    times faster per step on the CPU (figures in ``docs/benchmarks.md``); results equal to the
+    unfused ones within float32 rounding (AdamW on 1.2 M parameters after 20 steps: 4.8e-7).
+    The state dicts have the same entries, so checkpoints of either load into the other (torch
+    then keeps the saved group settings: a resumed unfused run stays unfused).
     """
     groups = param_groups(model, cfg.weight_decay)
     # torch checks the parameters only at the first step: test them here
