@@ -17,7 +17,7 @@ from neuroflow.models.spike_driven_check import check_spike_driven
 REPO = Path(__file__).resolve().parents[1]
 
 IMAGENET_VARIANTS = {
-    # name: (dims, parameters reported in the paper: Yao et al., ICLR 2024, Table 2 / DESIGN.md §6)
+    # name: (dims, parameters reported in the paper: Yao et al., ICLR 2024, Table 2)
     "metaspikeformer_15m": ((64, 128, 256, 360), 15.11e6),
     "metaspikeformer_31m": ((96, 192, 384, 480), 31.33e6),
     "metaspikeformer_55m": ((128, 256, 512, 640), 55.35e6),

@@ -1,5 +1,9 @@
-"""Energy estimation (DESIGN section 6): count operations with hooks, price them on a hardware
-profile, report per layer.
+"""Energy estimation: count operations with hooks, price them on a hardware profile, report per
+layer.
+
+The convention (MACs for the real-valued encoding layer, ACs for spike-driven layers, priced at
+Horowitz's 45 nm energies, ISSCC 2014) is that of the Spike-driven Transformer papers (Yao et
+al., NeurIPS 2023 / ICLR 2024) and E-3DSNN (Qiu et al., AAAI 2025, arXiv 2412.07360).
 
 Public names: :class:`OpCounter`, :func:`register_op_counter` (plug a layer type in),
 :class:`OpCounts` and the pure counting functions (:func:`conv_synaptic_ops`,

@@ -1,6 +1,7 @@
 """Operation counts of one layer call: pure functions on tensors.
 
-Conventions (DESIGN section 6; SDT V1-V3, E-3DSNN, NeuroBench):
+Conventions (Spike-driven Transformer V1-V3, Yao et al.; E-3DSNN, Qiu et al., arXiv 2412.07360;
+NeuroBench, Yik et al., Nature Communications 2025):
 
 - An input is **spikes** when every element is an integer (binary 0/1, ternary -1/0/1 or integer
   multi-spikes). An integer ``k`` stands for ``|k|`` binary spikes, so it triggers ``|k|``
