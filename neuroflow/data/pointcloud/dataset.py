@@ -192,14 +192,13 @@ def _prepare_clouds(refs: list[CloudRef], fmt: str, options: PointCloudOptions):
     for the progress bar).
 
     On Linux, 64 samples or more are prepared by forked worker processes, one per CPU (and DDP
-    rank). On the 2-core development VM, the 36 sample ModelNet40 text files at the paper's
-    settings (10,000 -> 8,192 farthest points) took 101 ms each in one process and 46 ms with 2
-    workers: ~9 instead of ~21 minutes for the 12,311 files (164 ms per file before the faster
-    text parser and farthest-point kernel). Each cloud depends on its own file only, so the cache
-    is the same for any number of workers (tested). ``fork``, as torch's DataLoader on Linux: the
-    work is numpy and a serial numba kernel, nothing that needs the parent's OpenMP threads. A
-    daemonic process (which may not have children) prepares them itself, and so does this
-    process, with a warning, after a worker died (e.g. killed for memory)."""
+    rank): with 2 workers on the 2-core development VM a ModelNet40 file takes less than half the
+    time it takes in one process (figures in ``docs/benchmarks.md``). Each cloud depends on its
+    own file only, so the cache is the same for any number of workers (tested). ``fork``, as
+    torch's DataLoader on Linux: the work is numpy and a serial numba kernel, nothing that needs
+    the parent's OpenMP threads. A daemonic process (which may not have children) prepares them
+    itself, and so does this process, with a warning, after a worker died (e.g. killed for
+    memory)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool

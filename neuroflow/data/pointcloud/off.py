@@ -127,8 +127,8 @@ def _read_off_lines(text: str, path: str) -> tuple[np.ndarray, np.ndarray]:
 def _read_triangles_fast(text: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The mesh of a plain triangle OFF file (no comments or blank lines, every face ``3 a b c``
     with indices in range, finite vertices), parsed by numpy's C reader; None for anything else,
-    which :func:`read_off`'s line-by-line parser then reads or reports. A 1.9 MB ModelNet40 mesh
-    (27,817 vertices, 54,303 faces): 57-81 against 695-774 ms."""
+    which :func:`read_off`'s line-by-line parser then reads or reports: about 10x faster on a
+    real ModelNet40 mesh (figures in ``docs/benchmarks.md``)."""
     if "#" in text:
         return None
     lines = text.split("\n", 2)
