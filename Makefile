@@ -34,6 +34,8 @@ demo: setup
 	$(VENV)/bin/neuroflow train $(CONFIG) --overwrite
 
 test: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VPY) -m pytest -q
 
 test-slow: setup-dev
@@ -45,6 +47,9 @@ bench: setup-dev
 	$(VPY) benchmarks/bench_e3dsnn_inference.py
 	$(VPY) benchmarks/bench_attention.py
 	$(VPY) benchmarks/bench_energy_overhead.py
+	$(VPY) benchmarks/bench_nir.py
+	$(VPY) benchmarks/bench_emulator.py
+	$(VPY) benchmarks/bench_lsm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

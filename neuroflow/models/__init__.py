@@ -17,7 +17,20 @@ from neuroflow.models.spike_driven_check import SpikeDrivenReport, check_spike_d
 from neuroflow.models.spikeformer import MetaSpikeFormer
 
 __all__ = [
-    "DATA_ARGUMENTS", "E3DSNN", "MODELS", "MetaSpikeFormer", "SCNN", "SpikeDrivenReport", "build", "build_model",
-    "builder_parameters", "check_spike_driven", "e3dsnn", "e3dsnn_s", "e3dsnn_t", "scnn",
-    "LSM", "lsm",
+    "DATA_ARGUMENTS",
+    "E3DSNN",
+    "MODELS",
+    "MetaSpikeFormer",
+    "SCNN",
+    "SpikeDrivenReport",
+    "build",
+    "build_model",
+    "builder_parameters",
+    "check_spike_driven",
+    "e3dsnn",
+    "e3dsnn_s",
+    "e3dsnn_t",
+    "scnn",
+    "LSM",
+    "lsm",
 ]
