@@ -31,6 +31,13 @@ def add_emulate_parser(sub) -> None:
     )
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--max-samples", type=int, default=None, help="score only the first N samples")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="shard each batch's streams over N worker processes (same figures; default 1)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON to FILE")
     p.set_defaults(func=run_emulate)
 
@@ -57,8 +64,10 @@ def run_emulate(args) -> int:
     from neuroflow.config import load_config
     from neuroflow.emulator.compiler import compile
     from neuroflow.emulator.evaluate import evaluate
+    from neuroflow.emulator.shard import check_processes
     from neuroflow.experiment import build_loaders, load_trained_model
 
+    check_processes(args.processes)
     if args.json:
         _check_json_path(args.json)
     if args.source.endswith(".nir"):
@@ -79,7 +88,7 @@ def run_emulate(args) -> int:
         model = load_trained_model(cfg, args.checkpoint)
         net = compile(model, hardware=args.hardware, input_shape=model.input_shape)
     loader = build_loaders(cfg, (args.split,))[args.split]
-    summary = evaluate(net, model, loader, args.max_samples)
+    summary = evaluate(net, model, loader, args.max_samples, processes=args.processes)
     summary["source"] = args.source
     summary["split"] = args.split
     print(

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from neuroflow.emulator.errors import InputRangeError
+from neuroflow.emulator.shard import ShardedRunner
 
 
 def _integer_events(x: torch.Tensor) -> np.ndarray:
@@ -24,9 +25,14 @@ def _neuron_modules(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return {name.replace(".", "_"): module for name, module in model.named_modules() if name}
 
 
-def evaluate(net, model: torch.nn.Module, loader, max_samples: int | None = None) -> dict:
+def evaluate(
+    net, model: torch.nn.Module, loader, max_samples: int | None = None, processes: int = 1
+) -> dict:
     """Run ``net`` (a compiled chip network) and the float ``model`` on ``loader``'s batches
-    (``[T, B, ...]`` integer event frames, labels); returns the JSON-ready summary."""
+    (``[T, B, ...]`` integer event frames, labels); returns the JSON-ready summary.
+    ``processes > 1``: each batch's streams are sharded over that many worker processes
+    (one pool for the whole split; the same figures as one process)."""
+    runner = ShardedRunner(net, processes)
     layers = getattr(net, "layers", [])
     neuron_of = {
         ly.name: ly.quantisation.get("neuron") for ly in layers if hasattr(ly, "quantisation")
@@ -50,14 +56,14 @@ def evaluate(net, model: torch.nn.Module, loader, max_samples: int | None = None
     stats: dict[str, dict] = {}
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), runner:
             for x, y in loader:
                 if max_samples is not None and seen >= max_samples:
                     break
                 if max_samples is not None:
                     x, y = x[:, : max_samples - seen], y[: max_samples - seen]
                 pred_float = model(x).mean(0).argmax(-1).cpu().numpy()
-                result = net.run(_integer_events(x))
+                result = runner.run(_integer_events(x))
                 pred_chip = result.output_counts.reshape(x.shape[1], -1).argmax(-1)
                 labels = y.cpu().numpy()
                 correct += int((pred_chip == labels).sum())

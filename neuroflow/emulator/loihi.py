@@ -77,11 +77,16 @@ class LoihiNetwork:
     dt: float = 1e-3
     hardware: str = "loihi"
 
-    def run(self, x, drain: bool = True) -> RunResult:
+    def run(self, x, drain: bool = True, processes: int = 1) -> RunResult:
         """Run integer events ``x [T, B, *input_shape]`` (0..255). With ``drain`` the chip runs
         ``len(layers)`` extra silent ticks so the last input reaches the readout (each layer
         adds one tick of synaptic delay). Outputs: the last layer's per-tick output, every
-        layer's spikes ``[ticks, B, ...]``."""
+        layer's spikes ``[ticks, B, ...]``. ``processes > 1`` shards the streams ``B`` over
+        worker processes (same result)."""
+        if processes != 1:
+            from neuroflow.emulator.shard import run_sharded
+
+            return run_sharded(self, x, processes, drain=drain)
         x = np.asarray(x)
         if x.ndim != 2 + len(self.input_shape) or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise InputRangeError(

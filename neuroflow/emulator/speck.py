@@ -75,9 +75,14 @@ class SpeckNetwork:
     hardware: str = "speck"
     approximations: list[str] = field(default_factory=list)
 
-    def run(self, x) -> RunResult:
+    def run(self, x, processes: int = 1) -> RunResult:
         """Run integer DVS events ``x [T, B, C, H, W]`` (counts >= 0 per pixel and tick).
-        Output: the last layer's (pooled) spike counts ``[T, B, ...]``."""
+        Output: the last layer's (pooled) spike counts ``[T, B, ...]``. ``processes > 1``
+        shards the streams ``B`` over worker processes (same result)."""
+        if processes != 1:
+            from neuroflow.emulator.shard import run_sharded
+
+            return run_sharded(self, x, processes)
         x = np.asarray(x)
         if x.ndim != 5 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise InputRangeError(

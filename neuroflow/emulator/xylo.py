@@ -155,12 +155,17 @@ class XyloNetwork:
                 f"allows a fan-out of {cap} ({int(fan.max()) - cap} too many)"
             )
 
-    def run(self, x) -> RunResult:
+    def run(self, x, processes: int = 1) -> RunResult:
         """Run integer input events ``x [T, B, n_in]`` (0..15 per channel and tick).
 
         Returns output spikes ``[T, B, n_out]`` (0/1), ``layer_spikes['hidden']``
         ``[T, B, n_hidden]`` (0..31) and ``layer_spikes['output']``; state starts at zero.
+        ``processes > 1`` shards the streams ``B`` over worker processes (same result).
         """
+        if processes != 1:
+            from neuroflow.emulator.shard import run_sharded
+
+            return run_sharded(self, x, processes)
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[2] != self.n_in:
             raise InputRangeError(
