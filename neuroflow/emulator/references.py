@@ -55,7 +55,9 @@ class XyloSimReference:
         return hidden, out, np.array(self.layer.rec_v_mem).T
 
 
-def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -> np.ndarray:
+def brian2_xylo_spikes(
+    net: XyloNetwork, x: np.ndarray, target: str = "numpy", timings: dict | None = None
+) -> np.ndarray:
     """Hidden spike counts ``[T, H]`` of ``net``'s hidden population simulated by Brian2
     with integer state variables (``x [T, n_in]`` input events, 0/1).
 
@@ -66,11 +68,39 @@ def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -
     spikes (next tick, before the decay); the chip adds input events of tick ``t`` before
     tick ``t``'s decay, so they are given to Brian2 at step ``t - 1`` (tick 0's as initial
     currents). Returns ``[T, H]``, tick for tick the emulator's.
-    ``target``: Brian2's code generation target (``numpy`` or ``cython``).
+    ``target``: Brian2's code generation target (``numpy`` or ``cython``), or
+    ``cpp_standalone``: Brian2 writes, compiles (g++) and runs a C++ program, one thread, in a
+    temporary folder; ``timings`` (a dict) then receives Brian2's own figures, ``run_s`` (the
+    simulation loop, as the program measures it), ``binary_s`` (the program's wall time) and
+    ``compile_s``.
     """
     import brian2 as b2
 
-    b2.prefs.codegen.target = target
+    if target != "cpp_standalone":
+        b2.prefs.codegen.target = target
+        return _brian2_xylo_run(b2, net, x)
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="neuroflow_brian2_")
+    b2.set_device("cpp_standalone", directory=folder, build_on_run=True)
+    b2.prefs.devices.cpp_standalone.openmp_threads = 0
+    try:
+        counts = _brian2_xylo_run(b2, net, x)
+        if timings is not None:
+            timings["run_s"] = float(b2.device._last_run_time)
+            timings["binary_s"] = float(b2.device.timers["run_binary"])
+            timings["compile_s"] = float(sum(filter(None, b2.device.timers["compile"].values())))
+    finally:
+        from brian2.devices.device import reset_device
+
+        b2.device.reinit()
+        reset_device()
+        shutil.rmtree(folder, ignore_errors=True)
+    return counts
+
+
+def _brian2_xylo_run(b2, net: XyloNetwork, x: np.ndarray) -> np.ndarray:
     ms = b2.ms
     H, T = net.n_hidden, x.shape[0]
     eqs = "v : integer\ni0 : integer\ni1 : integer\nthr : integer\nbias : integer\n"
@@ -83,8 +113,11 @@ def brian2_xylo_spikes(net: XyloNetwork, x: np.ndarray, target: str = "numpy") -
         " -32768, 32767) + bias, -32768, 32767), -32768, 32767)",
         when="groups",
     )
-    group.thr, group.bias, group.dm = net.threshold, net.bias, net.dash_mem
-    group.d0, group.d1 = net.dash_syn[:, 0], net.dash_syn[:, 1]
+    # int64 copies: Brian2's C++ code generation knows no uint8 arrays
+    group.thr, group.bias, group.dm = (
+        np.asarray(a, np.int64) for a in (net.threshold, net.bias, net.dash_mem)
+    )
+    group.d0, group.d1 = (np.asarray(net.dash_syn[:, k], np.int64) for k in (0, 1))
     objects = [group]
     w_in = net.w_in.astype(np.int64) << net.shift_in
     first = np.asarray(x[0], np.int64)
