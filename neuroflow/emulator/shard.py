@@ -12,14 +12,20 @@ hazard of forking after torch or numba's parallel kernels ran, see :mod:`neurofl
 and a forked worker starts at once with the compiled kernels and the network inherited. A
 spawned worker (``start_method="spawn"``, and the default elsewhere) starts clean but first
 imports the emulator (and torch, through :mod:`neuroflow.energy`), several seconds per worker.
-Each worker receives the network once, when it starts.
+Each worker receives the network once, when it starts. A shard's spike arrays (hundreds of MB
+for a CNN over a long stream) come back through files in a temporary folder (``/dev/shm``,
+memory, where it exists) rather than pickled through the pool's pipe, which cost more than the
+run itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import numbers
+import os
+import shutil
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -57,8 +63,6 @@ def merge_results(parts: list[RunResult], hardware: str) -> RunResult:
     concatenated along axis 1 (``B``), counts summed, energy priced on ``hardware``'s profile
     from the summed counts (as one run prices its own)."""
     first = parts[0]
-    if len(parts) == 1:
-        return first
     output = np.concatenate([p.output_spikes for p in parts], axis=1)
     layer_spikes = {}
     for name, arr in first.layer_spikes.items():
@@ -92,8 +96,33 @@ def _init_worker(net) -> None:
     _worker_net = net
 
 
-def _run_shard(x: np.ndarray, options: dict) -> RunResult:
-    return _worker_net.run(x, **options)
+def _run_shard(x: np.ndarray, options: dict, folder: str, index: int) -> RunResult:
+    """Run one shard; its spike arrays are saved in ``folder`` and replaced by their paths."""
+    result = _worker_net.run(x, **options)
+    out_path = os.path.join(folder, f"{index}_output.npy")
+    np.save(out_path, result.output_spikes)
+    for k, (name, arr) in enumerate(result.layer_spikes.items()):
+        if arr is result.output_spikes:
+            result.layer_spikes[name] = out_path
+        else:
+            result.layer_spikes[name] = os.path.join(folder, f"{index}_{k}.npy")
+            np.save(result.layer_spikes[name], arr)
+    result.output_spikes = out_path
+    return result
+
+
+def _load_shard(result: RunResult) -> RunResult:
+    """Undo :func:`_run_shard`'s saving: paths -> (memory-mapped) arrays, one per file."""
+    loaded: dict[str, np.ndarray] = {}
+
+    def load(path: str) -> np.ndarray:
+        if path not in loaded:
+            loaded[path] = np.load(path, mmap_mode="r")
+        return loaded[path]
+
+    result.output_spikes = load(result.output_spikes)
+    result.layer_spikes = {name: load(path) for name, path in result.layer_spikes.items()}
+    return result
 
 
 class ShardedRunner:
@@ -137,11 +166,20 @@ class ShardedRunner:
         if self._pool is None or x.ndim < 2 or x.shape[1] < 2:
             return self.net.run(x, **options)
         bounds = shard_bounds(x.shape[1], self.processes)
-        futures = [
-            self._pool.submit(_run_shard, np.ascontiguousarray(x[:, lo:hi]), options)
-            for lo, hi in bounds
-        ]
-        return merge_results([f.result() for f in futures], self.net.hardware)
+        shm = "/dev/shm"
+        folder = tempfile.mkdtemp(
+            prefix="neuroflow_shards_", dir=shm if os.path.isdir(shm) else None
+        )
+        try:
+            futures = [
+                self._pool.submit(_run_shard, np.ascontiguousarray(x[:, lo:hi]), options, folder, i)
+                for i, (lo, hi) in enumerate(bounds)
+            ]
+            # merging copies the memory-mapped shards into fresh arrays before the folder goes
+            parts = [_load_shard(f.result()) for f in futures]
+            return merge_results(parts, self.net.hardware)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_sharded(net, x, processes: int, start_method: str | None = None, **options) -> RunResult:
