@@ -66,3 +66,14 @@ def test_recurrent_counts_follow_the_spikes():
     assert c.recurrent_reads == pytest.approx(float((sent.sum(-1) > 0).sum()) / 2)
     result = compare_energy(model, x)
     assert [r["hardware"] for r in result["energy_pj"]] == ["rram_macro", "cmos45nm", "loihi"]
+
+
+def test_digital_input_ops_count_only_formed_weights():
+    model = _tiny(threshold=1e9)
+    model.w_in[0, 1:] = 0.0  # input 0 reaches neuron 0 only; input 2 keeps its 3 weights
+    x = torch.tensor([[[1.0, 0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0, 0.0]]])  # [T=2, B=1, D=4]
+    c = count_lsm_ops(model, x)
+    # by hand: input 0 fires twice x 1 target + input 2 once x 3 targets = 5 ACs; the macro still
+    # reads every column of a driven row: 3 driven rows x 3 columns = 9 cell reads
+    assert c.input_events == 3 and c.input_synaptic_ops == 5
+    assert c.input_cell_reads == 9

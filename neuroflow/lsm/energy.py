@@ -4,7 +4,8 @@ the network actually performs on given inputs (per sample, pJ).
 Counted per sample (``T`` steps, ``D`` inputs, ``N`` neurons, ``F`` features, ``C`` classes):
 
 - **input projection**: digital hardware does one accumulate per input event and target neuron
-  (``events x N`` ACs; an event count ``k`` is ``k`` events). The macro reads its crossbar
+  it reaches (``events x fan-out`` ACs, fan-out = the input's non-zero weights, ``N`` for a fully
+  formed crossbar; an event count ``k`` is ``k`` events). The macro reads its crossbar
   bit-serially: per step and input bit plane with at least one driven row, one read; each read
   costs one cell read per driven row and column (``rows_on x N``) and one ADC conversion per
   column (``N``). Planes with no driven row are skipped (their columns read exactly 0).
@@ -64,7 +65,8 @@ def count_lsm_ops(model: LSM, x: torch.Tensor) -> LSMOpCounts:
     c = LSMOpCounts(columns=n)
     xi = x.to(torch.int64)
     c.input_events = float(xi.sum()) / batch
-    c.input_synaptic_ops = c.input_events * n
+    in_fan_out = (model.w_in != 0).sum(1).to(torch.float64)  # [D] non-zero weights per input
+    c.input_synaptic_ops = float((xi.to(torch.float64) * in_fan_out).sum()) / batch
     rows_on = torch.zeros((), dtype=torch.float64)
     reads = torch.zeros((), dtype=torch.float64)
     for bit in range(model.input_bits):
