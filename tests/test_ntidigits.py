@@ -97,3 +97,23 @@ def test_bad_files(tmp_path):
     (tmp_path / "d.hdf5").write_text("not hdf5")
     with pytest.raises(DataFormatError, match="d.hdf5"):
         NTidigits(tmp_path / "d.hdf5")
+
+
+def test_frames_by_hand(hdf5):
+    from neuroflow.data.events.ntidigits import to_frames
+
+    with NTidigits(hdf5, "train") as ds:
+        events, _ = ds[0]  # channels 3, 10, 63 at 1000, 2500, 500000 us
+    frames = to_frames(events, time_steps=2)
+    assert frames.shape == (2, 1, 1, 64)
+    # span = 500000 - 1000 + 1 = 499001 us; bins: (t - 1000) * 2 // 499001 -> 0, 0, 1
+    expected = np.zeros((2, 1, 1, 64), dtype=np.float32)
+    expected[0, 0, 0, 3] = expected[0, 0, 0, 10] = expected[1, 0, 0, 63] = 1
+    np.testing.assert_array_equal(frames, expected)
+    assert to_frames(events, time_steps=3, split_by="count").sum(axis=(1, 2, 3)).tolist() == [
+        1,
+        1,
+        1,
+    ]
+    with pytest.raises(DataFormatError, match="non-decreasing"):
+        to_frames(events[::-1], time_steps=2)

@@ -16,7 +16,9 @@ The digits spoken are the sample id's last ``-``-separated part (``"1z3"``); ``o
 
 Events come as a structured array of dtype :data:`EVENT_DTYPE`, Tonic's field names for a 1-D
 sensor: ``x`` the channel, ``t`` microseconds (seconds x 1e6, rounded), ``p`` always 1 (the
-file stores no polarity). Nothing is downloaded: the file must already be on disk.
+file stores no polarity). :func:`to_frames` counts them into ``[T, 1, 1, 64]`` frames. Nothing is
+downloaded: the file must already be on disk. Not (yet) a registered dataset: build splits from
+:class:`NTidigits` directly.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroflow.data.events.transforms import SplitBy, bin_index
 from neuroflow.errors import DataFormatError, DatasetNotFoundError, InvalidArgumentError
 
 #: cochlea channels (the sensor is 64 x 1, one polarity)
@@ -53,6 +56,22 @@ def digit_class(digits: str) -> int:
             f"N-TIDIGITS: {digits!r} is not one spoken digit (expected one of {DIGIT_CLASSES})"
         )
     return DIGIT_CLASSES.index(digits)
+
+
+def to_frames(
+    events: np.ndarray, time_steps: int, split_by: SplitBy = "time", dtype=np.float32
+) -> np.ndarray:
+    """Count cochlea events into frames ``[T, 1, 1, 64]`` (one polarity channel, a 1 x 64
+    "image" of channels), binned as :func:`neuroflow.data.events.transforms.bin_index` does
+    (``"time"``: equal windows over the sample's own span; ``"count"``: equal event counts). The
+    shape an ``lsm`` with ``crop: null`` takes (``input_shape (1, 1, 64)``). Events must be
+    time-ordered (a stream whose timestamps decrease is refused)."""
+    if len(events) > 1 and np.any(np.diff(events["t"]) < 0):
+        raise DataFormatError("N-TIDIGITS frames: event timestamps must be non-decreasing")
+    b = bin_index(events, time_steps, split_by)
+    flat = b * NUM_CHANNELS + events["x"].astype(np.int64)
+    counts = np.bincount(flat, minlength=time_steps * NUM_CHANNELS)
+    return counts.reshape(time_steps, 1, 1, NUM_CHANNELS).astype(dtype, copy=False)
 
 
 class NTidigits:
