@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from neuroflow.emulator.conv_events import deliver_conv_events
 from neuroflow.emulator.errors import ChipCapacityError, InputRangeError, UnsupportedNodeError
 from neuroflow.emulator.profile import chip_profile, limit, price
 from neuroflow.emulator.result import LayerStats, RunResult
@@ -255,8 +256,8 @@ def _dense_body(s, w_t, nnz, exp, du, dv, vth, bias, spiking, out, events):
 
 
 def _conv_body(s, kernel, sh, sw, ph, pw, exp, du, dv, vth, bias, spiking, out, events):
-    ticks, B, c_in, H, W = s.shape
-    _, kh, kw, c_out = kernel.shape
+    ticks, B = s.shape[0], s.shape[1]
+    c_out = kernel.shape[3]
     Ho, Wo = out.shape[3], out.shape[4]
     vth6 = np.int64(vth) << 6
     for b in range(B):
@@ -268,29 +269,7 @@ def _conv_body(s, kernel, sh, sw, ph, pw, exp, du, dv, vth, bias, spiking, out, 
         for t in range(ticks):
             prev[:] = acc
             acc[:] = 0
-            for c in range(c_in):
-                for y in range(H):
-                    for x in range(W):
-                        n = s[t, b, c, y, x]
-                        if n == 0:
-                            continue
-                        for ky in range(kh):
-                            oyn = y + ph - ky
-                            if oyn < 0 or oyn % sh != 0:
-                                continue
-                            oy = oyn // sh
-                            if oy >= Ho:
-                                continue
-                            for kx in range(kw):
-                                oxn = x + pw - kx
-                                if oxn < 0 or oxn % sw != 0:
-                                    continue
-                                ox = oxn // sw
-                                if ox >= Wo:
-                                    continue
-                                for o in range(c_out):
-                                    acc[oy, ox, o] += kernel[c, ky, kx, o] * n
-                                ev += n * c_out
+            ev += deliver_conv_events(s[t, b], kernel, acc, sh, sw, ph, pw)
             for oy in range(Ho):
                 for ox in range(Wo):
                     for o in range(c_out):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from neuroflow.emulator.conv_events import deliver_conv_events
 from neuroflow.emulator.errors import ChipCapacityError, InputRangeError, UnsupportedNodeError
 from neuroflow.emulator.profile import chip_profile, limit, price
 from neuroflow.emulator.result import LayerStats, RunResult
@@ -157,36 +158,14 @@ class SpeckNetwork:
 
 
 def _speck_body(s, kernel, bias, sh, sw, ph, pw, thr, vmin, pool, raw, out, events):
-    T, B, c_in, H, W = s.shape
-    _, kh, kw, c_out = kernel.shape
+    T, B = s.shape[0], s.shape[1]
+    c_out = kernel.shape[3]
     Ho, Wo = raw.shape[3], raw.shape[4]
     for b in range(B):
         v = np.zeros((Ho, Wo, c_out), np.int64)
         ev = 0
         for t in range(T):
-            for c in range(c_in):
-                for y in range(H):
-                    for x in range(W):
-                        n = s[t, b, c, y, x]
-                        if n == 0:
-                            continue
-                        for ky in range(kh):
-                            oyn = y + ph - ky
-                            if oyn < 0 or oyn % sh != 0:
-                                continue
-                            oy = oyn // sh
-                            if oy >= Ho:
-                                continue
-                            for kx in range(kw):
-                                oxn = x + pw - kx
-                                if oxn < 0 or oxn % sw != 0:
-                                    continue
-                                ox = oxn // sw
-                                if ox >= Wo:
-                                    continue
-                                for o in range(c_out):
-                                    v[oy, ox, o] += kernel[c, ky, kx, o] * n
-                                ev += n * c_out
+            ev += deliver_conv_events(s[t, b], kernel, v, sh, sw, ph, pw)
             for oy in range(Ho):
                 for ox in range(Wo):
                     for o in range(c_out):
