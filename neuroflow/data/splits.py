@@ -122,3 +122,21 @@ def split_train_val_test(
     val_idx, train_idx = stratified_split(labels, [options.val_fraction], rng)
     test_labels = np.asarray(test_labels, dtype=np.int64)
     return train_idx, val_idx, interleave(np.arange(len(test_labels)), test_labels, rng)
+
+
+def split_samples(
+    train_refs: Sequence, test_refs: Sequence | None, options: Any, seed: int
+) -> dict:
+    """``{"train", "val", "test"}`` -> lists of sample references (each with a ``label``), split
+    by :func:`split_train_val_test`; without test files, ``test`` is carved from ``train_refs``."""
+    train_idx, val_idx, test_idx = split_train_val_test(
+        [r.label for r in train_refs],
+        None if test_refs is None else [r.label for r in test_refs],
+        options,
+        seed,
+    )
+    return {
+        "train": [train_refs[i] for i in train_idx],
+        "val": [train_refs[i] for i in val_idx],
+        "test": [(train_refs if test_refs is None else test_refs)[i] for i in test_idx],
+    }

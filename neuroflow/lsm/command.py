@@ -7,6 +7,18 @@ import json
 import sys
 
 
+def _add_set(parser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="override a config key (YAML scalar or list, never evaluated)",
+    )
+
+
 def add_lsm_parser(sub) -> None:
     """Add ``lsm sweep``, ``lsm energy`` and ``lsm zeroshot`` to the ``neuroflow`` subparsers."""
     p = sub.add_parser(
@@ -35,15 +47,7 @@ def add_lsm_parser(sub) -> None:
     sweep.add_argument("--split", default="test", choices=["train", "val", "test"])
     sweep.add_argument("--out", default=None, help="output folder (default: <output_dir>/sweep)")
     sweep.add_argument("--json", action="store_true", help="print the rows as JSON")
-    sweep.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override a config key (YAML scalar or list)",
-    )
+    _add_set(sweep)
     sweep.set_defaults(func=_cmd_sweep)
     energy = lsub.add_parser(
         "energy",
@@ -57,15 +61,7 @@ def add_lsm_parser(sub) -> None:
     energy.add_argument("--split", default="test", choices=["train", "val", "test"])
     energy.add_argument("--samples", type=int, default=100)
     energy.add_argument("--json", action="store_true", help="print counts and energies as JSON")
-    energy.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override a config key",
-    )
+    _add_set(energy)
     energy.set_defaults(func=_cmd_energy)
     zs = lsub.add_parser(
         "zeroshot",
@@ -82,15 +78,7 @@ def add_lsm_parser(sub) -> None:
     zs.add_argument("--dim", type=int, default=64)
     zs.add_argument("--epochs", type=int, default=100)
     zs.add_argument("--json", action="store_true", help="print the result as JSON")
-    zs.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override a config key",
-    )
+    _add_set(zs)
     zs.set_defaults(func=_cmd_zeroshot)
 
 

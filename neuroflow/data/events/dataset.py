@@ -49,7 +49,7 @@ from neuroflow.data.options import (
     is_int,
     validate_synthetic_sizes,
 )
-from neuroflow.data.splits import split_train_val_test
+from neuroflow.data.splits import split_samples
 from neuroflow.data.staged_folder import check_meta
 from neuroflow.errors import DataFormatError, DatasetNotFoundError
 
@@ -265,18 +265,7 @@ def build_nmnist(options: EventOptions, seed: int, name: str = "nmnist") -> dict
     """Datasets ``train`` / ``val`` / ``test`` from an N-MNIST root (see the module docstring)."""
     root = Path(options.root)
     train_refs, test_refs = _list_train_test(name, root)
-    train_idx, val_idx, test_idx = split_train_val_test(
-        [r.label for r in train_refs],
-        None if test_refs is None else [r.label for r in test_refs],
-        options,
-        seed,
-    )
-    test_refs = [(train_refs if test_refs is None else test_refs)[i] for i in test_idx]
-    split_refs = {
-        "train": [train_refs[i] for i in train_idx],
-        "val": [train_refs[i] for i in val_idx],
-        "test": test_refs,
-    }
+    split_refs = split_samples(train_refs, test_refs, options, seed)
     maker = EventsToFrames(
         options.time_steps, options.split_by, options.denoise_us, SENSOR_SIZE, NUM_POLARITIES
     )

@@ -50,7 +50,7 @@ from neuroflow.data.pointcloud.modelnet import (
     list_split,
     load_cloud,
 )
-from neuroflow.data.splits import split_train_val_test
+from neuroflow.data.splits import split_samples
 from neuroflow.data.staged_folder import check_meta
 from neuroflow.encoding.voxel import (
     farthest_point_sample,
@@ -451,18 +451,7 @@ def build_point_cloud_datasets(
             f"{options.name}: {root} has no training samples in the {fmt} layout"
         )
     _, test_refs = list_split(root, fmt, "test")
-    train_idx, val_idx, test_idx = split_train_val_test(
-        [r.label for r in train_refs],
-        None if test_refs is None else [r.label for r in test_refs],
-        options,
-        seed,
-    )
-    test_refs = [(train_refs if test_refs is None else test_refs)[i] for i in test_idx]
-    splits = {
-        "train": [train_refs[i] for i in train_idx],
-        "val": [train_refs[i] for i in val_idx],
-        "test": test_refs,
-    }
+    splits = split_samples(train_refs, test_refs, options, seed)
     out = {}
     for split, refs in splits.items():
         refs = refs[: options.max_samples] if options.max_samples is not None else refs
