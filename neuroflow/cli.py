@@ -306,7 +306,8 @@ def _add_data(sub) -> None:
         "datasets are generated; real ones are checked and told how to obtain when missing.",
     )
     prep.add_argument(
-        "name", help="dataset name: synthetic-nmnist, synthetic-shapes, nmnist or modelnet40"
+        "name",
+        help="dataset name: synthetic-nmnist, synthetic-shapes, nmnist, modelnet40 or ntidigits",
     )
     prep.add_argument("--root", default=None, help="target folder (default: datasets/NAME)")
     prep.add_argument("--seed", type=int, default=0, help="seed of synthetic generators")

@@ -7,7 +7,7 @@ Public names:
   :func:`prepare_dataset`, :func:`resolve_options`, :class:`DataOptions` (the settings every
   dataset shares; each registered dataset's own: :class:`EventOptions`,
   :class:`SyntheticNMNISTOptions`, :class:`PointCloudOptions`, :class:`SyntheticShapesOptions`,
-  :class:`TonicOptions`);
+  :class:`TonicOptions`, :class:`NTidigitsOptions`);
 - event datasets (``events.dataset``): :func:`collate_time_first`, :class:`FrameDataset`;
 - reading (``events.nmnist``): :func:`read_events`, :func:`decode_events`, :func:`encode_events`,
   :func:`list_split`, :class:`SampleRef`, :data:`EVENT_DTYPE`, :data:`SENSOR_SIZE`;
@@ -43,6 +43,7 @@ from neuroflow.data.events.nmnist import (
     list_split,
     read_events,
 )
+from neuroflow.data.events.ntidigits_dataset import NTidigitsOptions
 from neuroflow.data.events.tonic_interop import (
     TONIC_DTYPE,
     TonicOptions,
@@ -92,6 +93,7 @@ __all__ = [
     "EventOptions",
     "EventsToFrames",
     "FrameDataset",
+    "NTidigitsOptions",
     "PointCloudDataset",
     "PointCloudOptions",
     "RandomTranslate",

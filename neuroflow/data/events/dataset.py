@@ -208,10 +208,13 @@ def _list_train_test(name: str, root: Path) -> tuple[list[SampleRef], list[Sampl
     return train, test
 
 
-def _frame_source(
-    split: str, refs: list[SampleRef], root: Path, maker: EventsToFrames, options: EventOptions
-):
-    """A CachedFrames (building the cache if needed) or, without a cache, an EventFileFrames."""
+def frame_source(split: str, refs: list[SampleRef], root: Path, maker, options: DataOptions):
+    """A CachedFrames (building the cache if needed) or, without a cache, an EventFileFrames.
+
+    ``maker``: events -> counts, with ``params()`` (what identifies its output in the cache) and
+    ``frame_shape`` (an :class:`EventsToFrames`, or N-TIDIGITS' ``CochleaFrames``); ``refs``:
+    sample references (each with ``read()``, ``label``, ``name``); ``options``: ``cache`` and
+    ``on_bad_file`` are read."""
     if options.cache and refs:
         params = {**maker.params(), "on_bad_file": options.on_bad_file}
         key = cache_key(params, refs)
@@ -273,7 +276,7 @@ def build_nmnist(options: EventOptions, seed: int, name: str = "nmnist") -> dict
     for split, refs in split_refs.items():
         if options.max_samples is not None:
             refs = refs[: options.max_samples]
-        source = _frame_source(split, refs, root, maker, options)
+        source = frame_source(split, refs, root, maker, options)
         if isinstance(source, CachedFrames):
             files = [refs[i].name for i in source.index]  # skipped bad files leave gaps
         else:

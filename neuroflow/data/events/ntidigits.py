@@ -17,8 +17,11 @@ The digits spoken are the sample id's last ``-``-separated part (``"1z3"``); ``o
 Events come as a structured array of dtype :data:`EVENT_DTYPE`, Tonic's field names for a 1-D
 sensor: ``x`` the channel, ``t`` microseconds (seconds x 1e6, rounded), ``p`` always 1 (the
 file stores no polarity). :func:`to_frames` counts them into ``[T, 1, 1, 64]`` frames. Nothing is
-downloaded: the file must already be on disk. Not (yet) a registered dataset: build splits from
-:class:`NTidigits` directly.
+downloaded: the file must already be on disk.
+
+The registered dataset ``ntidigits`` (:mod:`neuroflow.data.events.ntidigits_dataset`) builds
+train / val / test splits of the single-digit samples from this reader; :data:`IMAGE_DIGITS`
+says which image digit each class is paired with in ``neuroflow lsm zeroshot``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ EVENT_DTYPE = np.dtype([("x", np.int16), ("t", np.int64), ("p", np.int8)])
 SPLITS = ("train", "test")
 #: the file name the dataset is distributed under
 FILENAME = "n-tidigits.hdf5"
+#: the digit an image of each class shows (audio -> image pairing): ``1``..``9`` are themselves;
+#: "oh" (``o``) and "zero" (``z``) are both spoken for 0. The paper's authors map ``z`` to 0 in
+#: their N-TIDIGITS scripts (github MrLinNing/MemristorLSM) and keep ``o`` as an 11th class; their
+#: zero-shot task uses digits 1-9 only, so ``o`` and ``z`` matter only when asked for with
+#: ``--seen`` / ``--unseen`` containing 0.
+IMAGE_DIGITS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0)
 
 
 def digits_of(sample_id: str) -> str:
@@ -72,6 +81,34 @@ def to_frames(
     flat = b * NUM_CHANNELS + events["x"].astype(np.int64)
     counts = np.bincount(flat, minlength=time_steps * NUM_CHANNELS)
     return counts.reshape(time_steps, 1, 1, NUM_CHANNELS).astype(dtype, copy=False)
+
+
+class CochleaFrames:
+    """The deterministic event -> frame step of the ``ntidigits`` dataset (:func:`to_frames`),
+    with :meth:`params` identifying its output in the frame cache. Output ``[T, 1, 1, 64]``."""
+
+    def __init__(self, time_steps: int, split_by: SplitBy = "time"):
+        if int(time_steps) != time_steps or time_steps < 1:
+            raise InvalidArgumentError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+        if split_by not in ("time", "count"):
+            raise InvalidArgumentError(f"split_by must be 'time' or 'count', got {split_by!r}")
+        self.time_steps = int(time_steps)
+        self.split_by = split_by
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int, int]:
+        """``(T, 1, 1, 64)``."""
+        return (self.time_steps, 1, 1, NUM_CHANNELS)
+
+    def params(self) -> dict:
+        return {
+            "sensor": "ntidigits-cochlea",
+            "time_steps": self.time_steps,
+            "split_by": self.split_by,
+        }
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        return to_frames(events, self.time_steps, self.split_by, dtype=np.uint16)
 
 
 class NTidigits:
@@ -130,7 +167,10 @@ class NTidigits:
 
     def events(self, i: int) -> np.ndarray:
         """Sample ``i``'s events ``[E]`` (:data:`EVENT_DTYPE`), in the file's order."""
-        sample_id = self.sample_ids[i]
+        return self.events_of(self.sample_ids[i])
+
+    def events_of(self, sample_id: str) -> np.ndarray:
+        """The events ``[E]`` (:data:`EVENT_DTYPE`) of the sample named ``sample_id``."""
         where = f"{self.path}: sample {sample_id!r}"
         try:
             channel = np.asarray(self._file[f"{self.split}_addresses"][sample_id])
