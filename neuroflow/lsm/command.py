@@ -67,13 +67,13 @@ def add_lsm_parser(sub) -> None:
         "zeroshot",
         help="zero-shot event <-> image retrieval on unseen classes (CLIP-style readout)",
         description="Train one FC+GELU projection per modality (reservoir features of the "
-        "recordings; rate-coded static digit images) with a symmetric contrastive loss on the "
-        "--seen classes of the training split, then score top-1 retrieval on the --unseen "
-        "classes of --split in both directions.",
+        "recordings: N-MNIST events or N-TIDIGITS audio; rate-coded static digit images) with a "
+        "symmetric contrastive loss on the --seen digits of the training split, then score top-1 "
+        "retrieval on the --unseen digits of --split in both directions.",
     )
     zs.add_argument("config", help="experiment YAML file with model.name: lsm")
-    zs.add_argument("--seen", default="1,2,3,4,5,6,7", help="comma-separated training classes")
-    zs.add_argument("--unseen", default="8,9", help="comma-separated test classes")
+    zs.add_argument("--seen", default="1,2,3,4,5,6,7", help="comma-separated training digits")
+    zs.add_argument("--unseen", default="8,9", help="comma-separated test digits")
     zs.add_argument("--split", default="test", choices=["val", "test"])
     zs.add_argument("--dim", type=int, default=64)
     zs.add_argument("--epochs", type=int, default=100)
@@ -101,11 +101,12 @@ def _cmd_zeroshot(args) -> int:
     inputs, num_classes, input_shape = load_inputs(cfg, ("train", args.split))
     model = build_model("lsm", dict(cfg.model.params), num_classes, input_shape)
     train, test = inputs["train"], inputs[args.split]
+    # pairs link a recording to images of its class's digit (N-TIDIGITS: "oh", "zero" -> 0)
     result = train_zero_shot(
         features_of(model, train.x),
-        train.y,
+        train.digits,
         features_of(model, test.x),
-        test.y,
+        test.digits,
         _classes(args.seen),
         _classes(args.unseen),
         dim=args.dim,

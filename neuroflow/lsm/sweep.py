@@ -45,10 +45,14 @@ def parse_axis(text: str) -> tuple[str, list[Any]]:
 
 @dataclass
 class SplitInputs:
-    """A split's crossbar inputs ``[T, B, D]`` (already cropped) and labels ``[B]``."""
+    """A split's crossbar inputs ``[T, B, D]`` (already cropped), labels ``[B]`` and ``digits
+    [B]``: the digit an image of each sample's class shows, which ``neuroflow lsm zeroshot``
+    pairs it with (the dataset's ``image_digits`` lookup, e.g. N-TIDIGITS' "oh" and "zero" ->
+    0; the labels themselves for a dataset without one, such as N-MNIST)."""
 
     x: torch.Tensor
     y: torch.Tensor
+    digits: torch.Tensor | None = None
 
 
 def features_of(model: LSM, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -137,7 +141,10 @@ def load_inputs(cfg, splits=("train", "test"), max_samples: int | None = None):
             frames = torch.stack([torch.as_tensor(f) for f, _ in items], 1)
             xs.append(base.prepare_input(frames))
             ys.extend(int(label) for _, label in items)
-        out[name] = SplitInputs(torch.cat(xs, 1), torch.tensor(ys))
+        labels = torch.tensor(ys, dtype=torch.long)
+        image_digits = getattr(ds, "image_digits", None)
+        digits = labels if image_digits is None else torch.tensor(image_digits)[labels]
+        out[name] = SplitInputs(torch.cat(xs, 1), labels, digits)
     return out, num_classes, input_shape
 
 

@@ -3,11 +3,13 @@ one FC + GELU projection per modality into a shared 64-d space, trained with a C
 symmetric contrastive loss on the seen classes (digits 1-7), tested on unseen classes (8, 9) by
 top-1 retrieval in both directions.
 
-Modalities: (a) the event recording, as the lsm's reservoir features; (b) the digit's static
-image, rate-coded: each pixel spikes with probability ``intensity / 16`` at each of ``T`` steps
-(scikit-learn's bundled 8 x 8 digits, the "image branch" of the paper's E-MNIST pairing), as
-spike counts per pixel / T. A pair is an event recording and an image of the same digit (drawn at
-random per pair): the classes, never the individual samples, link the two modalities.
+Modalities: (a) the event recording (N-MNIST's camera events, or N-TIDIGITS' spoken digits on a
+silicon cochlea: the paper's audio -> image task), as the lsm's reservoir features; (b) the
+digit's static image, rate-coded: each pixel spikes with probability ``intensity / 16`` at each
+of ``T`` steps (scikit-learn's bundled 8 x 8 digits, the "image branch" of the paper's E-MNIST
+pairing), as spike counts per pixel / T. A pair is an event recording and an image of the same
+digit (drawn at random per pair): the classes, never the individual samples, link the two
+modalities.
 
 Loss (Radford et al., CLIP, ICML 2021): with L2-normalised embeddings ``a``, ``b`` of a batch
 and a learnable temperature ``t``, logits ``L = a b^T / t``;
@@ -133,6 +135,14 @@ def train_zero_shot(
     """
     if set(seen) & set(unseen):
         raise InvalidArgumentError(f"seen {seen} and unseen {unseen} classes overlap")
+    for c in (*seen, *unseen):
+        if not 0 <= c <= 9:
+            raise InvalidArgumentError(f"zero-shot: {c} is not a digit 0-9 (the images are digits)")
+        if not bool((label_test == c).any()):
+            raise InvalidArgumentError(
+                f"zero-shot: the test recordings hold no digit {c} (their digits: "
+                f"{sorted(set(label_test.tolist()))}); every seen and unseen digit needs some"
+            )
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     images, image_labels = digit_images()

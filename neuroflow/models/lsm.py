@@ -58,7 +58,10 @@ def centre_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
         return x
     h, w = x.shape[-2:]
     if size > min(h, w):
-        raise InvalidArgumentError(f"lsm: crop={size} is larger than the {h}x{w} frames")
+        hint = (
+            " (one-row inputs, e.g. N-TIDIGITS' 1 x 64 cochlea, take crop: null)" if h == 1 else ""
+        )
+        raise InvalidArgumentError(f"lsm: crop={size} is larger than the {h}x{w} frames{hint}")
     top, left = (h - size) // 2, (w - size) // 2
     return x[..., top : top + size, left : left + size]
 
