@@ -214,7 +214,7 @@ def _options_given_to_builder(name: str, cfg, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name", ["nmnist", "synthetic-nmnist", "modelnet40", "synthetic-shapes", "tonic"]
+    "name", ["nmnist", "synthetic-nmnist", "ntidigits", "modelnet40", "synthetic-shapes", "tonic"]
 )
 def test_data_settings_same_from_yaml_and_python(tmp_path, monkeypatch, name):
     """One definition per dataset: `data: {name: X}` from YAML and `{"name": X}` from Python
@@ -231,6 +231,7 @@ def test_data_settings_same_from_yaml_and_python(tmp_path, monkeypatch, name):
     assert sorted(DATASETS.names()) == [
         "modelnet40",
         "nmnist",
+        "ntidigits",
         "synthetic-nmnist",
         "synthetic-shapes",
         "tonic",

@@ -271,6 +271,7 @@ def test_registry_and_option_errors(root):
     assert DATASETS.names() == [
         "modelnet40",
         "nmnist",
+        "ntidigits",
         "synthetic-nmnist",
         "synthetic-shapes",
         "tonic",
