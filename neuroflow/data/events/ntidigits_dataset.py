@@ -115,10 +115,11 @@ def hdf5_path(root: str | os.PathLike) -> Path:
     """The N-TIDIGITS file of ``root`` (a folder holding ``n-tidigits.hdf5``, or the file);
     :class:`DatasetNotFoundError` naming the path when it is not there."""
     root = Path(root)
+    # a root that is no folder and has a suffix names the file itself
     path = root / FILENAME if root.is_dir() or root.suffix == "" else root
     if not path.is_file():
-        folder = path.parent if path.name == FILENAME else root
-        raise DatasetNotFoundError(f"ntidigits: no file {path}; " + HOW_TO_GET.format(root=folder))
+        how = HOW_TO_GET.format(root=path.parent)
+        raise DatasetNotFoundError(f"ntidigits: no file {path}; {how}")
     return path
 
 
