@@ -1,5 +1,6 @@
-"""The guard for numba's parallel kernels (``prange``: the neuron kernels, the event-driven sparse
-convolution). Their hand-off measured ~4 us on the 2-core development VM, where a plain Python
+"""numba's parallel kernels (``prange``: the neuron kernels, the event-driven sparse convolution,
+the emulator): the guard on their threads, and the serial and parallel twins of a kernel body.
+Their hand-off measured ~4 us on the 2-core development VM, where a plain Python
 thread's took 0.1-0.3 ms.
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 
 import numba
 
@@ -64,3 +66,26 @@ class numba_parallel:  # noqa: N801 (used like a function: ``with numba_parallel
         if self._locked:
             self._locked = False
             _numba_parallel_lock.release()
+
+
+#: options of every kernel: cached on disk, no GIL, no bounds checks, numpy's division semantics
+OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+
+
+def compiled(body, name: str, parallel: bool = False, **calls):
+    """``body`` compiled as ``name``: serial (one part: prange is a plain loop) or, with
+    ``parallel``, its prange loops on numba's threads; the functions it calls by name are replaced
+    by ``calls`` (their parallel variants). Each variant is a renamed copy of the function:
+    numba's disk cache names compiled code by function name, and would hand one variant's code to
+    the other."""
+    twin = types.FunctionType(body.__code__, {**body.__globals__, **calls}, name)
+    twin.__qualname__ = name
+    return numba.njit(parallel=parallel, **OPTS)(twin)
+
+
+def run_split(serial, parallel, threads: int, *args):
+    """``parallel(*args, parts)`` on up to ``threads`` of numba's threads, or ``serial(*args, 1)``
+    where :class:`~neuroflow.parallel.numba_parallel` allows one part only: the two variants of
+    one body (:func:`compiled`)."""
+    with numba_parallel(threads) as parts:
+        return (parallel if parts > 1 else serial)(*args, parts)

@@ -27,7 +27,7 @@ from numba import types as nb_types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from neuroflow.layers.sparse.kernels.jit import OPTS, compiled, run_split
+from neuroflow.parallel import OPTS, compiled, run_split
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

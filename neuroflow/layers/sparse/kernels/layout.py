@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import torch
 
-from neuroflow.layers.sparse.kernels.jit import OPTS
+from neuroflow.parallel import OPTS
 
 
 @numba.njit(**OPTS)

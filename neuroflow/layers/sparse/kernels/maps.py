@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from neuroflow.errors import InvalidArgumentError
-from neuroflow.layers.sparse.kernels.jit import OPTS, compiled, run_split
+from neuroflow.parallel import OPTS, compiled, run_split
 
 
 # a copy of the one in events.py: numba's cache would not see an edit made in another file
