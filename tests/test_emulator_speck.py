@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from neuroflow.emulator import ChipCapacityError, InputRangeError, UnsupportedNodeError, compile
+from neuroflow.emulator.speck import MIN_V_MEM, SpeckLayer, SpeckNetwork
 
 
 def speck_graph(rng, channels=(8, 16), classes=10, size=34, pool="avg", neuron="if"):
@@ -68,9 +69,10 @@ def sinabs_run(net, x):
                 layer.weight.shape[2],
                 stride=layer.stride,
                 padding=layer.padding,
-                bias=False,
+                bias=True,
             )
             conv.weight.copy_(torch.tensor(layer.weight, dtype=torch.float32))
+            conv.bias.copy_(torch.tensor(layer.bias, dtype=torch.float32))
             iaf = sl.IAFSqueeze(
                 batch_size=B,
                 spike_threshold=torch.tensor(float(layer.threshold)),
@@ -98,6 +100,52 @@ def test_nmnist_cnn_equals_sinabs():
     assert result.layer_spikes["conv1"].max() > 1  # several spikes per tick do happen
     assert (result.layer_spikes["conv2"] > 0).any()
     assert any("readout" in a for a in net.approximations)
+
+
+def _layer(rng, name, c_in, size, c_out, k, stride, pad, pool, thr, bias):
+    ho = (size + 2 * pad - k) // stride + 1
+    return SpeckLayer(
+        name,
+        rng.integers(-128, 128, (c_out, c_in, k, k)).astype(np.int8),
+        rng.integers(-40, 41, c_out) if bias else np.zeros(c_out, np.int64),
+        thr,
+        MIN_V_MEM // 64,
+        (stride, stride),
+        (pad, pad),
+        pool,
+        (c_in, size, size),
+        (c_out, ho, ho),
+    )
+
+
+def test_strides_padding_bias_threads_equal_sinabs():
+    """Hand-built layers beyond what the N-MNIST net uses: stride 2, 5x5 kernels with padding 2,
+    odd channel counts and map sizes, a bias (every neuron updated every tick) next to bias-free
+    layers (only the neurons a spike reached), a pooling that drops the last row; one thread,
+    two threads, and without recording the hidden layers, all equal to Sinabs."""
+    rng = np.random.default_rng(3)
+    layers = [
+        _layer(rng, "a", 2, 23, 5, 3, 2, 1, 1, 300, bias=True),  # 23 -> 12
+        _layer(rng, "b", 5, 12, 3, 5, 1, 2, 2, 500, bias=False),  # 12 -> 12, pool -> 6
+        _layer(rng, "c", 3, 6, 7, 3, 1, 0, 2, 400, bias=False),  # 6 -> 4, pool -> 2
+    ]
+    for core, layer in enumerate(layers):
+        layer.core = core
+    net = SpeckNetwork(layers, (2, 23, 23))
+    x = rng.poisson(0.4, (12, 3, 2, 23, 23))
+    ref = sinabs_run(net, x)
+    for threads in (1, 2):
+        result = net.run(x, threads=threads)
+        for layer in layers:
+            np.testing.assert_array_equal(result.layer_spikes[layer.name], ref[layer.name])
+            assert (ref[layer.name] > 0).any(), layer.name
+        pooled = ref["c"].reshape(12, 3, 7, 2, 2, 2, 2).sum(axis=(4, 6))
+        np.testing.assert_array_equal(result.output_spikes, pooled)
+    quiet = net.run(x, record_layers=False)
+    np.testing.assert_array_equal(quiet.output_spikes, result.output_spikes)
+    assert quiet.layer_spikes == {}
+    assert [s.as_dict() for s in quiet.layers] == [s.as_dict() for s in result.layers]
+    assert quiet.energy_per_sample_pj == result.energy_per_sample_pj
 
 
 def test_memory_formulas_and_core_placement():

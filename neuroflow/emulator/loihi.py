@@ -265,11 +265,15 @@ def _conv_body(s, kernel, sh, sw, ph, pw, exp, du, dv, vth, bias, spiking, out, 
         v = np.zeros((Ho, Wo, c_out), np.int64)
         acc = np.zeros((Ho, Wo, c_out), np.int64)
         prev = np.zeros((Ho, Wo, c_out), np.int64)
+        flat = acc.reshape((Ho * Wo, c_out))
+        no_tracking = np.zeros(0, np.bool_)
         ev = 0
         for t in range(ticks):
             prev[:] = acc
             acc[:] = 0
-            ev += deliver_conv_events(s[t, b], kernel, acc, sh, sw, ph, pw)
+            ev += deliver_conv_events(
+                s[t, b], kernel, flat, Wo, sh, sw, ph, pw, no_tracking, no_tracking
+            )[0]
             for oy in range(Ho):
                 for ox in range(Wo):
                     for o in range(c_out):

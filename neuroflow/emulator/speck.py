@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from neuroflow.emulator.conv_events import deliver_conv_events
+from neuroflow.emulator.conv_events import deliver_conv_events, deliver_spike
 from neuroflow.emulator.errors import ChipCapacityError, InputRangeError, UnsupportedNodeError
 from neuroflow.emulator.profile import chip_profile, limit, price
 from neuroflow.emulator.result import LayerStats, RunResult
 from neuroflow.emulator.stages import ConvMap, input_shape_of, stages
+from neuroflow.parallel import compiled, run_split
 
 MIN_V_MEM = -(2**15)
 
@@ -76,14 +77,21 @@ class SpeckNetwork:
     hardware: str = "speck"
     approximations: list[str] = field(default_factory=list)
 
-    def run(self, x, processes: int = 1) -> RunResult:
+    def run(
+        self, x, processes: int = 1, threads: int | None = None, record_layers: bool = True
+    ) -> RunResult:
         """Run integer DVS events ``x [T, B, C, H, W]`` (counts >= 0 per pixel and tick).
-        Output: the last layer's (pooled) spike counts ``[T, B, ...]``. ``processes > 1``
-        shards the streams ``B`` over worker processes (same result)."""
+
+        Output: the last layer's (pooled) spike counts ``[T, B, ...]``; with ``record_layers``
+        also every layer's spikes before pooling (``layer_spikes``: dense ``[T, B, C, H, W]``
+        arrays, which can cost more memory traffic than the run itself; the statistics are
+        counted either way). The streams ``B`` split over ``threads`` of numba's threads
+        (default: all), or with ``processes > 1`` over worker processes; the result is the same
+        either way."""
         if processes != 1:
             from neuroflow.emulator.shard import run_sharded
 
-            return run_sharded(self, x, processes)
+            return run_sharded(self, x, processes, threads=1, record_layers=record_layers)
         x = np.asarray(x)
         if x.ndim != 5 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise InputRangeError(
@@ -96,31 +104,31 @@ class SpeckNetwork:
                 f"{int(x.min())}..{int(x.max())}"
             )
         T, B = x.shape[:2]
-        s = np.ascontiguousarray(x, np.int32)
+        if x.dtype.kind not in "iu":
+            x = x.astype(np.int32)
+        threads = min(numba.get_num_threads() if threads is None else threads, B)
+        plan = _plan(self.layers)
+        last = self.layers[-1]
+        c, h, w = last.pooled_shape
+        out = np.zeros((T, B, c * h * w), np.int32)
+        record = np.zeros(T * B * int(plan.record_size) if record_layers else 0, np.int32)
+        counts = np.zeros((len(self.layers), B, 2), np.int64)
+        run_split(
+            _speck_serial,
+            _speck_parallel,
+            threads,
+            np.ascontiguousarray(x),
+            plan.geometry,
+            plan.kernels,
+            plan.biases,
+            plan.pooled_yx,
+            record,
+            out,
+            counts,
+        )
         profile = chip_profile(self.hardware)
         stats, spikes = [], {}
-        for layer in self.layers:
-            c, h, w = layer.pooled_shape
-            out = np.zeros((T, B, c, h, w), np.int32)
-            raw = np.zeros((T, B) + tuple(layer.out_shape), np.int32)
-            events = np.zeros(B, np.int64)
-            kernel = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).astype(np.int32))
-            fn = _speck_serial
-            fn(
-                s,
-                kernel,
-                layer.bias.astype(np.int64),
-                layer.stride[0],
-                layer.stride[1],
-                layer.padding[0],
-                layer.padding[1],
-                layer.threshold,
-                layer.min_v_mem,
-                layer.pool,
-                raw,
-                out,
-                events,
-            )
+        for i, layer in enumerate(self.layers):
             kc = f"kernel_memory_core{layer.core}"
             nc = f"neuron_memory_core{layer.core}"
             mem = {
@@ -131,14 +139,19 @@ class SpeckNetwork:
                 LayerStats(
                     layer.name,
                     (layer.core,),
-                    int(events.sum()),
+                    int(counts[i, :, 0].sum()),
                     T * B * int(np.prod(layer.out_shape)),
-                    int(raw.sum(dtype=np.int64)),
+                    int(counts[i, :, 1].sum()),
                     mem,
                 )
             )
-            spikes[layer.name] = raw
-            s = out
+            if record_layers:
+                start = T * B * int(plan.geometry[i, G_RECORD])
+                size = T * B * int(np.prod(layer.out_shape))
+                spikes[layer.name] = record[start : start + size].reshape(
+                    (T, B) + tuple(layer.out_shape)
+                )
+        s = out.reshape(T, B, c, h, w)
         energy, parts = price(profile, stats, B)
         return RunResult(s, spikes, stats, T, B, energy, parts, T * self.dt)
 
@@ -157,31 +170,152 @@ class SpeckNetwork:
         ]
 
 
-def _speck_body(s, kernel, bias, sh, sw, ph, pw, thr, vmin, pool, raw, out, events):
-    T, B = s.shape[0], s.shape[1]
-    c_out = kernel.shape[3]
-    Ho, Wo = raw.shape[3], raw.shape[4]
-    for b in range(B):
-        v = np.zeros((Ho, Wo, c_out), np.int64)
-        ev = 0
-        for t in range(T):
-            ev += deliver_conv_events(s[t, b], kernel, v, sh, sw, ph, pw)
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    for o in range(c_out):
-                        vv = v[oy, ox, o] + bias[o]
-                        n = vv // thr if vv > 0 else 0
-                        vv -= n * thr
-                        v[oy, ox, o] = vv if vv > vmin else vmin
-                        if n > 0:
-                            raw[t, b, o, oy, ox] = n
-                            py, px = oy // pool, ox // pool
-                            if py < out.shape[3] and px < out.shape[4]:
-                                out[t, b, o, py, px] += n
-        events[b] = ev
+# columns of a layer's row in ``_Plan.geometry``
+G_C_IN, G_H, G_W, G_KH, G_KW, G_C_OUT, G_HO, G_WO = range(8)
+G_SH, G_SW, G_PH, G_PW, G_THR, G_VMIN, G_EVERY = range(8, 15)
+G_KERNEL, G_BIAS, G_STATE, G_POS, G_RECORD, G_OUT_H, G_OUT_W = range(15, 22)
 
 
-_speck_serial = numba.njit(cache=True)(_speck_body)
+@dataclass
+class _Plan:
+    """The network packed for the kernel: one row of integers per layer (``G_*`` columns:
+    shapes, stride, padding, threshold, bounds, and offsets into the flat arrays), the kernels
+    ``[c_in, kh, kw, c_out]`` and biases concatenated, and ``pooled_yx [positions, 2]``: where
+    each output position's spikes land after pooling (-1 where the pooling drops it)."""
+
+    geometry: np.ndarray
+    kernels: np.ndarray
+    biases: np.ndarray
+    pooled_yx: np.ndarray
+    record_size: int
+
+
+def _plan(layers: list[SpeckLayer]) -> _Plan:
+    rows, kernels, biases, pooled = [], [], [], []
+    k_off = b_off = s_off = p_off = r_off = 0
+    for layer in layers:
+        c_out, c_in, kh, kw = layer.weight.shape
+        _, ho, wo = layer.out_shape
+        _, h, w = layer.pooled_shape
+        # with no bias a neuron that received nothing this tick cannot change
+        every = bool(np.any(layer.bias != 0)) or layer.min_v_mem > 0
+        rows.append(
+            [c_in, *layer.in_shape[1:], kh, kw, c_out, ho, wo, *layer.stride, *layer.padding]
+            + [layer.threshold, layer.min_v_mem, every, k_off, b_off, s_off, p_off, r_off, h, w]
+        )
+        kernels.append(layer.weight.transpose(1, 2, 3, 0).astype(np.int32).ravel())
+        biases.append(layer.bias.astype(np.int64))
+        oy, ox = np.divmod(np.arange(ho * wo), wo)
+        py, px = oy // layer.pool, ox // layer.pool
+        keep = (py < h) & (px < w)
+        pooled.append(np.stack([np.where(keep, py, -1), np.where(keep, px, -1)], axis=1))
+        k_off += kernels[-1].size
+        b_off += c_out
+        s_off += ho * wo * c_out
+        p_off += ho * wo
+        r_off += c_out * ho * wo
+    return _Plan(
+        np.array(rows, np.int64),
+        np.concatenate(kernels),
+        np.concatenate(biases),
+        np.ascontiguousarray(np.concatenate(pooled), np.int64),
+        r_off,
+    )
+
+
+def _speck_body(x, geometry, kernels, biases, pooled_yx, record, out, counts, parts):
+    """The whole network, tick by tick and layer by layer within a tick, the streams split into
+    ``parts`` ranges (numba's threads); see :func:`_plan` for the packed network.
+
+    Each tick the input frame's events, then each layer's spikes, are delivered through the
+    next layer's kernel (:func:`deliver_spike`); only the neurons they reached are updated,
+    unless the layer has a bias (then every neuron, every tick). A stream's state stays in
+    cache across its layers. ``record`` (empty: off) receives each layer's spikes
+    ``[T, B, C, Ho * Wo]`` at its offset; ``out [T, B, C * h * w]`` the last layer's pooled
+    spikes; ``counts [L, B, 2]`` each layer's synaptic events and spikes per stream."""
+    T, B = x.shape[0], x.shape[1]
+    L = geometry.shape[0]
+    n_state = n_pos_all = max_spikes = 0
+    for layer in range(L):
+        g = geometry[layer]
+        n_pos = g[G_HO] * g[G_WO]
+        n_state += n_pos * g[G_C_OUT]
+        n_pos_all += n_pos
+        max_spikes = max(max_spikes, n_pos * g[G_C_OUT])
+    for part in numba.prange(parts):
+        state = np.zeros(n_state, np.int64)
+        touched = np.zeros(n_pos_all, np.bool_)
+        order = np.empty(n_pos_all, np.int64)
+        spikes_in = np.empty((max_spikes, 4), np.int64)
+        spikes_out = np.empty((max_spikes, 4), np.int64)
+        for layer in range(L):
+            g = geometry[layer]
+            order[g[G_POS] : g[G_POS] + g[G_HO] * g[G_WO]] = np.arange(g[G_HO] * g[G_WO])
+        for b in range(part * B // parts, (part + 1) * B // parts):
+            state[:] = 0
+            for t in range(T):
+                n_in = 0
+                for layer in range(L):
+                    g = geometry[layer]
+                    c_in, c_out, Wo = g[G_C_IN], g[G_C_OUT], g[G_WO]
+                    n_pos = g[G_HO] * Wo
+                    every = g[G_EVERY] != 0
+                    kernel = kernels[g[G_KERNEL] : g[G_KERNEL] + c_in * g[G_KH] * g[G_KW] * c_out]
+                    kernel = kernel.reshape((c_in, g[G_KH], g[G_KW], c_out))
+                    v = state[g[G_STATE] : g[G_STATE] + n_pos * c_out].reshape((n_pos, c_out))
+                    mark = touched[g[G_POS] : g[G_POS] + (0 if every else n_pos)]
+                    listed = order[g[G_POS] : g[G_POS] + n_pos]
+                    sh, sw, ph, pw = g[G_SH], g[G_SW], g[G_PH], g[G_PW]
+                    if layer == 0:
+                        events, reached = deliver_conv_events(
+                            x[t, b], kernel, v, Wo, sh, sw, ph, pw, mark, listed
+                        )
+                    else:
+                        events = reached = 0
+                        for i in range(n_in):
+                            c, y, xx, n = spikes_in[i]
+                            e, reached = deliver_spike(
+                                kernel, v, Wo, sh, sw, ph, pw, c, y, xx, n, mark, listed, reached
+                            )
+                            events += e
+                    counts[layer, b, 0] += events
+                    thr, vmin = g[G_THR], g[G_VMIN]
+                    bias = biases[g[G_BIAS] : g[G_BIAS] + c_out]
+                    n_out = 0
+                    fired = 0
+                    for i in range(n_pos if every else reached):
+                        p = listed[i]
+                        if not every:
+                            mark[p] = False
+                        vp = v[p]
+                        for o in range(c_out):
+                            vv = vp[o] + bias[o]
+                            if vv >= thr:
+                                n = vv // thr
+                                vv -= n * thr
+                                fired += n
+                                if record.shape[0] > 0:
+                                    at = ((t * B + b) * c_out + o) * n_pos + p
+                                    record[T * B * g[G_RECORD] + at] = n
+                                py = pooled_yx[g[G_POS] + p, 0]
+                                if py >= 0:
+                                    px = pooled_yx[g[G_POS] + p, 1]
+                                    if layer == L - 1:
+                                        out[t, b, (o * g[G_OUT_H] + py) * g[G_OUT_W] + px] += n
+                                    else:
+                                        spikes_out[n_out, 0] = o
+                                        spikes_out[n_out, 1] = py
+                                        spikes_out[n_out, 2] = px
+                                        spikes_out[n_out, 3] = n
+                                        n_out += 1
+                            vp[o] = vv if vv > vmin else vmin
+                    counts[layer, b, 1] += fired
+                    spikes_in, spikes_out = spikes_out, spikes_in
+                    n_in = n_out
+
+
+_speck_serial = compiled(_speck_body, "_speck_serial")
+_speck_parallel = compiled(_speck_body, "_speck_parallel", parallel=True)
 
 
 def _assign_cores(layers: list[SpeckLayer], profile) -> None:
