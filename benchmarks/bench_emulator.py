@@ -4,8 +4,12 @@
   against XyloSim (``xylosim`` C++, one stream), at about 1% and 25% of hidden neurons firing
   per tick, and with no input at all (a silent tick). Reported: ms per tick, synaptic events per
   second, and ``speedup_vs_xylosim`` (XyloSim time / emulator time, at the busier load).
-* ``speck``: the N-MNIST spiking CNN of ``configs/nmnist_speck.yaml`` (random weights) against
-  Sinabs 3.1.3 running the same integer network (``speedup_vs_sinabs``), where sinabs imports.
+* ``speck``: the N-MNIST spiking CNN of ``configs/nmnist_speck.yaml`` (``--speck-checkpoint``
+  trained, else random weights) against Sinabs 3.1.3 running the same integer network, where
+  sinabs imports: on dense Poisson input (5% of pixels per tick, a stress case) and on N-MNIST
+  recordings (``--nmnist-root``) binned at several tick lengths. Sinabs' cost grows with ticks x
+  neurons, the emulator's with events; ``speedup_vs_sinabs`` is the recordings at the shortest
+  tick (1 ms), every row is kept in the JSON.
 * ``cuba``: the CUBA benchmark's shape (4,000 neurons, 2%, 10,000 ticks) in integer neurons
   against Brian2 running the same integer model, in its runtime mode (``--brian2-target``,
   cython by default, network build included) and as ``cpp_standalone`` (one thread; timed by
@@ -168,15 +172,31 @@ def sinabs_network(net):
     return torch.nn.Sequential(*layers)
 
 
-def bench_speck(samples: int, ticks: int, repeat: int) -> dict:
+def recording_frames(root: str, samples: int, tick_us: int) -> np.ndarray:
+    """``samples`` N-MNIST recordings under ``root`` (``Train/<digit>/*.bin``, one digit after
+    another) binned into ticks of ``tick_us``: ``[T, B, 2, 34, 34]`` event counts, T the longest
+    recording's ticks (clipped to the chip's 0..255 per pixel and tick)."""
+    from neuroflow.data.events.nmnist import list_split
+
+    refs = list_split(root, "Train") or []
+    if not refs:
+        raise FileNotFoundError(f"no N-MNIST recordings under {root}/Train")
+    by_digit = [[r for r in refs if r.label == d] for d in range(10)]
+    picked = [by_digit[i % 10][i // 10] for i in range(samples) if i // 10 < len(by_digit[i % 10])]
+    events = [ref.read() for ref in picked]
+    ticks = max(int(ev["t"].max()) // tick_us + 1 for ev in events)
+    x = np.zeros((ticks, len(events), 2, 34, 34), np.int32)
+    for b, ev in enumerate(events):
+        np.add.at(x, (ev["t"] // tick_us, b, ev["p"].astype(np.int64), ev["y"], ev["x"]), 1)
+    return np.minimum(x, 255)
+
+
+def speck_case(net, model, x: np.ndarray, label: str, repeat: int) -> dict:
+    """Sinabs and the emulator on the same event frames ``x [T, B, 2, 34, 34]``: times, output
+    spikes compared, activity. The emulator returns the output spikes only (as Sinabs does)."""
     import torch
 
-    from neuroflow.emulator import compile
-
-    rng = np.random.default_rng(1)
-    net = compile(nmnist_speck_graph(rng), hardware="speck", dt=1e-3)
-    x = rng.poisson(0.05, (ticks, samples, 2, 34, 34)).astype(np.int32)
-    model = sinabs_network(net)
+    ticks, samples = x.shape[:2]
 
     def run_sinabs():
         for layer in model:
@@ -184,23 +204,27 @@ def bench_speck(samples: int, ticks: int, repeat: int) -> dict:
                 layer.num_timesteps = ticks
                 layer.reset_states()
         # IAFSqueeze folds batch and time: [B * T, C, H, W], batch-major
-        inp = (
-            torch.tensor(x, dtype=torch.float32)
-            .permute(1, 0, 2, 3, 4)
-            .reshape(samples * ticks, 2, 34, 34)
-        )
+        inp = torch.tensor(x, dtype=torch.float32).permute(1, 0, 2, 3, 4).reshape(-1, 2, 34, 34)
         with torch.no_grad():
             out = model(inp)
         return out.reshape(samples, ticks, -1).permute(1, 0, 2).numpy()
 
+    def run_emulator():
+        return net.run(x, record_layers=False)
+
     ref = run_sinabs()
-    result = net.run(x)
+    result = run_emulator()
     equal = bool(np.array_equal(ref, result.output_spikes.reshape(ticks, samples, -1)))
     t_ref = best_of(run_sinabs, repeat)
-    t_emu = best_of(lambda: net.run(x), repeat)
+    t_emu = best_of(run_emulator, repeat)
     row = {
+        "case": label,
         "samples": samples,
         "ticks": ticks,
+        "input_events_per_sample": float(x.sum() / samples),
+        "firing_per_neuron_tick": {
+            s.name: s.spikes / s.neuron_updates for s in result.layers if s.neuron_updates
+        },
         "sinabs_s": t_ref,
         "emulator_s": t_emu,
         "synaptic_events": result.synaptic_events,
@@ -209,11 +233,53 @@ def bench_speck(samples: int, ticks: int, repeat: int) -> dict:
         "torch_threads": torch.get_num_threads(),
     }
     print(
-        f"speck nmnist cnn, {samples} samples x {ticks} ticks: Sinabs {t_ref:.3f} s | "
-        f"emulator {t_emu:.3f} s ({result.synaptic_events / t_emu / 1e6:.1f} M ev/s) | "
+        f"speck {label}: {samples} samples x {ticks} ticks, "
+        f"{row['input_events_per_sample']:.0f} input events/sample | Sinabs {t_ref:.3f} s | "
+        f"emulator {t_emu:.3f} s ({result.synaptic_events / t_emu / 1e6:.0f} M ev/s) | "
         f"x{t_ref / t_emu:.1f} | equal {equal}"
     )
     return row
+
+
+def speck_network(checkpoint: str | None, config: str):
+    """The compiled Speck network: the trained ``checkpoint`` of ``config``, else random
+    weights in the config's layer shapes."""
+    from neuroflow.emulator import compile
+
+    if checkpoint is None:
+        return compile(nmnist_speck_graph(np.random.default_rng(1)), hardware="speck", dt=1e-3)
+    from neuroflow.config import load_config
+    from neuroflow.experiment import load_trained_model
+
+    model = load_trained_model(load_config(config), checkpoint)
+    return compile(model, hardware="speck", input_shape=model.input_shape)
+
+
+def bench_speck(args) -> dict:
+    """Rows for the dense Poisson stress input and for recordings at each tick length; the
+    headline ``speedup`` is the recordings' shortest tick (else the Poisson row)."""
+    net = speck_network(args.speck_checkpoint, args.speck_config)
+    model = sinabs_network(net)
+    rng = np.random.default_rng(1)
+    x = rng.poisson(0.05, (args.speck_ticks, args.speck_samples, 2, 34, 34)).astype(np.int32)
+    rows = [speck_case(net, model, x, "poisson 0.05", args.repeat)]
+    headline = rows[0]
+    try:
+        for tick_ms in sorted(args.speck_tick_ms):
+            x = recording_frames(args.nmnist_root, args.speck_samples, int(tick_ms * 1000))
+            rows.append(speck_case(net, model, x, f"recordings, {tick_ms:g} ms ticks", args.repeat))
+            if tick_ms == min(args.speck_tick_ms):
+                headline = rows[-1]
+    except FileNotFoundError as exc:
+        print(f"speck: {exc}; recording rows skipped")
+    return {
+        "rows": rows,
+        "network": args.speck_checkpoint or "random weights",
+        "recordings": args.nmnist_root,
+        "headline": headline["case"],
+        "speedup": headline["speedup"],
+        "spikes_equal": all(r["spikes_equal"] for r in rows),
+    }
 
 
 def cuba_network(rng: np.random.Generator, neurons: int = 4000, p: float = 0.02):
@@ -320,7 +386,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--ticks", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--speck-samples", type=int, default=16)
-    parser.add_argument("--speck-ticks", type=int, default=100)
+    parser.add_argument("--speck-ticks", type=int, default=100, help="ticks of the Poisson case")
+    parser.add_argument(
+        "--nmnist-root",
+        default="datasets/synthetic-nmnist",
+        help="N-MNIST recordings (Train/<digit>/*.bin) for the recording rows",
+    )
+    parser.add_argument(
+        "--speck-tick-ms",
+        type=float,
+        nargs="+",
+        default=[1.0, 5.0, 37.5],
+        help="tick lengths for the recordings (37.5 ms: 8 bins of a 300 ms recording)",
+    )
+    parser.add_argument("--speck-checkpoint", default=None, help="trained speck_cnn checkpoint")
+    parser.add_argument("--speck-config", default="configs/nmnist_speck.yaml")
     parser.add_argument("--cuba-ticks", type=int, default=10000, help="1 s at 0.1 ms")
     parser.add_argument("--brian2-target", default="cython", choices=["numpy", "cython"])
     parser.add_argument(
@@ -340,7 +420,7 @@ def main(argv=None) -> dict:
     except ImportError as exc:
         print(f"speck: sinabs not importable ({exc}); skipped")
     else:
-        results["speck"] = bench_speck(args.speck_samples, args.speck_ticks, args.repeat)
+        results["speck"] = bench_speck(args)
         results["speedup_vs_sinabs"] = results["speck"]["speedup"]
         print(f"speedup_vs_sinabs: {results['speedup_vs_sinabs']:.1f}")
     try:
