@@ -104,6 +104,7 @@ class LoihiNetwork:
         s = np.zeros((ticks, B) + tuple(self.input_shape), np.int32)
         s[:T] = x
         stats, spikes = [], {}
+        profile = chip_profile(self.hardware)
         for layer in self.layers:
             out, events = _run_layer(layer, s)
             n_spk = int(out.sum(dtype=np.int64)) if layer.spiking else 0
@@ -111,9 +112,12 @@ class LoihiNetwork:
             mem = {
                 "synapses_per_core": (
                     min(syn_mem, layer.n_neurons * layer.fan_in),
-                    limit(chip_profile(self.hardware), "synapse_memory_kib_per_core") * 1024,
+                    limit(profile, "synapse_memory_kib_per_core") * 1024,
                 ),
-                "neurons_per_core": (min(layer.neurons_per_core, layer.n_neurons), 1024),
+                "neurons_per_core": (
+                    min(layer.neurons_per_core, layer.n_neurons),
+                    limit(profile, "neurons_per_core"),
+                ),
             }
             stats.append(
                 LayerStats(
@@ -128,11 +132,13 @@ class LoihiNetwork:
             if layer.spiking:
                 spikes[layer.name] = out
             s = out
-        profile = chip_profile(self.hardware)
         energy, parts = price(profile, stats, B)
         return RunResult(s, spikes, stats, ticks, B, energy, parts, ticks * self.dt)
 
     def resources(self) -> list[dict]:
+        """Each layer's neurons, fan-in and cores; ``neurons_per_core_limit`` is what its core
+        can hold (compartments, synapse memory over the fan-in, input axons)."""
+        profile = chip_profile(self.hardware)
         return [
             {
                 "name": ly.name,
@@ -141,6 +147,7 @@ class LoihiNetwork:
                 "fan_in": ly.fan_in,
                 "cores": ly.cores,
                 "neurons_per_core": ly.neurons_per_core,
+                "neurons_per_core_limit": _core_capacity(ly, profile),
             }
             for ly in self.layers
         ]
@@ -423,13 +430,19 @@ def _quantise_layer(stage, dt: float):
     )
 
 
+def _core_capacity(layer: LoihiLayer, profile) -> int:
+    """The neurons of ``layer`` one core holds: its compartments, or fewer where the synapse
+    memory (one byte per synapse) runs out over the layer's fan-in."""
+    per_core = limit(profile, "neurons_per_core")
+    syn_bytes = limit(profile, "synapse_memory_kib_per_core") * 1024
+    return int(min(per_core, syn_bytes // layer.fan_in))
+
+
 def _map_cores(layers: list[LoihiLayer], hardware: str) -> None:
     """Neurons per core limited by 1,024 compartments, the synapse memory (8-bit synapses:
     ``synapse_memory_kib_per_core * 1024`` per core over the layer's fan-in) and 4,096 input
     axons; the chip's cores must cover every layer."""
     profile = chip_profile(hardware)
-    per_core = limit(profile, "neurons_per_core")
-    syn_bytes = limit(profile, "synapse_memory_kib_per_core") * 1024
     axons = limit(profile, "input_axons_per_core")
     for layer in layers:
         if layer.fan_in > axons:
@@ -437,10 +450,7 @@ def _map_cores(layers: list[LoihiLayer], hardware: str) -> None:
                 f"loihi: layer {layer.name!r} has a fan-in of {layer.fan_in:,} per neuron; a core "
                 f"has {axons:,} input axons ({layer.fan_in - axons:,} too many)"
             )
-        n = min(per_core, syn_bytes // layer.fan_in, layer.n_neurons)
-        if layer.kind == "dense":
-            n = min(n, per_core)
-        layer.neurons_per_core = max(int(n), 1)
+        layer.neurons_per_core = max(min(_core_capacity(layer, profile), layer.n_neurons), 1)
         layer.cores = math.ceil(layer.n_neurons / layer.neurons_per_core)
     total = sum(ly.cores for ly in layers)
     cap = limit(profile, "cores")

@@ -156,12 +156,16 @@ class SpeckNetwork:
         return RunResult(s, spikes, stats, T, B, energy, parts, T * self.dt)
 
     def resources(self) -> list[dict]:
+        """Each layer's core and memory words against that core's limits."""
+        profile = chip_profile(self.hardware)
         return [
             {
                 "name": ly.name,
                 "core": ly.core,
                 "kernel_memory": ly.kernel_memory,
+                "kernel_memory_limit": limit(profile, f"kernel_memory_core{ly.core}"),
                 "neuron_memory": ly.neuron_memory,
+                "neuron_memory_limit": limit(profile, f"neuron_memory_core{ly.core}"),
                 "weight_shape": list(ly.weight.shape),
                 "stride": list(ly.stride),
                 "pool": ly.pool,
