@@ -61,19 +61,13 @@ SYNTHETIC_DATA_SEED = 0
 
 
 @dataclass
-class EventOptions(DataOptions):
-    """``data:`` settings of ``nmnist``: the shared ones (:class:`DataOptions`) and how events
-    become frames. ``time_steps`` frames per sample, binned by equal time windows
-    (``split_by: time``) or equal event counts (``count``); ``denoise_us``: drop events with no
-    neighbour event within that many microseconds before; ``translate``: random shift of up to
-    that many pixels (training split only)."""
+class BinnedEventOptions(DataOptions):
+    """The shared ``data:`` settings (:class:`DataOptions`) and how a recording's events become
+    frames: ``time_steps`` frames per sample, binned by equal time windows (``split_by: time``)
+    or equal event counts (``count``)."""
 
-    name: str = "nmnist"
-    root: str = "datasets/nmnist"
     time_steps: int = 10
     split_by: Literal["time", "count"] = "time"
-    denoise_us: int | None = None
-    translate: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -81,6 +75,21 @@ class EventOptions(DataOptions):
             raise OptionError("time_steps", "an integer >= 1", self.time_steps)
         if self.split_by not in ("time", "count"):
             raise OptionError("split_by", "'time' or 'count'", self.split_by)
+
+
+@dataclass
+class EventOptions(BinnedEventOptions):
+    """``data:`` settings of ``nmnist``: those of :class:`BinnedEventOptions`, and
+    ``denoise_us``: drop events with no neighbour event within that many microseconds before;
+    ``translate``: random shift of up to that many pixels (training split only)."""
+
+    name: str = "nmnist"
+    root: str = "datasets/nmnist"
+    denoise_us: int | None = None
+    translate: int = 0
+
+    def validate(self) -> None:
+        super().validate()
         if self.denoise_us is not None and (not is_int(self.denoise_us) or self.denoise_us <= 0):
             raise OptionError(
                 "denoise_us", "null or an integer number of microseconds > 0", self.denoise_us
@@ -208,7 +217,7 @@ def _list_train_test(name: str, root: Path) -> tuple[list[SampleRef], list[Sampl
     return train, test
 
 
-def frame_source(split: str, refs: list[SampleRef], root: Path, maker, options: DataOptions):
+def _frame_source(split: str, refs: list[SampleRef], root: Path, maker, options: DataOptions):
     """A CachedFrames (building the cache if needed) or, without a cache, an EventFileFrames.
 
     ``maker``: events -> counts, with ``params()`` (what identifies its output in the cache) and
@@ -272,17 +281,28 @@ def build_nmnist(options: EventOptions, seed: int, name: str = "nmnist") -> dict
     maker = EventsToFrames(
         options.time_steps, options.split_by, options.denoise_us, SENSOR_SIZE, NUM_POLARITIES
     )
+
+    def dataset_of(split, source, files):
+        translate = options.translate if split == "train" else 0
+        return FrameDataset(source, split, options.time_steps, translate, files)
+
+    return split_datasets(split_refs, root, maker, options, dataset_of)
+
+
+def split_datasets(split_refs: dict, root, maker, options, dataset_of) -> dict:
+    """One dataset per split of ``split_refs``: ``dataset_of(split, source, files)`` over the
+    (cached, where ``options`` say so) frames of its first ``options.max_samples`` samples;
+    ``files`` names the samples the source holds (skipped bad files leave gaps)."""
     datasets = {}
     for split, refs in split_refs.items():
         if options.max_samples is not None:
             refs = refs[: options.max_samples]
-        source = frame_source(split, refs, root, maker, options)
+        source = _frame_source(split, refs, root, maker, options)
         if isinstance(source, CachedFrames):
-            files = [refs[i].name for i in source.index]  # skipped bad files leave gaps
+            files = [refs[i].name for i in source.index]
         else:
             files = [r.name for r in source.refs]
-        translate = options.translate if split == "train" else 0
-        datasets[split] = FrameDataset(source, split, options.time_steps, translate, files)
+        datasets[split] = dataset_of(split, source, files)
     return datasets
 
 

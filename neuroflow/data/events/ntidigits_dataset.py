@@ -22,12 +22,10 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from neuroflow.data.events.dataset import FrameDataset, frame_source
-from neuroflow.data.events.frame_cache import CachedFrames
+from neuroflow.data.events.dataset import BinnedEventOptions, FrameDataset, split_datasets
 from neuroflow.data.events.nmnist import SampleRef
 from neuroflow.data.events.ntidigits import (
     DIGIT_CLASSES,
@@ -37,7 +35,6 @@ from neuroflow.data.events.ntidigits import (
     CochleaFrames,
     NTidigits,
 )
-from neuroflow.data.options import DataOptions, OptionError, is_int
 from neuroflow.data.splits import split_samples
 from neuroflow.errors import DatasetNotFoundError
 
@@ -54,23 +51,13 @@ HOW_TO_GET = (
 
 
 @dataclass
-class NTidigitsOptions(DataOptions):
-    """``data:`` settings of ``ntidigits``: the shared ones (:class:`DataOptions`) and how events
-    become frames: ``time_steps`` frames per sample, binned by equal time windows over the
-    sample's own span (``split_by: time``) or equal event counts (``count``). The file has its
-    own test split, so ``test_fraction`` is unused."""
+class NTidigitsOptions(BinnedEventOptions):
+    """``data:`` settings of ``ntidigits``: those of :class:`BinnedEventOptions` (frames binned
+    over the sample's own span). The file has its own test split, so ``test_fraction`` is
+    unused."""
 
     name: str = "ntidigits"
     root: str = "datasets/ntidigits"
-    time_steps: int = 10
-    split_by: Literal["time", "count"] = "time"
-
-    def validate(self) -> None:
-        super().validate()
-        if not is_int(self.time_steps) or self.time_steps < 1:
-            raise OptionError("time_steps", "an integer >= 1", self.time_steps)
-        if self.split_by not in ("time", "count"):
-            raise OptionError("split_by", "'time' or 'count'", self.split_by)
 
 
 @dataclass(frozen=True)
@@ -155,17 +142,11 @@ def build_ntidigits(options: NTidigitsOptions, seed: int) -> dict[str, NTidigits
             raise DatasetNotFoundError(f"ntidigits: {path} holds no single-digit {split} samples")
     split_refs = split_samples(train_refs, test_refs, options, seed)
     maker = CochleaFrames(options.time_steps, options.split_by)
-    datasets = {}
-    for split, refs in split_refs.items():
-        if options.max_samples is not None:
-            refs = refs[: options.max_samples]
-        source = frame_source(split, refs, path, maker, options)
-        if isinstance(source, CachedFrames):
-            files = [refs[i].name for i in source.index]  # skipped bad samples leave gaps
-        else:
-            files = [r.name for r in source.refs]
-        datasets[split] = NTidigitsDataset(source, split, options.time_steps, 0, files)
-    return datasets
+
+    def dataset_of(split, source, files):
+        return NTidigitsDataset(source, split, options.time_steps, 0, files)
+
+    return split_datasets(split_refs, path, maker, options, dataset_of)
 
 
 def ntidigits_model_io(options: NTidigitsOptions) -> tuple[int, tuple[int, int, int]]:
