@@ -176,7 +176,7 @@ def _cmd_zeroshot(args) -> int:
         images=images,
     ).as_dict()
     if args.json:
-        json.dump(result, sys.stdout, indent=2)
+        json.dump({**result, "image_side": images.name}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(f"image side: {images.name}")
