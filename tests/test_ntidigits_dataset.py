@@ -196,7 +196,7 @@ def test_zeroshot_image_data_pairs_audio_with_event_recordings(ntidigits_root, n
     The synthetic audio and images share nothing but the digit, so only the seen digits, whose
     pairs the projections learn, are retrieved above chance (1/7); the unseen 8 and 9 are near
     their 50% chance here. Measured by hand once with the same features: 43% / 45% (seen,
-    audio -> image / image -> audio) with pairs linked by digit, 10% to 16% with the image side's
+    audio -> image / image -> audio) with pairs linked by digit, 7% to 16% with the image side's
     training digits shuffled (three shuffles of the samples, three random permutations of the
     digits): the 30% bar passes only when the pairing carries the digit."""
     root, _ = ntidigits_root
