@@ -10,6 +10,10 @@
     neuroflow config show CONFIG [--set KEY=VALUE ...]
     neuroflow plot RUN_DIR [RUN_DIR ...] [-o PNG]
     neuroflow lsm sweep CONFIG [--axis NAME=V1,V2 ...] [--split test] [--out DIR] [--json]
+    neuroflow lsm energy CONFIG [--hardware NAME ...] [--json]
+    neuroflow lsm zeroshot CONFIG [--seen 1,...,7 --unseen 8,9] [--image-data CONFIG2] [--json]
+    neuroflow emulate CONFIG --checkpoint CKPT --hardware loihi|speck|xylo [--json FILE]
+    neuroflow emulate MODEL.nir --data CONFIG --hardware NAME [--processes N]
 
 Distributed: ``torchrun --nproc-per-node N -m neuroflow train CONFIG``.
 

@@ -44,14 +44,19 @@ def test_retrieval_accuracy_perfect_and_chance():
     ) == pytest.approx(1 / 3)
 
 
+def noisy_digit_means(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """30 noisy copies of each digit's mean image ``[300, 64]``, digits 0-9 in turn."""
+    images, labels = digit_images()
+    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
+    y = torch.arange(10).repeat(30)
+    return means[y] + 0.05 * torch.randn(len(y), 64, generator=g), y
+
+
 def test_unseen_classes_retrieved_when_the_modalities_share_information():
     # "events" that are noisy copies of each digit's mean image: a projection learnt on digits
     # 1-7 must carry over to the unseen 8 and 9 above the 50% chance (measured: 83% and 69%)
-    images, labels = digit_images()
     g = torch.Generator().manual_seed(0)
-    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
-    y = torch.arange(10).repeat(30)
-    x = means[y] + 0.05 * torch.randn(len(y), 64, generator=g)
+    x, y = noisy_digit_means(g)
     result = train_zero_shot(
         x[:200],
         y[:200],
@@ -79,12 +84,9 @@ def test_image_side_of_reservoir_features_is_scale_free_and_checked():
     # image, as in the toy above; standardised by its seen-class training pool, the same
     # features on a scale of thousands (spike counts of long recordings) give the same result,
     # and it carries over to the unseen 8 and 9 above the 50% chance (measured: 80% and 70%)
-    images, labels = digit_images()
     g = torch.Generator().manual_seed(1)
-    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
-    y = torch.arange(10).repeat(30)
-    x = means[y] + 0.05 * torch.randn(len(y), 64, generator=g)
-    other = means[y] + 0.05 * torch.randn(len(y), 64, generator=g)
+    x, y = noisy_digit_means(g)
+    other, _ = noisy_digit_means(g)
     seen, unseen = [1, 2, 3, 4, 5, 6, 7], [8, 9]
     results = []
     for features in (other, 1000 * other + 500):

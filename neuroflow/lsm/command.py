@@ -7,15 +7,14 @@ import json
 import sys
 
 
-def _add_set(parser) -> None:
+def _add_set(
+    parser,
+    flag: str = "--set",
+    dest: str = "overrides",
+    text: str = "override a config key (YAML scalar or list, never evaluated)",
+) -> None:
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override a config key (YAML scalar or list, never evaluated)",
+        flag, dest=dest, metavar="KEY=VALUE", nargs="+", action="extend", default=[], help=text
     )
 
 
@@ -87,14 +86,11 @@ def add_lsm_parser(sub) -> None:
         "configs/lsm_zeroshot.yaml: N-MNIST through a decay 0.9, threshold 5 reservoir); "
         "default: rate-coded static 8x8 digit images",
     )
-    zs.add_argument(
+    _add_set(
+        zs,
         "--image-set",
-        dest="image_overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override a key of the --image-data config (as --set does for CONFIG)",
+        "image_overrides",
+        "override a key of the --image-data config (as --set does for CONFIG)",
     )
     zs.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_set(zs)
