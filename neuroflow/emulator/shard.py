@@ -6,12 +6,13 @@ process, and the pieces join back in order: the spikes concatenated along ``B``,
 statistics summed, the energy priced again from the summed counts by the function a single run
 uses. The result is identical to ``net.run(x)`` in one process, bit for bit.
 
-Workers are forked on Linux, as torch's DataLoader and the point-cloud cache do: the emulator's
-kernels are serial numba and numpy, nothing in a worker needs the parent's OpenMP threads (the
-hazard of forking after torch or numba's parallel kernels ran, see :mod:`neuroflow.parallel`),
-and a forked worker starts at once with the compiled kernels and the network inherited. A
-spawned worker (``start_method="spawn"``, and the default elsewhere) starts clean but first
-imports the emulator (and torch, through :mod:`neuroflow.energy`), several seconds per worker.
+Workers are forked on Linux, as torch's DataLoader and the point-cloud cache do: each worker
+runs the emulator's numba kernels on one thread (the processes are the parallelism), nothing in
+a worker needs the parent's OpenMP threads (the hazard of forking after torch or numba's
+parallel kernels ran, see :mod:`neuroflow.parallel`), and a forked worker starts at once with
+the compiled kernels and the network inherited. A spawned worker (``start_method="spawn"``, and
+the default elsewhere) starts clean but first imports the emulator (and torch, through
+:mod:`neuroflow.energy`), several seconds per worker.
 Each worker receives the network once, when it starts. A shard's spike arrays (hundreds of MB
 for a CNN over a long stream) come back through files in a temporary folder (``/dev/shm``,
 memory, where it exists) rather than pickled through the pool's pipe, which cost more than the
@@ -28,6 +29,7 @@ import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
+import numba
 import numpy as np
 
 from neuroflow.emulator.profile import chip_profile, price
@@ -94,6 +96,8 @@ def merge_results(parts: list[RunResult], hardware: str) -> RunResult:
 def _init_worker(net) -> None:
     global _worker_net
     _worker_net = net
+    # the processes are the parallelism: one numba thread each, not processes x cores
+    numba.set_num_threads(1)
 
 
 def _run_shard(x: np.ndarray, options: dict, folder: str, index: int) -> RunResult:

@@ -91,7 +91,7 @@ class SpeckNetwork:
         if processes != 1:
             from neuroflow.emulator.shard import run_sharded
 
-            return run_sharded(self, x, processes, threads=1, record_layers=record_layers)
+            return run_sharded(self, x, processes, record_layers=record_layers)
         x = np.asarray(x)
         if x.ndim != 5 or tuple(x.shape[2:]) != tuple(self.input_shape):
             raise InputRangeError(
