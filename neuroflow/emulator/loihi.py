@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from neuroflow.emulator.conv_events import deliver_conv_events
-from neuroflow.emulator.errors import ChipCapacityError, InputRangeError, UnsupportedNodeError
+from neuroflow.emulator.errors import ChipCapacityError, UnsupportedNodeError, checked_events
 from neuroflow.emulator.profile import chip_profile, limit, price
 from neuroflow.emulator.result import LayerStats, RunResult
 from neuroflow.emulator.stages import ConvMap, input_shape_of, stages
@@ -88,17 +88,7 @@ class LoihiNetwork:
             from neuroflow.emulator.shard import run_sharded
 
             return run_sharded(self, x, processes, drain=drain)
-        x = np.asarray(x)
-        if x.ndim != 2 + len(self.input_shape) or tuple(x.shape[2:]) != tuple(self.input_shape):
-            raise InputRangeError(
-                f"loihi: input must be [T, B, {', '.join(map(str, self.input_shape))}] "
-                f"event counts, got {list(x.shape)}"
-            )
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise InputRangeError(
-                f"loihi: input events must be 0..255 (8-bit graded spikes), got "
-                f"{int(x.min())}..{int(x.max())}"
-            )
+        x = checked_events(x, "loihi", self.input_shape, 255, "8-bit graded spikes")
         T, B = x.shape[:2]
         ticks = T + (len(self.layers) if drain else 0)
         s = np.zeros((ticks, B) + tuple(self.input_shape), np.int32)

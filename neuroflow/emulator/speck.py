@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from neuroflow.emulator.conv_events import deliver_conv_events, deliver_spike
-from neuroflow.emulator.errors import ChipCapacityError, InputRangeError, UnsupportedNodeError
+from neuroflow.emulator.errors import ChipCapacityError, UnsupportedNodeError, checked_events
 from neuroflow.emulator.profile import chip_profile, limit, price
 from neuroflow.emulator.result import LayerStats, RunResult
 from neuroflow.emulator.stages import ConvMap, input_shape_of, stages
@@ -92,17 +92,7 @@ class SpeckNetwork:
             from neuroflow.emulator.shard import run_sharded
 
             return run_sharded(self, x, processes, record_layers=record_layers)
-        x = np.asarray(x)
-        if x.ndim != 5 or tuple(x.shape[2:]) != tuple(self.input_shape):
-            raise InputRangeError(
-                f"speck: input must be [T, B, {', '.join(map(str, self.input_shape))}] event "
-                f"counts, got {list(x.shape)}"
-            )
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise InputRangeError(
-                f"speck: input events must be 0..255 per pixel and tick, got "
-                f"{int(x.min())}..{int(x.max())}"
-            )
+        x = checked_events(x, "speck", self.input_shape, 255, "per pixel and tick")
         T, B = x.shape[:2]
         if x.dtype.kind not in "iu":
             x = x.astype(np.int32)

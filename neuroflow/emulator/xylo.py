@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from neuroflow.emulator.errors import ChipCapacityError, InputRangeError, UnsupportedNodeError
+from neuroflow.emulator.errors import ChipCapacityError, UnsupportedNodeError, checked_events
 from neuroflow.emulator.profile import chip_profile, limit, price
 from neuroflow.emulator.result import LayerStats, RunResult
 
@@ -166,16 +166,7 @@ class XyloNetwork:
             from neuroflow.emulator.shard import run_sharded
 
             return run_sharded(self, x, processes)
-        x = np.asarray(x)
-        if x.ndim != 3 or x.shape[2] != self.n_in:
-            raise InputRangeError(
-                f"xylo: input must be [T, B, {self.n_in}] event counts, got {list(x.shape)}"
-            )
-        if x.size and (x.min() < 0 or x.max() > 15):
-            raise InputRangeError(
-                f"xylo: input events per channel and tick must be 0..15 (4 bits), got "
-                f"{int(x.min())}..{int(x.max())}"
-            )
+        x = checked_events(x, "xylo", (self.n_in,), 15, "4 bits per channel and tick")
         x8 = np.ascontiguousarray(x, np.uint8)
         T, B, _ = x8.shape
         hidden = np.zeros((T, B, self.n_hidden), np.uint8)
